@@ -1,0 +1,186 @@
+import { z } from 'zod';
+import { PROVIDERS, ROTATION_STRATEGIES, type ProviderId, type RotationStrategy } from '../../shared';
+
+/**
+ * Reads secrets and per-deployment settings from the environment, and nowhere else.
+ * Business config (models, prices, limits) lives in the store; see server/business.
+ *
+ * Error messages name variables, never their values: a typo in a key must not print the key.
+ */
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: readonly { variable: string; problem: string }[]) {
+    super(
+      'Invalid environment:\n' + problems.map((p) => `  - ${p.variable}: ${p.problem}`).join('\n'),
+    );
+  }
+}
+
+/** Default per-key limits when `<P>_RPM_PER_KEY` / `<P>_TPM_PER_KEY` are unset: the providers' entry paid tiers. */
+export const DEFAULT_LIMITS: Record<ProviderId, { rpm: number; tpm: number }> = {
+  openai: { rpm: 500, tpm: 30_000 },
+  anthropic: { rpm: 50, tpm: 30_000 },
+  google: { rpm: 150, tpm: 1_000_000 },
+  mistral: { rpm: 60, tpm: 500_000 },
+  perplexity: { rpm: 50, tpm: 0 },
+  deepseek: { rpm: 0, tpm: 0 }, // DeepSeek publishes no fixed rate limit
+  groq: { rpm: 30, tpm: 6_000 },
+  xai: { rpm: 60, tpm: 100_000 },
+  kimi: { rpm: 200, tpm: 128_000 },
+};
+
+export interface EnvKey {
+  /** The variable it came from, e.g. `OPENAI_API_KEY_2`: safe to print. */
+  variable: string;
+  secret: string;
+  /** Shared-limit group from `<P>_API_KEY_<n>_ACCOUNT`; null = the key is its own account. */
+  account: string | null;
+}
+
+export interface ProviderEnv {
+  provider: ProviderId;
+  keys: EnvKey[];
+  baseUrl: string | null;
+  rpmPerKey: number;
+  tpmPerKey: number;
+  strategy: RotationStrategy;
+}
+
+export interface GatewayEnv {
+  port: number;
+  host: string;
+  redisUrl: string | null;
+  redisPrefix: string;
+  jwtSecret: string | null;
+  encryptionKey: Buffer | null;
+  encryptionKeyPrevious: Buffer | null;
+  corsOrigins: string[];
+  metricsToken: string | null;
+  shutdownGraceMs: number;
+  maxAttempts: number;
+  requestTimeoutMs: number;
+  envFile: string;
+  logLevel: string;
+  mockProviderPort: number;
+  /** Every provider, with or without keys (a provider without keys has an empty pool). */
+  providers: ProviderEnv[];
+  /** No provider key anywhere: the built-in mock provider serves. */
+  demoMode: boolean;
+}
+
+type Env = Record<string, string | undefined>;
+
+const intSchema = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const urlSchema = z.string().trim().url('must be a URL such as https://host/path');
+
+/** A 32-byte key written as 64 hex characters or as base64. */
+const encryptionKeySchema = z
+  .string()
+  .trim()
+  .transform((value, ctx) => {
+    const bytes = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
+    if (bytes.length !== 32) {
+      ctx.addIssue({ code: 'custom', message: 'must be 32 bytes, as 64 hex characters or base64' });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const KEY_VARIABLE = /^(?<prefix>[A-Z_]+?)_API_KEY(?:_(?<n>\d+))?$/;
+
+export function parseGatewayEnv(env: Env): GatewayEnv {
+  const problems: { variable: string; problem: string }[] = [];
+
+  function read<T>(variable: string, schema: z.ZodType<T>, fallback: T): T {
+    const raw = env[variable];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    const parsed = schema.safeParse(raw);
+    if (parsed.success) return parsed.data;
+    // zod messages describe the expected shape; they never echo the input.
+    problems.push({ variable, problem: parsed.error.issues.map((i) => i.message).join('; ') });
+    return fallback;
+  }
+
+  const seenSecrets = new Map<string, string>();
+  const providers: ProviderEnv[] = PROVIDERS.map(({ id, envPrefix }) => {
+    const keys: EnvKey[] = [];
+    for (const [variable, raw] of Object.entries(env)) {
+      const match = KEY_VARIABLE.exec(variable);
+      if (!match || match.groups?.prefix !== envPrefix || raw === undefined) continue;
+      const secret = raw.trim();
+      if (secret === '') continue;
+      if (/\s/.test(secret)) {
+        problems.push({ variable, problem: 'contains white space' });
+        continue;
+      }
+      const earlier = seenSecrets.get(secret);
+      if (earlier) {
+        problems.push({ variable, problem: `duplicate key: the same value as ${earlier}` });
+        continue;
+      }
+      seenSecrets.set(secret, variable);
+      const accountVariable = `${variable}_ACCOUNT`;
+      const account = read(accountVariable, z.string().trim().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, . _ -'), '');
+      keys.push({ variable, secret, account: account === '' ? null : account });
+    }
+    keys.sort((a, b) => keyOrder(a.variable) - keyOrder(b.variable));
+    const defaults = DEFAULT_LIMITS[id];
+    return {
+      provider: id,
+      keys,
+      baseUrl: read<string | null>(`${envPrefix}_BASE_URL`, urlSchema, null),
+      rpmPerKey: read(`${envPrefix}_RPM_PER_KEY`, intSchema(0, 100_000_000), defaults.rpm),
+      tpmPerKey: read(`${envPrefix}_TPM_PER_KEY`, intSchema(0, 1_000_000_000_000), defaults.tpm),
+      strategy: read<RotationStrategy>(
+        `${envPrefix}_STRATEGY`,
+        z.enum(ROTATION_STRATEGIES, { error: `must be one of: ${ROTATION_STRATEGIES.join(', ')}` }),
+        'round-robin',
+      ),
+    };
+  });
+
+  const jwtSecret = read<string | null>(
+    'JWT_SECRET',
+    z.string().min(32, 'must be at least 32 characters'),
+    null,
+  );
+  const config: GatewayEnv = {
+    port: read('PORT', intSchema(0, 65_535), 3002),
+    host: read('HOST', z.string().trim().min(1), '127.0.0.1'),
+    redisUrl: read<string | null>('REDIS_URL', z.string().trim().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://'), null),
+    redisPrefix: read('REDIS_PREFIX', z.string().trim().regex(/^[A-Za-z0-9._-]{1,40}$/, 'must be 1-40 letters, digits, . _ -'), 'keyrack'),
+    jwtSecret,
+    encryptionKey: read<Buffer | null>('ENCRYPTION_KEY', encryptionKeySchema, null),
+    encryptionKeyPrevious: read<Buffer | null>('ENCRYPTION_KEY_PREVIOUS', encryptionKeySchema, null),
+    corsOrigins: read('CORS_ORIGINS', z.string().transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean)), []),
+    metricsToken: read<string | null>('METRICS_TOKEN', z.string().min(16, 'must be at least 16 characters'), null),
+    shutdownGraceMs: read('SHUTDOWN_GRACE_MS', intSchema(0, 600_000), 10_000),
+    maxAttempts: read('MAX_ATTEMPTS', intSchema(1, 10), 3),
+    requestTimeoutMs: read('REQUEST_TIMEOUT_MS', intSchema(100, 600_000), 60_000),
+    envFile: read('ENV_FILE', z.string().min(1), '.env'),
+    logLevel: read('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+    mockProviderPort: read('MOCK_PROVIDER_PORT', intSchema(0, 65_535), 4010),
+    providers,
+    demoMode: providers.every((p) => p.keys.length === 0),
+  };
+
+  if (!config.demoMode && !config.jwtSecret) {
+    problems.push({ variable: 'JWT_SECRET', problem: 'is required when provider keys are set (at least 32 characters)' });
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** `<P>_API_KEY` first, then `_1`, `_2`, ... in numeric order (gaps allowed). */
+function keyOrder(variable: string): number {
+  const n = KEY_VARIABLE.exec(variable)?.groups?.n;
+  return n === undefined ? 0 : Number(n);
+}

@@ -1,0 +1,91 @@
+import type { KeyReason, RotationStrategy } from '../../shared';
+
+/**
+ * The key pool's contract with its state store. The pool knows nothing of HTTP or providers:
+ * it decides which key serves a request and remembers what happened to each key.
+ *
+ * A key's secret never reaches a store: state is addressed by fingerprint only.
+ */
+
+/** One key as the store sees it. */
+export interface PoolKey {
+  fingerprint: string;
+  /**
+   * Provider limits belong to the account, not the key: keys of one account share one
+   * RPM/TPM window and cool down together. A key with no account is its own account
+   * (account === fingerprint).
+   */
+  account: string;
+}
+
+/** Everything a store needs to decide, passed on every call so config reloads need no sync. */
+export interface PoolDefinition {
+  /** Unique per pool: `openai`, or `byok:<userId>:openai` for a user's own keys. */
+  id: string;
+  strategy: RotationStrategy;
+  /** Requests per minute per account; 0 = unlimited. */
+  rpm: number;
+  /** Tokens per minute per account; 0 = unlimited. */
+  tpm: number;
+  /** Sliding window length; 60 000 ms in production, shorter in tests. */
+  windowMs: number;
+  keys: readonly PoolKey[];
+}
+
+export type PickResult =
+  | { ok: true; fingerprint: string }
+  /**
+   * Nothing can serve now. `retryAfterMs` is when the soonest key frees up (cooldown end or the
+   * oldest request leaving the window); null when no key can ever serve without an operator
+   * (every key disabled, or the pool is empty).
+   */
+  | { ok: false; retryAfterMs: number | null; reason: 'busy' | 'no_keys' };
+
+/** What happened to a request, recorded against the key that served it. */
+export type Outcome =
+  /** Served. Tokens count toward the account's TPM window. */
+  | { kind: 'success'; tokens: number }
+  /** 429 or equivalent: the account cools until `untilMs` (epoch ms, store clock). */
+  | { kind: 'rate_limited'; untilMs: number }
+  /** Out of money / quota: the account cools for long. */
+  | { kind: 'quota_exhausted'; untilMs: number }
+  /** The provider rejected the key (401/403): it stays out until re-enabled. */
+  | { kind: 'rejected' }
+  /** 5xx, timeout, network: not the key's fault; nothing changes but the count. */
+  | { kind: 'transient' };
+
+/** Raw per-key state as stored; the pool turns it into the public KeyStatus. */
+export interface KeyState {
+  fingerprint: string;
+  account: string;
+  status: 'ok' | 'cooling' | 'disabled';
+  reason: KeyReason | null;
+  /** Epoch ms when cooling ends, else null. */
+  until: number | null;
+  /** Requests of the key's account in the current sliding window. */
+  requestsThisWindow: number;
+  /** Tokens of the key's account in the current sliding window. */
+  tokensThisWindow: number;
+}
+
+export interface PoolStore {
+  /**
+   * In one atomic step: pick a key by the pool's strategy, skipping disabled keys, cooling
+   * accounts and accounts without RPM/TPM capacity, and count the request against the
+   * account's sliding window; or refuse with when to retry.
+   */
+  pick(pool: PoolDefinition): Promise<PickResult>;
+  /** Record the outcome of a request served by `fingerprint`. */
+  record(pool: PoolDefinition, fingerprint: string, outcome: Outcome): Promise<void>;
+  /** Admin switch: a disabled key stays out of rotation until enabled (clears `rejected` too). */
+  setEnabled(pool: PoolDefinition, fingerprint: string, enabled: boolean): Promise<void>;
+  /** State of every key of the pool, in the pool's key order. */
+  status(pool: PoolDefinition): Promise<KeyState[]>;
+  /** The store's clock (Redis TIME for the Redis store), epoch ms. */
+  now(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Time source, injectable so tests control it instead of sleeping. */
+export type Clock = () => number;
+export const systemClock: Clock = () => Date.now();

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { providerIdSchema } from './providers';
+
+export const keyHealthSchema = z.enum(['ok', 'cooling', 'disabled']);
+export type KeyHealth = z.infer<typeof keyHealthSchema>;
+
+/** Why a key is out of rotation. */
+export const keyReasonSchema = z.enum(['rate_limited', 'quota_exhausted', 'rejected', 'admin_disabled']);
+export type KeyReason = z.infer<typeof keyReasonSchema>;
+
+export const keyStatusSchema = z.object({
+  fingerprint: z.string(),
+  /** e.g. `sk-…a1b2`: enough to recognise a key, never enough to use it. */
+  mask: z.string(),
+  account: z.string().nullable(),
+  status: keyHealthSchema,
+  reason: keyReasonSchema.nullable(),
+  /** Epoch ms when a cooling key returns; null when not cooling. */
+  until: z.number().nullable(),
+  requestsThisWindow: z.number().int().nonnegative(),
+  rpmLimit: z.number().int().nonnegative(),
+  tokensThisWindow: z.number().int().nonnegative(),
+  tpmLimit: z.number().int().nonnegative(),
+  /** Share of the tighter of RPM/TPM used in the current window, 0..100 (0 when unlimited). */
+  percentUsed: z.number().nonnegative(),
+});
+export type KeyStatus = z.infer<typeof keyStatusSchema>;
+
+export const providerPoolStatusSchema = z.object({
+  provider: providerIdSchema,
+  strategy: z.enum(['round-robin', 'least-loaded']),
+  keys: z.array(keyStatusSchema),
+  totals: z.object({
+    keys: z.number().int(),
+    ok: z.number().int(),
+    cooling: z.number().int(),
+    disabled: z.number().int(),
+    requestsThisWindow: z.number().int(),
+    /** Requests per minute the usable keys can still take (sum over distinct accounts). */
+    capacityRpm: z.number().int(),
+  }),
+});
+export type ProviderPoolStatus = z.infer<typeof providerPoolStatusSchema>;
+
+export const poolStatusSchema = z.object({
+  at: z.number(),
+  windowMs: z.number(),
+  providers: z.array(providerPoolStatusSchema),
+});
+export type PoolStatus = z.infer<typeof poolStatusSchema>;
