@@ -45,10 +45,13 @@ export type PickResult =
 export type Outcome =
   /** Served. Tokens count toward the account's TPM window. */
   | { kind: 'success'; tokens: number }
-  /** 429 or equivalent: the account cools until `untilMs` (epoch ms, store clock). */
-  | { kind: 'rate_limited'; untilMs: number }
+  /**
+   * 429 or equivalent: the account cools for `cooldownMs` from now. Relative, so the store
+   * applies it on its own clock (Redis TIME) and instances with skewed clocks agree.
+   */
+  | { kind: 'rate_limited'; cooldownMs: number }
   /** Out of money / quota: the account cools for long. */
-  | { kind: 'quota_exhausted'; untilMs: number }
+  | { kind: 'quota_exhausted'; cooldownMs: number }
   /** The provider rejected the key (401/403): it stays out until re-enabled. */
   | { kind: 'rejected' }
   /** 5xx, timeout, network: not the key's fault; nothing changes but the count. */
