@@ -1,0 +1,103 @@
+import { Agent } from 'undici';
+import { ProviderError } from '../ProviderError';
+import { scrubSecrets } from './scrubSecrets';
+
+export interface UpstreamHttpOptions {
+  /** Time until the response headers arrive. */
+  headersTimeoutMs?: number;
+  /** Longest silence between two chunks of a streamed body. */
+  bodyTimeoutMs?: number;
+  /** How long an idle pooled connection is kept for the next request. */
+  keepAliveTimeoutMs?: number;
+  /** Most connections per origin. */
+  connectionsPerOrigin?: number;
+}
+
+export interface UpstreamRequestInit {
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  body?: string;
+  signal: AbortSignal;
+  /** Scrubbed out of any error message. */
+  apiKey: string;
+}
+
+/**
+ * Pooled, kept-alive HTTP to the providers. One undici Agent holds one connection pool per
+ * origin, so every request to api.openai.com reuses warm TLS connections.
+ *
+ * Requests go through the global fetch with the Agent as dispatcher rather than undici.request:
+ * msw (our test double for recorded provider answers) intercepts the global fetch but not
+ * undici's own entry points. Aborting the signal destroys the socket mid-response at once.
+ */
+export class UpstreamHttp {
+  readonly agent: Agent;
+
+  constructor(options: UpstreamHttpOptions = {}) {
+    this.agent = new Agent({
+      headersTimeout: options.headersTimeoutMs ?? 60_000,
+      bodyTimeout: options.bodyTimeoutMs ?? 60_000,
+      keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+      connections: options.connectionsPerOrigin ?? 64,
+    });
+  }
+
+  /** Resolves with any HTTP status; rejects only with a transient ProviderError (network, timeout, abort). */
+  async fetch(url: string, init: UpstreamRequestInit): Promise<Response> {
+    try {
+      return await fetch(url, {
+        method: init.method,
+        headers: init.headers,
+        body: init.body,
+        signal: init.signal,
+        // Node's fetch accepts an undici dispatcher; the DOM RequestInit type does not know it.
+        dispatcher: this.agent,
+      } as RequestInit);
+    } catch (error) {
+      throw networkError(error, init.apiKey);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+/** Turns whatever fetch or a body read threw into a transient ProviderError with a safe message. */
+export function networkError(error: unknown, apiKey: string): ProviderError {
+  if (ProviderError.isInstance(error)) return error;
+  const aborted = error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : undefined;
+  const detail = [error instanceof Error ? error.message : String(error), cause?.message].filter(Boolean).join(': ');
+  return new ProviderError({
+    kind: 'transient',
+    message: aborted ? 'request aborted' : `network error: ${scrubSecrets(detail, apiKey)}`,
+    providerCode: aborted ? 'aborted' : (cause as { code?: string } | undefined)?.code ?? 'network_error',
+  });
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+/** Reads an error body, bounded, so a huge or endless error page cannot hold the request. */
+export async function readErrorBody(response: Response): Promise<string> {
+  if (!response.body) return '';
+  const decoder = new TextDecoder();
+  let text = '';
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+      if (text.length > MAX_ERROR_BODY) break;
+    }
+  } catch {
+    // A body cut short still says what it said so far.
+  }
+  return text.slice(0, MAX_ERROR_BODY);
+}
+
+let shared: UpstreamHttp | undefined;
+
+/** The process-wide pool, created on first use. */
+export function sharedUpstreamHttp(): UpstreamHttp {
+  shared ??= new UpstreamHttp();
+  return shared;
+}

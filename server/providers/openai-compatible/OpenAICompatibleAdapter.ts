@@ -1,0 +1,88 @@
+import type { FinishReason, TokenUsage } from '../../../shared';
+import { ProviderError } from '../ProviderError';
+import { safeParseJson } from '../http/parseJson';
+import { sseEvents } from '../http/sseEvents';
+import { testKeyRequest } from '../http/testKeyRequest';
+import { networkError, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import type { ProviderSpec } from '../registry';
+import type { AdapterContext, AdapterEvent, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
+import { classifyOpenAIError, classifyOpenAIStreamError } from './classifyOpenAIError';
+import { convertOpenAIUsage } from './convertOpenAIUsage';
+import { convertToOpenAIChatRequest } from './convertToOpenAIChatRequest';
+import { mapOpenAIFinishReason } from './mapOpenAIFinishReason';
+import { openaiChunkSchema } from './openaiChatApi';
+
+/** Speaks Chat Completions for every provider that copies OpenAI's format; quirks come from the spec. */
+export class OpenAICompatibleAdapter implements ProviderAdapter {
+  constructor(
+    private readonly spec: ProviderSpec,
+    private readonly http: UpstreamHttp,
+  ) {}
+
+  async *stream(req: UpstreamRequest, ctx: AdapterContext): AsyncGenerator<AdapterEvent> {
+    const now = ctx.now ?? Date.now;
+    const response = await this.http.fetch(`${ctx.baseUrl}/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${ctx.apiKey}`,
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+      },
+      body: JSON.stringify(convertToOpenAIChatRequest(req, this.spec)),
+      signal: ctx.signal,
+      apiKey: ctx.apiKey,
+    });
+    if (!response.ok || !response.body) {
+      const bodyText = await readErrorBody(response);
+      throw classifyOpenAIError({ spec: this.spec, status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
+    }
+
+    let finishReason: FinishReason | undefined;
+    let usage: TokenUsage | undefined;
+    let sawDone = false;
+    try {
+      for await (const event of sseEvents(response.body)) {
+        if (event.data.trim() === '[DONE]') {
+          sawDone = true;
+          break;
+        }
+        const parsed = safeParseJson(event.data, openaiChunkSchema);
+        if (!parsed.success) {
+          throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable stream chunk (${parsed.error})` });
+        }
+        const chunk = parsed.value;
+        if (chunk.error) throw classifyOpenAIStreamError(this.spec, chunk.error, ctx.apiKey);
+        // Usage arrives in one of three places depending on the provider; Perplexity repeats it
+        // cumulatively, so the last one seen wins.
+        const reported = chunk.usage ?? chunk.x_groq?.usage ?? chunk.choices?.find((c) => c.usage)?.usage;
+        if (reported) usage = convertOpenAIUsage(reported);
+        for (const choice of chunk.choices ?? []) {
+          const text = choice.delta?.content;
+          if (text) yield { type: 'delta', text };
+          if (choice.finish_reason) finishReason = mapOpenAIFinishReason(choice.finish_reason);
+        }
+      }
+    } catch (error) {
+      throw networkError(error, ctx.apiKey);
+    }
+    // A stream that ends without [DONE] or a finish reason was cut, not finished.
+    if (!sawDone && finishReason === undefined) {
+      throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: stream ended before the answer was complete`, providerCode: 'truncated' });
+    }
+    if (usage) yield { type: 'usage', usage };
+    yield { type: 'done', finishReason: finishReason ?? 'stop' };
+  }
+
+  testKey(ctx: AdapterContext): Promise<KeyTestResult> {
+    const test = this.spec.keyTest;
+    return testKeyRequest(this.http, {
+      url: ctx.baseUrl + test.path,
+      method: test.method,
+      headers: { authorization: `Bearer ${ctx.apiKey}`, 'content-type': 'application/json' },
+      ...(test.method === 'POST' ? { body: test.body, acceptedStatuses: [400, 422] } : {}),
+      apiKey: ctx.apiKey,
+      signal: ctx.signal,
+      ...(this.spec.rejectedKeyMessage ? { rejectedMessage: this.spec.rejectedKeyMessage } : {}),
+    });
+  }
+}

@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+/**
+ * The OpenAI Chat Completions wire format, as far as Keyrack reads it, with the usage quirks of
+ * the providers that copy it. Unknown fields are ignored; only what we use is checked.
+ */
+
+export const openaiUsageSchema = z.object({
+  prompt_tokens: z.number().int().nonnegative(),
+  completion_tokens: z.number().int().nonnegative(),
+  prompt_tokens_details: z.object({ cached_tokens: z.number().int().nonnegative().nullish() }).nullish(),
+  completion_tokens_details: z.object({ reasoning_tokens: z.number().int().nonnegative().nullish() }).nullish(),
+  /** DeepSeek's name for prompt-cache hits. */
+  prompt_cache_hit_tokens: z.number().int().nonnegative().nullish(),
+  /** Kimi's name for prompt-cache hits. */
+  cached_tokens: z.number().int().nonnegative().nullish(),
+});
+export type OpenAIUsage = z.infer<typeof openaiUsageSchema>;
+
+export const openaiErrorObjectSchema = z.object({
+  message: z.string().nullish(),
+  type: z.string().nullish(),
+  code: z.union([z.string(), z.number()]).nullish(),
+  param: z.string().nullish(),
+});
+
+/**
+ * Error bodies: `{ "error": { message, type, code } }` (OpenAI, Groq, xAI, DeepSeek, Kimi),
+ * `{ "object": "error", message, type, code }` (Mistral), or `{ "error": "text" }`.
+ */
+export const openaiErrorBodySchema = z.object({
+  error: z.union([openaiErrorObjectSchema, z.string()]).nullish(),
+  message: z.string().nullish(),
+  type: z.string().nullish(),
+  code: z.union([z.string(), z.number()]).nullish(),
+  detail: z.unknown().optional(),
+});
+export type OpenAIErrorBody = z.infer<typeof openaiErrorBodySchema>;
+
+export const openaiChunkSchema = z.object({
+  choices: z
+    .array(
+      z.object({
+        delta: z.object({ content: z.string().nullish() }).nullish(),
+        finish_reason: z.string().nullish(),
+        /** Kimi reports usage here, in the last chunk's choice. */
+        usage: openaiUsageSchema.nullish(),
+      }),
+    )
+    .nullish(),
+  /** OpenAI (with stream_options.include_usage), DeepSeek, xAI, Mistral, Perplexity (cumulative). */
+  usage: openaiUsageSchema.nullish(),
+  /** Groq. */
+  x_groq: z.object({ usage: openaiUsageSchema.nullish() }).nullish(),
+  /** An error that arrives inside a 200 stream. */
+  error: z.union([openaiErrorObjectSchema, z.string()]).nullish(),
+});
+export type OpenAIChunk = z.infer<typeof openaiChunkSchema>;
+
+export interface OpenAIChatRequestBody {
+  model: string;
+  messages: { role: 'system' | 'user' | 'assistant'; content: string }[];
+  stream: true;
+  stream_options?: { include_usage: true };
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  temperature?: number;
+}

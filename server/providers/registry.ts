@@ -1,0 +1,123 @@
+import { PROVIDERS, type ProviderId } from '../../shared';
+import type { WireFormat } from './types';
+
+/**
+ * Every provider as data: which wire format it speaks and where its quirks are. Adding an
+ * OpenAI-compatible provider is adding an entry here.
+ */
+export interface ProviderSpec {
+  id: ProviderId;
+  wireFormat: WireFormat;
+  /** As the official SDKs take it: everything before the endpoint path. */
+  defaultBaseUrl: string;
+  /** OpenAI-compatible only: the request field for the output cap (OpenAI deprecated `max_tokens`). */
+  maxTokensField?: 'max_tokens' | 'max_completion_tokens';
+  /**
+   * OpenAI-compatible only: send `stream_options: { include_usage: true }`. Providers that
+   * report usage anyway (or reject unknown fields) get false.
+   */
+  streamUsageOption?: boolean;
+  /** How a key is tested for BYOK: a free authenticated call. */
+  keyTest: { method: 'GET'; path: string } | { method: 'POST'; path: string; body: unknown };
+  /**
+   * Some providers answer a wrong key with 400 instead of 401 (xAI: "Incorrect API key provided").
+   * Matching messages on a 400 classify as rejected.
+   */
+  rejectedKeyMessage?: RegExp;
+}
+
+const OPENAI_KEY_TEST = { method: 'GET', path: '/models' } as const;
+
+export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
+  openai: {
+    id: 'openai',
+    wireFormat: 'openai',
+    defaultBaseUrl: 'https://api.openai.com/v1',
+    maxTokensField: 'max_completion_tokens',
+    streamUsageOption: true,
+    keyTest: OPENAI_KEY_TEST,
+  },
+  groq: {
+    id: 'groq',
+    wireFormat: 'openai',
+    defaultBaseUrl: 'https://api.groq.com/openai/v1',
+    maxTokensField: 'max_tokens',
+    // Groq reports usage in `x_groq.usage` of the last chunk, and also honours stream_options.
+    streamUsageOption: true,
+    keyTest: OPENAI_KEY_TEST,
+  },
+  mistral: {
+    id: 'mistral',
+    wireFormat: 'openai',
+    defaultBaseUrl: 'https://api.mistral.ai/v1',
+    maxTokensField: 'max_tokens',
+    // Mistral puts usage in the last chunk on its own and rejects fields it does not know.
+    streamUsageOption: false,
+    keyTest: OPENAI_KEY_TEST,
+  },
+  perplexity: {
+    id: 'perplexity',
+    wireFormat: 'openai',
+    defaultBaseUrl: 'https://api.perplexity.ai',
+    maxTokensField: 'max_tokens',
+    // Every Perplexity chunk carries cumulative usage.
+    streamUsageOption: false,
+    // Perplexity has no model list. The key is checked before the body, so an empty request
+    // costs nothing: 401 for a bad key, 400 for a good one.
+    keyTest: { method: 'POST', path: '/chat/completions', body: { model: 'sonar', messages: [] } },
+  },
+  deepseek: {
+    id: 'deepseek',
+    wireFormat: 'openai',
+    defaultBaseUrl: 'https://api.deepseek.com',
+    maxTokensField: 'max_tokens',
+    streamUsageOption: true,
+    keyTest: OPENAI_KEY_TEST,
+  },
+  xai: {
+    id: 'xai',
+    wireFormat: 'openai',
+    defaultBaseUrl: 'https://api.x.ai/v1',
+    maxTokensField: 'max_tokens',
+    streamUsageOption: true,
+    keyTest: OPENAI_KEY_TEST,
+    rejectedKeyMessage: /incorrect api key|invalid api key/i,
+  },
+  kimi: {
+    id: 'kimi',
+    wireFormat: 'openai',
+    defaultBaseUrl: 'https://api.moonshot.ai/v1',
+    maxTokensField: 'max_tokens',
+    // Moonshot puts usage inside the last chunk's choice (`choices[0].usage`).
+    streamUsageOption: false,
+    keyTest: OPENAI_KEY_TEST,
+  },
+  anthropic: {
+    id: 'anthropic',
+    wireFormat: 'anthropic',
+    defaultBaseUrl: 'https://api.anthropic.com',
+    keyTest: { method: 'GET', path: '/v1/models' },
+  },
+  google: {
+    id: 'google',
+    wireFormat: 'gemini',
+    defaultBaseUrl: 'https://generativelanguage.googleapis.com',
+    keyTest: { method: 'GET', path: '/v1beta/models' },
+  },
+};
+
+/** The base URL to use: `<P>_BASE_URL` when set, else the provider's own. No trailing slash. */
+export function baseUrlFor(provider: ProviderId, overrides: Partial<Record<ProviderId, string | null>> = {}): string {
+  const url = overrides[provider] ?? PROVIDER_SPECS[provider].defaultBaseUrl;
+  return url.replace(/\/+$/, '');
+}
+
+/** Base URL overrides from parsed env (`ProviderEnv.baseUrl`), keyed by provider. */
+export function baseUrlOverrides(providers: readonly { provider: ProviderId; baseUrl: string | null }[]): Partial<Record<ProviderId, string>> {
+  const out: Partial<Record<ProviderId, string>> = {};
+  for (const p of providers) if (p.baseUrl) out[p.provider] = p.baseUrl;
+  return out;
+}
+
+// Every provider in shared/providers.ts must have a spec; this fails to type-check otherwise.
+PROVIDERS satisfies readonly { id: keyof typeof PROVIDER_SPECS }[];

@@ -1,0 +1,42 @@
+import type { ChatMessage, FinishReason, ProviderId, TokenUsage } from '../../shared';
+
+/** One chat completion as the adapters take it: already resolved to an upstream model id. */
+export interface UpstreamRequest {
+  provider: ProviderId;
+  /** The provider's own model id (`gpt-4o-mini`, `claude-sonnet-4-20250514`, `gemini-2.0-flash`). */
+  model: string;
+  messages: ChatMessage[];
+  maxTokens?: number;
+  temperature?: number;
+}
+
+/**
+ * What an adapter yields, in order: `delta`s, then at most one `usage`, then exactly one `done`.
+ * Nothing is yielded before the upstream answered 2xx, so a caller can retry elsewhere as long as
+ * it has seen no event.
+ */
+export type AdapterEvent =
+  | { type: 'delta'; text: string }
+  | { type: 'usage'; usage: TokenUsage }
+  | { type: 'done'; finishReason: FinishReason };
+
+export interface AdapterContext {
+  apiKey: string;
+  /** Base URL as the official SDKs take it (`https://api.openai.com/v1`), without trailing slash. */
+  baseUrl: string;
+  /** Aborting it closes the upstream connection at once. */
+  signal: AbortSignal;
+  /** Time source for HTTP-date `retry-after` and RFC 3339 reset headers; Date.now by default. */
+  now?: () => number;
+}
+
+export type KeyTestResult = 'valid' | 'rejected' | 'unreachable';
+
+export interface ProviderAdapter {
+  /** Streams the answer. Throws ProviderError (classified) on failure, before or during the stream. */
+  stream(req: UpstreamRequest, ctx: AdapterContext): AsyncIterable<AdapterEvent>;
+  /** Cheap authenticated call (list models) for BYOK key tests. Never throws. */
+  testKey(ctx: AdapterContext): Promise<KeyTestResult>;
+}
+
+export type WireFormat = 'openai' | 'anthropic' | 'gemini';
