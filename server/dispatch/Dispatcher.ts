@@ -1,0 +1,322 @@
+import type { ChatRequest, GatewayErrorCode, ProviderId, StreamEvent, TokenUsage } from '../../shared';
+import type { ModelCatalog, ResolvedModel } from '../business/types';
+import type { Logger } from '../observability/logger';
+import { createAdapters } from '../providers/createAdapters';
+import { ProviderError } from '../providers/ProviderError';
+import { baseUrlFor } from '../providers/registry';
+import type { ProviderAdapter, UpstreamRequest } from '../providers/types';
+import { abortableSleep, backoffDelay } from './backoff';
+import type { AcquireResult, DispatchHooks, DispatchKeyPool, KeyLease, KeySource, LeaseOutcome } from './types';
+
+export interface DispatchRequest {
+  chat: ChatRequest;
+  userId: string;
+  /** The caller's abort (client gone, shutdown): closes the upstream connection at once. */
+  signal: AbortSignal;
+  requestId?: string;
+  /** Tried before the provider's env pool, in order (e.g. the user's BYOK keys). */
+  keySources?: KeySource[];
+}
+
+export interface DispatcherDeps {
+  pool: DispatchKeyPool;
+  catalog: ModelCatalog;
+  /** Defaults to one adapter per provider over the shared connection pool. */
+  adapters?: Partial<Record<ProviderId, ProviderAdapter>>;
+  /** `<P>_BASE_URL` overrides. */
+  baseUrls?: Partial<Record<ProviderId, string>>;
+  /** Upstream attempts per request, across keys and fallback models. */
+  maxAttempts?: number;
+  /** No new attempt starts after this long (a started stream is not cut by it). */
+  deadlineMs?: number;
+  logger: Logger;
+  hooks?: DispatchHooks;
+  clock?: () => number;
+  random?: () => number;
+  /** Backoff wait; tests pass one that returns at once. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+interface Failure {
+  code: GatewayErrorCode;
+  message: string;
+  retryAfterMs?: number;
+  /** Final: no other model may be tried (the caller's fault, the answer already started, or out of attempts). */
+  final: boolean;
+}
+
+interface RequestState {
+  attempts: number;
+  deadline: number;
+}
+
+const ABORTED: Failure = { code: 'internal', message: 'aborted', final: true };
+
+/**
+ * Turns one chat request into one normalized event stream: resolves the model, leases a key,
+ * streams from the provider, reports the outcome against that key, and retries on another key
+ * while nothing has reached the client yet. It never throws; every failure is an `error` event.
+ */
+export class Dispatcher {
+  private readonly adapters: Partial<Record<ProviderId, ProviderAdapter>>;
+  private readonly maxAttempts: number;
+  private readonly deadlineMs: number;
+  private readonly clock: () => number;
+  private readonly random: () => number;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+
+  constructor(private readonly deps: DispatcherDeps) {
+    this.adapters = deps.adapters ?? createAdapters();
+    this.maxAttempts = deps.maxAttempts ?? 3;
+    this.deadlineMs = deps.deadlineMs ?? 60_000;
+    this.clock = deps.clock ?? Date.now;
+    this.random = deps.random ?? Math.random;
+    this.sleep = deps.sleep ?? abortableSleep;
+  }
+
+  async *stream(req: DispatchRequest): AsyncGenerator<StreamEvent> {
+    // Our own controller, so that a consumer that stops reading (break / return) also closes upstream.
+    const upstream = new AbortController();
+    const onAbort = () => upstream.abort();
+    if (req.signal.aborted) upstream.abort();
+    else req.signal.addEventListener('abort', onAbort, { once: true });
+    const log = this.deps.logger.child({ requestId: req.requestId, userId: req.userId });
+
+    try {
+      let model: ResolvedModel | null;
+      let chain: ResolvedModel[];
+      try {
+        model = await this.deps.catalog.resolve(req.chat.model);
+        chain = model ? [model, ...(await this.resolveFallbacks(model))] : [];
+      } catch (error) {
+        log.error({ err: describe(error) }, 'model catalog failed');
+        yield { type: 'error', code: 'internal', message: 'model catalog unavailable' };
+        return;
+      }
+      if (!model) {
+        yield { type: 'error', code: 'not_found', message: `unknown model: ${req.chat.model}` };
+        return;
+      }
+
+      const state: RequestState = { attempts: 0, deadline: this.clock() + this.deadlineMs };
+      const failures: Failure[] = [];
+      for (const candidate of chain) {
+        const result = yield* this.serve(candidate, req, upstream.signal, state, log);
+        if (result === 'done') return;
+        failures.push(result);
+        if (result.final) break;
+        if (candidate !== chain[chain.length - 1]) log.info({ model: candidate.id }, 'provider exhausted, trying fallback model');
+      }
+      if (upstream.signal.aborted) {
+        yield { type: 'done', finishReason: 'aborted' };
+        return;
+      }
+      // The primary model's refusal says most (a fallback without keys is not news), unless the
+      // answer failed for good later.
+      const failure = failures.find((f) => f.final) ?? failures.find((f) => f.code !== 'no_keys') ?? failures[0] ?? { code: 'internal', message: 'no attempt made', final: true };
+      yield {
+        type: 'error',
+        code: failure.code,
+        message: failure.message,
+        ...(failure.retryAfterMs !== undefined ? { retryAfterMs: Math.max(0, Math.ceil(failure.retryAfterMs)) } : {}),
+      };
+    } finally {
+      req.signal.removeEventListener('abort', onAbort);
+      upstream.abort();
+    }
+  }
+
+  private async resolveFallbacks(model: ResolvedModel): Promise<ResolvedModel[]> {
+    const out: ResolvedModel[] = [];
+    for (const id of model.fallbacks) {
+      const resolved = await this.deps.catalog.resolve(id);
+      if (resolved && resolved.id !== model.id && !out.some((m) => m.id === resolved.id)) out.push(resolved);
+    }
+    return out;
+  }
+
+  private async acquire(provider: ProviderId, sources: readonly KeySource[]): Promise<AcquireResult> {
+    let refusal: AcquireResult | undefined;
+    for (const source of sources) {
+      const result = await source(provider);
+      if (result.ok) return result;
+      // "busy" (a key exists, later) says more than "no_keys"; keep the soonest retry.
+      if (!refusal || refusal.ok || (refusal.reason === 'no_keys' && result.reason === 'busy')) refusal = result;
+    }
+    return refusal ?? { ok: false, reason: 'no_keys', retryAfterMs: null };
+  }
+
+  /** Serves the request from one model's provider, over as many keys as the attempt budget allows. */
+  private async *serve(model: ResolvedModel, req: DispatchRequest, signal: AbortSignal, state: RequestState, log: Logger): AsyncGenerator<StreamEvent, 'done' | Failure> {
+    const provider = model.provider;
+    const adapter = this.adapters[provider];
+    if (!adapter) return { code: 'no_keys', message: `no adapter for ${provider}`, final: false };
+    const baseUrl = baseUrlFor(provider, this.deps.baseUrls);
+    const sources: KeySource[] = [...(req.keySources ?? []), (p) => this.deps.pool.acquire(p)];
+    const upstreamReq: UpstreamRequest = {
+      provider,
+      model: model.upstreamModel,
+      messages: req.chat.messages,
+      ...(req.chat.maxTokens !== undefined ? { maxTokens: req.chat.maxTokens } : {}),
+      ...(req.chat.temperature !== undefined ? { temperature: req.chat.temperature } : {}),
+    };
+    let last: Failure | undefined;
+    let lastKind: ProviderError['kind'] | undefined;
+
+    while (true) {
+      if (signal.aborted) return ABORTED;
+      if (state.attempts >= this.maxAttempts || this.clock() >= state.deadline) {
+        return { ...(last ?? { code: 'upstream_error', message: 'no attempt left' }), final: true };
+      }
+      let acquired: AcquireResult;
+      try {
+        acquired = await this.acquire(provider, sources);
+      } catch (error) {
+        log.error({ err: describe(error), provider }, 'key pool failed');
+        return { code: 'internal', message: 'key pool unavailable', final: true };
+      }
+      if (!acquired.ok) {
+        const retryAfterMs = acquired.retryAfterMs ?? undefined;
+        if (acquired.reason === 'no_keys') {
+          return { code: 'no_keys', message: `no usable ${provider} key`, final: false };
+        }
+        const quota = lastKind === 'quota_exhausted';
+        return {
+          code: quota ? 'quota_exhausted' : 'rate_limited',
+          message: quota ? `every ${provider} key is out of quota` : `every ${provider} key is busy`,
+          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+          final: false,
+        };
+      }
+
+      state.attempts += 1;
+      const result = yield* this.attempt(model, adapter, upstreamReq, acquired.lease, baseUrl, signal, req.requestId, log);
+      if (result === 'done') return 'done';
+      if ('final' in result) return result;
+      lastKind = result.kind;
+      last = failureFor(result, provider);
+      if (result.kind === 'bad_request') return { ...last, final: true };
+      if (result.kind === 'transient') {
+        const wait = Math.min(backoffDelay(state.attempts, this.random), Math.max(0, state.deadline - this.clock()));
+        await this.sleep(wait, signal);
+      }
+      // rate_limited, quota_exhausted, rejected: the pool now knows; the next acquire picks another key.
+    }
+  }
+
+  /** One upstream call on one key. Returns the classified error when it failed before any text. */
+  private async *attempt(
+    model: ResolvedModel,
+    adapter: ProviderAdapter,
+    upstreamReq: UpstreamRequest,
+    lease: KeyLease,
+    baseUrl: string,
+    signal: AbortSignal,
+    requestId: string | undefined,
+    log: Logger,
+  ): AsyncGenerator<StreamEvent, 'done' | Failure | ProviderError> {
+    const startedAt = this.clock();
+    let reported = false;
+    const report = async (outcome: LeaseOutcome, recorded: AttemptOutcome = outcome.kind) => {
+      if (reported) return;
+      reported = true;
+      this.deps.hooks?.onAttempt?.({
+        provider: model.provider,
+        model: model.id,
+        keyFingerprint: lease.fingerprint,
+        outcome: recorded,
+        durationMs: this.clock() - startedAt,
+        ...(requestId !== undefined ? { requestId } : {}),
+      });
+      try {
+        await this.deps.pool.report(lease, outcome);
+      } catch (error) {
+        log.warn({ err: describe(error), key: lease.fingerprint }, 'could not report key outcome');
+      }
+    };
+
+    let started = false;
+    let usage: TokenUsage | undefined;
+    try {
+      for await (const event of adapter.stream(upstreamReq, { apiKey: lease.secret, baseUrl, signal, now: this.clock })) {
+        if (!started) {
+          // The upstream answered 2xx and produced something: only now does the client hear of it.
+          started = true;
+          yield { type: 'start', provider: model.provider, model: model.id, keyFingerprint: lease.fingerprint };
+        }
+        if (event.type === 'delta') {
+          yield event;
+        } else if (event.type === 'usage') {
+          usage = event.usage;
+        } else {
+          await report({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 });
+          if (usage) yield { type: 'usage', usage };
+          yield { type: 'done', finishReason: event.finishReason };
+          return 'done';
+        }
+      }
+      throw new ProviderError({ kind: 'transient', message: `${model.provider}: stream ended without a finish`, providerCode: 'truncated' });
+    } catch (thrown) {
+      if (signal.aborted) {
+        await report({ kind: 'transient' }, 'aborted');
+        return ABORTED;
+      }
+      const error = ProviderError.isInstance(thrown)
+        ? thrown
+        : new ProviderError({ kind: 'transient', message: `${model.provider}: adapter failed`, cause: thrown });
+      if (!ProviderError.isInstance(thrown)) log.error({ err: describe(thrown) }, 'adapter threw a non-provider error');
+      await report(outcomeOf(error), started ? 'interrupted' : error.kind === 'bad_request' ? 'bad_request' : outcomeOf(error).kind);
+      log.warn({ provider: model.provider, key: lease.fingerprint, kind: error.kind, status: error.status, providerCode: error.providerCode, started, msg: error.message }, 'upstream attempt failed');
+      if (started) {
+        // Text already reached the client: a retry would bill twice and repeat it.
+        return { code: 'stream_interrupted', message: `the ${model.provider} stream broke off: ${error.message}`, final: true };
+      }
+      return error;
+    } finally {
+      // The consumer stopped reading mid-stream: not the key's fault, nothing to cool.
+      if (!reported) await report({ kind: 'transient' }, 'aborted');
+    }
+  }
+}
+
+type AttemptOutcome = LeaseOutcome['kind'] | 'bad_request' | 'aborted' | 'interrupted';
+
+/** What the pool should remember about the key. A bad request is not the key's fault. */
+function outcomeOf(error: ProviderError): LeaseOutcome {
+  switch (error.kind) {
+    case 'rate_limited':
+      return { kind: 'rate_limited', ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}) };
+    case 'quota_exhausted':
+      return { kind: 'quota_exhausted', ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}) };
+    case 'rejected':
+      return { kind: 'rejected' };
+    case 'transient':
+    case 'bad_request':
+      return { kind: 'transient' };
+  }
+}
+
+const PROMPT_TOO_LONG = /context_length_exceeded|context length|maximum context|prompt is too long|too many tokens/i;
+
+function failureFor(error: ProviderError, provider: ProviderId): Failure {
+  switch (error.kind) {
+    case 'bad_request':
+      return {
+        code: PROMPT_TOO_LONG.test(`${error.providerCode ?? ''} ${error.message}`) ? 'prompt_too_long' : 'bad_request',
+        message: error.message,
+        final: true,
+      };
+    case 'rate_limited':
+      return { code: 'rate_limited', message: `${provider} rate limit reached`, ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}), final: false };
+    case 'quota_exhausted':
+      return { code: 'quota_exhausted', message: `${provider} quota exhausted`, final: false };
+    case 'rejected':
+      return { code: 'upstream_error', message: `${provider} rejected the key`, final: false };
+    case 'transient':
+      return { code: 'upstream_error', message: `${provider} failed: ${error.message}`, final: false };
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
