@@ -1,0 +1,36 @@
+-- Record the outcome of a request against a key and its account.
+-- KEYS: meta, request log, token log, token sum (of the key's account)
+-- ARGV: now ('' = Redis TIME), kind ('success' | 'cool' | 'rejected'), fingerprint, account,
+--       amount (tokens, or cooldown ms), reason (for 'cool'), windowMs, metaTtlMs, logTtlMs
+local meta, tlog, tsum = KEYS[1], KEYS[3], KEYS[4]
+local now = clockNow(ARGV[1])
+local kind = ARGV[2]
+local amount = tonumber(ARGV[5])
+local metaTtl = tonumber(ARGV[8])
+
+if kind == 'success' then
+  if amount <= 0 then return 0 end
+  trimTokens(tlog, tsum, now - tonumber(ARGV[7]))
+  local seq = redis.call('HINCRBY', meta, 'seq', 1)
+  redis.call('ZADD', tlog, now, seq .. ':' .. fmt(amount))
+  redis.call('INCRBY', tsum, amount)
+  redis.call('PEXPIRE', tlog, ARGV[9])
+  redis.call('PEXPIRE', tsum, ARGV[9])
+elseif kind == 'cool' then
+  local field = 'c:' .. ARGV[4]
+  local untilMs = now + amount
+  local existing = redis.call('HGET', meta, field)
+  -- A short 429 must not cut a long quota cooldown short.
+  if existing then
+    local bar = string.find(existing, '|', 1, true)
+    if tonumber(string.sub(existing, 1, bar - 1)) >= untilMs then return 0 end
+  end
+  redis.call('HSET', meta, field, fmt(untilMs) .. '|' .. ARGV[6])
+  if amount > metaTtl then metaTtl = amount end
+elseif kind == 'rejected' then
+  redis.call('HSETNX', meta, 'd:' .. ARGV[3], 'rejected')
+else
+  return 0
+end
+redis.call('PEXPIRE', meta, metaTtl)
+return 1

@@ -1,0 +1,259 @@
+import type { KeyReason } from '../../../shared';
+import { systemClock, type Clock, type KeyState, type Outcome, type PickResult, type PoolDefinition, type PoolStore } from '../types';
+import { WindowLog } from './windowLog';
+
+/**
+ * The in-process PoolStore, used when REDIS_URL is unset (one gateway instance).
+ * Same semantics as the Redis store; the contract suite in test/pool runs against both.
+ */
+export interface MemoryStoreOptions {
+  clock?: Clock;
+  /** A pool untouched this long is forgotten, like the Redis store's key expiry. Default 7 days. */
+  stateTtlMs?: number;
+}
+
+type CoolReason = Extract<KeyReason, 'rate_limited' | 'quota_exhausted'>;
+
+interface AccountState {
+  requests: WindowLog;
+  tokens: WindowLog;
+  coolUntil: number;
+  coolReason: CoolReason | null;
+}
+
+interface KeyRecord {
+  disabled: KeyReason | null;
+}
+
+interface PoolState {
+  cursor: number;
+  accounts: Map<string, AccountState>;
+  keys: Map<string, KeyRecord>;
+  lastTouched: number;
+  /** False once swept: cached views of this state must be rebuilt. */
+  alive: boolean;
+}
+
+/** A pool definition resolved to its state objects, cached per definition object. */
+interface View {
+  state: PoolState;
+  keys: KeyRecord[];
+  /** Account state of each key. */
+  accountOfKey: AccountState[];
+  indexOf: Map<string, number>;
+  /** Preallocated success results: a pick allocates nothing but its promise. */
+  granted: PickResult[];
+}
+
+const NO_KEYS: PickResult = Object.freeze({ ok: false, reason: 'no_keys', retryAfterMs: null });
+const SWEEP_EVERY_OPS = 4096;
+const SWEEP_INTERVAL_MS = 60_000;
+
+export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
+  const clock = options.clock ?? systemClock;
+  const stateTtlMs = options.stateTtlMs ?? 7 * 24 * 3_600_000;
+  const pools = new Map<string, PoolState>();
+  const views = new WeakMap<PoolDefinition, View>();
+  let opsSinceSweep = 0;
+  let lastSweep = clock();
+
+  function poolState(id: string, now: number): PoolState {
+    let state = pools.get(id);
+    if (!state) {
+      state = { cursor: 0, accounts: new Map(), keys: new Map(), lastTouched: now, alive: true };
+      pools.set(id, state);
+    }
+    return state;
+  }
+
+  function view(pool: PoolDefinition, now: number): View {
+    const cached = views.get(pool);
+    if (cached && cached.state.alive) {
+      cached.state.lastTouched = now;
+      return cached;
+    }
+    const state = poolState(pool.id, now);
+    state.lastTouched = now;
+    const keys: KeyRecord[] = [];
+    const accountOfKey: AccountState[] = [];
+    const indexOf = new Map<string, number>();
+    const granted: PickResult[] = [];
+    pool.keys.forEach((key, i) => {
+      let record = state.keys.get(key.fingerprint);
+      if (!record) state.keys.set(key.fingerprint, (record = { disabled: null }));
+      let account = state.accounts.get(key.account);
+      if (!account) {
+        account = { requests: new WindowLog(false), tokens: new WindowLog(true), coolUntil: 0, coolReason: null };
+        state.accounts.set(key.account, account);
+      }
+      keys.push(record);
+      accountOfKey.push(account);
+      if (!indexOf.has(key.fingerprint)) indexOf.set(key.fingerprint, i);
+      granted.push(Object.freeze({ ok: true, fingerprint: key.fingerprint }));
+    });
+    const built: View = { state, keys, accountOfKey, indexOf, granted };
+    views.set(pool, built);
+    return built;
+  }
+
+  function maybeSweep(now: number): void {
+    if (++opsSinceSweep < SWEEP_EVERY_OPS) return;
+    opsSinceSweep = 0;
+    if (now - lastSweep < SWEEP_INTERVAL_MS) return;
+    lastSweep = now;
+    for (const [id, state] of pools) {
+      if (now - state.lastTouched <= stateTtlMs) continue;
+      state.alive = false;
+      pools.delete(id);
+    }
+  }
+
+  function usable(account: AccountState, pool: PoolDefinition, now: number, cutoff: number): boolean {
+    if (account.coolUntil > now) return false;
+    if (pool.rpm > 0) {
+      account.requests.trim(cutoff);
+      if (account.requests.size >= pool.rpm) return false;
+    }
+    if (pool.tpm > 0) {
+      account.tokens.trim(cutoff);
+      if (account.tokens.sum >= pool.tpm) return false;
+    }
+    return true;
+  }
+
+  /** How long until the account could serve again (it is known not usable now). */
+  function waitOf(account: AccountState, pool: PoolDefinition, now: number): number {
+    let wait = account.coolUntil > now ? account.coolUntil - now : 0;
+    if (pool.rpm > 0) wait = Math.max(wait, account.requests.msUntilBelow(pool.rpm, now, pool.windowMs));
+    if (pool.tpm > 0) wait = Math.max(wait, account.tokens.msUntilBelow(pool.tpm, now, pool.windowMs));
+    return wait;
+  }
+
+  function pickNow(pool: PoolDefinition): PickResult {
+    const now = clock();
+    maybeSweep(now);
+    const n = pool.keys.length;
+    if (n === 0) return NO_KEYS;
+    const v = view(pool, now);
+    const cutoff = now - pool.windowMs;
+    const start = v.state.cursor % n;
+    let chosen = -1;
+    let anyEnabled = false;
+    if (pool.strategy === 'least-loaded') {
+      let best = Infinity;
+      for (let step = 0; step < n; step++) {
+        const i = (start + step) % n;
+        if (v.keys[i]!.disabled !== null) continue;
+        anyEnabled = true;
+        const account = v.accountOfKey[i]!;
+        if (!usable(account, pool, now, cutoff)) continue;
+        account.requests.trim(cutoff);
+        // One rpm for the whole pool, so the lowest ratio is the lowest count.
+        if (account.requests.size < best) {
+          best = account.requests.size;
+          chosen = i;
+        }
+      }
+    } else {
+      for (let step = 0; step < n; step++) {
+        const i = (start + step) % n;
+        if (v.keys[i]!.disabled !== null) continue;
+        anyEnabled = true;
+        if (usable(v.accountOfKey[i]!, pool, now, cutoff)) {
+          chosen = i;
+          break;
+        }
+      }
+    }
+    if (chosen >= 0) {
+      const requests = v.accountOfKey[chosen]!.requests;
+      requests.trim(cutoff);
+      requests.push(now);
+      v.state.cursor = chosen + 1;
+      return v.granted[chosen]!;
+    }
+    if (!anyEnabled) return NO_KEYS;
+    let wait = Infinity;
+    for (let i = 0; i < n; i++) {
+      if (v.keys[i]!.disabled !== null) continue;
+      wait = Math.min(wait, waitOf(v.accountOfKey[i]!, pool, now));
+    }
+    return { ok: false, reason: 'busy', retryAfterMs: Math.max(1, Math.ceil(wait)) };
+  }
+
+  function recordNow(pool: PoolDefinition, fingerprint: string, outcome: Outcome): void {
+    const now = clock();
+    const v = view(pool, now);
+    const i = v.indexOf.get(fingerprint);
+    if (i === undefined) return; // the key left the pool's configuration meanwhile
+    const account = v.accountOfKey[i]!;
+    switch (outcome.kind) {
+      case 'success':
+        if (outcome.tokens > 0) {
+          account.tokens.trim(now - pool.windowMs);
+          account.tokens.push(now, outcome.tokens);
+        }
+        return;
+      case 'rate_limited':
+      case 'quota_exhausted': {
+        const until = now + Math.max(0, outcome.cooldownMs);
+        // A short 429 must not cut a long quota cooldown short.
+        if (until > account.coolUntil) {
+          account.coolUntil = until;
+          account.coolReason = outcome.kind;
+        }
+        return;
+      }
+      case 'rejected':
+        v.keys[i]!.disabled ??= 'rejected';
+        return;
+      case 'transient':
+        return;
+    }
+  }
+
+  return {
+    pick(pool) {
+      return Promise.resolve(pickNow(pool));
+    },
+    record(pool, fingerprint, outcome) {
+      recordNow(pool, fingerprint, outcome);
+      return Promise.resolve();
+    },
+    setEnabled(pool, fingerprint, enabled) {
+      const v = view(pool, clock());
+      const i = v.indexOf.get(fingerprint);
+      if (i !== undefined) v.keys[i]!.disabled = enabled ? null : 'admin_disabled';
+      return Promise.resolve();
+    },
+    status(pool) {
+      const now = clock();
+      const v = view(pool, now);
+      const cutoff = now - pool.windowMs;
+      const states: KeyState[] = pool.keys.map((key, i) => {
+        const account = v.accountOfKey[i]!;
+        account.requests.trim(cutoff);
+        account.tokens.trim(cutoff);
+        const disabled = v.keys[i]!.disabled;
+        const cooling = account.coolUntil > now;
+        return {
+          fingerprint: key.fingerprint,
+          account: key.account,
+          status: disabled ? 'disabled' : cooling ? 'cooling' : 'ok',
+          reason: disabled ?? (cooling ? account.coolReason : null),
+          until: !disabled && cooling ? account.coolUntil : null,
+          requestsThisWindow: account.requests.size,
+          tokensThisWindow: account.tokens.sum,
+        };
+      });
+      return Promise.resolve(states);
+    },
+    now() {
+      return Promise.resolve(clock());
+    },
+    close() {
+      pools.clear();
+      return Promise.resolve();
+    },
+  };
+}

@@ -1,0 +1,178 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { keyReasonSchema } from '../../../shared';
+import type { Clock, KeyState, PickResult, PoolDefinition, PoolStore } from '../types';
+import { groupByAccount } from './groupByAccount';
+
+/**
+ * The shared PoolStore: every gateway instance sees the same windows, cooldowns and disabled
+ * keys. Each operation is one Lua script, so pick-count-skip is atomic and one round trip.
+ * Key layout and window rules are documented at the top of lua/common.lua.
+ *
+ * Time comes from Redis TIME inside the scripts, so instances with skewed clocks agree;
+ * tests inject a clock instead and its reading travels as an argument.
+ */
+export interface RedisStoreOptions {
+  redis: Redis;
+  prefix?: string;
+  clock?: Clock;
+  /** Idle pools' state (cursor, disabled keys, cooldowns) expires after this. Default 7 days. */
+  stateTtlMs?: number;
+  /** Quit the connection in close(). Default false: whoever made the connection closes it. */
+  quitOnClose?: boolean;
+}
+
+/** Request/token logs outlive the window by this margin before Redis expires them. */
+const LOG_TTL_MARGIN_MS = 60_000;
+
+function script(name: string): string {
+  const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
+  return read('common.lua') + '\n' + read(name);
+}
+
+const SCRIPTS = {
+  keyrackPoolPick: script('pick.lua'),
+  keyrackPoolRecord: script('record.lua'),
+  keyrackPoolStatus: script('status.lua'),
+};
+
+type ScriptArg = string | number;
+interface ScriptedRedis {
+  keyrackPoolPick(...args: ScriptArg[]): Promise<[1, string] | [0, number] | [-1]>;
+  keyrackPoolRecord(...args: ScriptArg[]): Promise<number>;
+  keyrackPoolStatus(...args: ScriptArg[]): Promise<(string | number)[]>;
+}
+
+/** Script arguments derived from a pool definition, built once per definition object. */
+interface Prepared {
+  meta: string;
+  /** numkeys, KEYS..., then ARGV with the clock slot at `nowIndex`. */
+  pickArgs: ScriptArg[];
+  statusArgs: ScriptArg[];
+  nowIndex: number;
+  /** Per fingerprint: its account name and the record script's KEYS. */
+  byFingerprint: Map<string, { account: string; keys: string[] }>;
+}
+
+const NO_KEYS: PickResult = Object.freeze({ ok: false, reason: 'no_keys', retryAfterMs: null });
+
+export function createRedisStore(options: RedisStoreOptions): PoolStore {
+  const { redis, clock } = options;
+  const prefix = options.prefix ?? 'keyrack';
+  const stateTtlMs = options.stateTtlMs ?? 7 * 24 * 3_600_000;
+  // defineCommand runs EVALSHA and falls back to EVAL (reloading the script) on NOSCRIPT.
+  for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { lua });
+  const scripted = redis as unknown as ScriptedRedis;
+  const prepared = new WeakMap<PoolDefinition, Prepared>();
+
+  function prepare(pool: PoolDefinition): Prepared {
+    const cached = prepared.get(pool);
+    if (cached) return cached;
+    const base = `${prefix}:{pool:${pool.id}}`;
+    const meta = `${base}:meta`;
+    const { accounts, accountOfKey } = groupByAccount(pool.keys);
+    const keys = [meta];
+    for (const account of accounts) keys.push(`${base}:r:${account}`, `${base}:t:${account}`, `${base}:s:${account}`);
+    const pairs: ScriptArg[] = [];
+    const byFingerprint = new Map<string, { account: string; keys: string[] }>();
+    pool.keys.forEach((key, i) => {
+      const a = accountOfKey[i]!;
+      pairs.push(key.fingerprint, a + 1);
+      if (!byFingerprint.has(key.fingerprint)) {
+        byFingerprint.set(key.fingerprint, { account: key.account, keys: [meta, keys[3 * a + 1]!, keys[3 * a + 2]!, keys[3 * a + 3]!] });
+      }
+    });
+    const logTtlMs = pool.windowMs + LOG_TTL_MARGIN_MS;
+    const strategy = pool.strategy === 'least-loaded' ? 'l' : 'r';
+    const nowIndex = 1 + keys.length;
+    const result: Prepared = {
+      meta,
+      pickArgs: [keys.length, ...keys, '', pool.windowMs, pool.rpm, pool.tpm, strategy, stateTtlMs, logTtlMs, accounts.length, ...accounts, ...pairs],
+      statusArgs: [keys.length, ...keys, '', pool.windowMs, accounts.length, ...accounts, ...pairs],
+      nowIndex,
+      byFingerprint,
+    };
+    prepared.set(pool, result);
+    return result;
+  }
+
+  function withNow(args: ScriptArg[], index: number): ScriptArg[] {
+    if (!clock) return args;
+    const copy = args.slice();
+    copy[index] = clock();
+    return copy;
+  }
+
+  return {
+    async pick(pool) {
+      if (pool.keys.length === 0) return NO_KEYS;
+      const p = prepare(pool);
+      const reply = await scripted.keyrackPoolPick(...withNow(p.pickArgs, p.nowIndex));
+      if (reply[0] === 1) return { ok: true, fingerprint: reply[1] };
+      if (reply[0] === 0) return { ok: false, reason: 'busy', retryAfterMs: reply[1] };
+      return NO_KEYS;
+    },
+
+    async record(pool, fingerprint, outcome) {
+      if (outcome.kind === 'transient') return;
+      const key = prepare(pool).byFingerprint.get(fingerprint);
+      if (!key) return; // the key left the pool's configuration meanwhile
+      const amount =
+        outcome.kind === 'success' ? Math.max(0, Math.round(outcome.tokens)) : outcome.kind === 'rejected' ? 0 : Math.max(0, Math.round(outcome.cooldownMs));
+      const kind = outcome.kind === 'success' ? 'success' : outcome.kind === 'rejected' ? 'rejected' : 'cool';
+      const reason = outcome.kind === 'rate_limited' || outcome.kind === 'quota_exhausted' ? outcome.kind : '';
+      await scripted.keyrackPoolRecord(
+        4,
+        ...key.keys,
+        clock ? clock() : '',
+        kind,
+        fingerprint,
+        key.account,
+        amount,
+        reason,
+        pool.windowMs,
+        stateTtlMs,
+        pool.windowMs + LOG_TTL_MARGIN_MS,
+      );
+    },
+
+    async setEnabled(pool, fingerprint, enabled) {
+      const { meta } = prepare(pool);
+      const field = `d:${fingerprint}`;
+      const tx = redis.multi();
+      if (enabled) tx.hdel(meta, field);
+      else tx.hset(meta, field, 'admin_disabled');
+      await tx.pexpire(meta, stateTtlMs).exec();
+    },
+
+    async status(pool) {
+      if (pool.keys.length === 0) return [];
+      const p = prepare(pool);
+      const reply = await scripted.keyrackPoolStatus(...withNow(p.statusArgs, p.nowIndex));
+      return pool.keys.map((key, i): KeyState => {
+        const at = 1 + 5 * i;
+        const reason = String(reply[at + 1]);
+        const until = String(reply[at + 2]);
+        return {
+          fingerprint: key.fingerprint,
+          account: key.account,
+          status: reply[at] as KeyState['status'],
+          reason: reason === '' ? null : keyReasonSchema.parse(reason),
+          until: until === '' ? null : Number(until),
+          requestsThisWindow: Number(reply[at + 3]),
+          tokensThisWindow: Number(reply[at + 4]),
+        };
+      });
+    },
+
+    async now() {
+      if (clock) return clock();
+      const [seconds, micros] = await redis.time();
+      return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    },
+
+    async close() {
+      if (options.quitOnClose) await redis.quit();
+    },
+  };
+}
