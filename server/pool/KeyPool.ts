@@ -1,0 +1,337 @@
+import { inspect } from 'node:util';
+import { z } from 'zod';
+import {
+  providerIdSchema,
+  ROTATION_STRATEGIES,
+  type KeyStatus,
+  type PoolStatus,
+  type ProviderId,
+  type ProviderPoolStatus,
+  type RotationStrategy,
+} from '../../shared';
+import type { GatewayEnv } from '../config/env';
+import type { Logger } from '../observability/logger';
+import { fingerprintOf, maskOf } from './keyIdentity';
+import type { KeyState, Outcome, PoolDefinition, PoolStore } from './types';
+
+/**
+ * The key pool as the rest of the gateway sees it. Secrets live here, in process memory only,
+ * keyed by fingerprint; the store (memory or Redis) decides and remembers by fingerprint alone.
+ */
+
+export interface PoolKeyInput {
+  secret: string;
+  account: string | null;
+}
+
+export interface PoolConfigInput {
+  id: string;
+  provider: ProviderId;
+  strategy: RotationStrategy;
+  rpm: number;
+  tpm: number;
+  keys: PoolKeyInput[];
+}
+
+export interface KeyLease {
+  poolId: string;
+  provider: ProviderId;
+  fingerprint: string;
+  mask: string;
+  secret: string;
+}
+
+export type AcquireResult =
+  | { ok: true; lease: KeyLease }
+  | { ok: false; reason: 'busy' | 'no_keys'; retryAfterMs: number | null };
+
+export type LeaseOutcome =
+  | { kind: 'success'; tokens: number }
+  | { kind: 'rate_limited'; retryAfterMs?: number }
+  | { kind: 'quota_exhausted'; retryAfterMs?: number }
+  | { kind: 'rejected' }
+  | { kind: 'transient' };
+
+export interface KeyPoolOptions {
+  /** Sliding window of the RPM/TPM limits. Default 60 000. */
+  windowMs?: number;
+  /** Cooldown after a 429 that names no retry time. Default 30 s. */
+  defaultCooldownMs?: number;
+  /** Cooldown after quota exhaustion that names no retry time. Default 1 hour. */
+  quotaCooldownMs?: number;
+  /** Key state changes (rejected, cooling) are logged by fingerprint and mask. Default: silent. */
+  logger?: Logger;
+}
+
+/** Invalid pool configuration. Names fields, never values: a value may be a key. */
+export class PoolConfigError extends Error {
+  override readonly name = 'PoolConfigError';
+  constructor(readonly problems: readonly { path: string; problem: string }[]) {
+    super('Invalid key pool configuration:\n' + problems.map((p) => `  - ${p.path}: ${p.problem}`).join('\n'));
+  }
+}
+
+const poolConfigSchema = z.object({
+  id: z.string().min(1).max(200),
+  provider: providerIdSchema,
+  strategy: z.enum(ROTATION_STRATEGIES),
+  rpm: z.number().int().min(0),
+  tpm: z.number().int().min(0),
+  keys: z.array(z.object({ secret: z.string().min(1), account: z.string().min(1).max(200).nullable() })),
+});
+
+/** Cooldowns the provider names are trusted, within reason. */
+const MAX_COOLDOWN_MS = 24 * 3_600_000;
+/** Ad-hoc (BYOK) pool definitions remembered for report(); they hold no secrets. */
+const MAX_ADHOC_POOLS = 10_000;
+
+interface RegisteredPool {
+  config: PoolConfigInput;
+  definition: PoolDefinition;
+  /** Stable per pool shape, so stores can cache per definition object. */
+  signature: string;
+  keys: Map<string, { secret: string; mask: string; account: string | null }>;
+}
+
+export class KeyPool {
+  private readonly windowMs: number;
+  private readonly defaultCooldownMs: number;
+  private readonly quotaCooldownMs: number;
+  private readonly logger: Logger | undefined;
+  private registered = new Map<string, RegisteredPool>();
+  /** Definitions (no secrets) of ad-hoc pools by id, for report() and setKeyEnabled(). */
+  private readonly adhoc = new Map<string, { signature: string; definition: PoolDefinition; masks: Map<string, string> }>();
+
+  constructor(
+    private readonly store: PoolStore,
+    options: KeyPoolOptions = {},
+  ) {
+    this.windowMs = options.windowMs ?? 60_000;
+    this.defaultCooldownMs = options.defaultCooldownMs ?? 30_000;
+    this.quotaCooldownMs = options.quotaCooldownMs ?? 3_600_000;
+    this.logger = options.logger;
+  }
+
+  /** Replace the registered (environment) pools. Key state lives in the store, by fingerprint. */
+  setPools(configs: PoolConfigInput[]): void {
+    const next = new Map<string, RegisteredPool>();
+    configs.forEach((input, i) => {
+      const pool = this.build(input, `pools[${i}]`);
+      if (next.has(pool.config.id)) throw new PoolConfigError([{ path: `pools[${i}].id`, problem: 'duplicate pool id' }]);
+      // Keep the same definition object when nothing changed, so store caches stay warm.
+      const previous = this.registered.get(pool.config.id);
+      next.set(pool.config.id, previous && previous.signature === pool.signature ? { ...pool, definition: previous.definition } : pool);
+    });
+    this.registered = next;
+  }
+
+  has(poolId: string): boolean {
+    return this.registered.has(poolId);
+  }
+
+  async acquire(poolId: string): Promise<AcquireResult> {
+    const pool = this.registered.get(poolId);
+    if (!pool) return { ok: false, reason: 'no_keys', retryAfterMs: null };
+    return this.pickFrom(pool);
+  }
+
+  /** Acquire from a pool that is not registered, such as a user's own (BYOK) keys. */
+  async acquireFrom(config: PoolConfigInput): Promise<AcquireResult> {
+    const built = this.build(config, 'pool');
+    let known = this.adhoc.get(built.config.id);
+    if (!known || known.signature !== built.signature) {
+      const masks = new Map([...built.keys].map(([fingerprint, key]) => [fingerprint, key.mask]));
+      known = { signature: built.signature, definition: built.definition, masks };
+      this.adhoc.delete(built.config.id);
+      this.adhoc.set(built.config.id, known);
+      if (this.adhoc.size > MAX_ADHOC_POOLS) this.adhoc.delete(this.adhoc.keys().next().value!);
+    }
+    return this.pickFrom({ ...built, definition: known.definition });
+  }
+
+  async report(lease: KeyLease, outcome: LeaseOutcome): Promise<void> {
+    const definition = this.definitionOf(lease.poolId);
+    if (!definition) return;
+    const recorded = this.toOutcome(outcome);
+    await this.store.record(definition, lease.fingerprint, recorded);
+    if (recorded.kind === 'rejected') {
+      this.logger?.warn({ pool: lease.poolId, fingerprint: lease.fingerprint, mask: lease.mask }, 'key rejected by provider; disabled until re-enabled');
+    } else if (recorded.kind === 'rate_limited' || recorded.kind === 'quota_exhausted') {
+      this.logger?.info(
+        { pool: lease.poolId, fingerprint: lease.fingerprint, mask: lease.mask, reason: recorded.kind, cooldownMs: recorded.cooldownMs },
+        'key account cooling',
+      );
+    }
+  }
+
+  /** Admin switch; false when the pool has no such key. */
+  async setKeyEnabled(poolId: string, fingerprint: string, enabled: boolean): Promise<boolean> {
+    const definition = this.definitionOf(poolId);
+    if (!definition || !definition.keys.some((k) => k.fingerprint === fingerprint)) return false;
+    await this.store.setEnabled(definition, fingerprint, enabled);
+    return true;
+  }
+
+  /** Status of the registered pools that have keys. */
+  async status(): Promise<PoolStatus> {
+    const pools = [...this.registered.values()].filter((p) => p.definition.keys.length > 0);
+    const [at, providers] = await Promise.all([this.store.now(), Promise.all(pools.map((p) => this.describe(p.config, p)))]);
+    return { at, windowMs: this.windowMs, providers };
+  }
+
+  async statusOf(config: PoolConfigInput): Promise<ProviderPoolStatus> {
+    return this.describe(config, this.build(config, 'pool'));
+  }
+
+  private async pickFrom(pool: RegisteredPool): Promise<AcquireResult> {
+    const picked = await this.store.pick(pool.definition);
+    if (!picked.ok) return picked;
+    const key = pool.keys.get(picked.fingerprint);
+    // The store only knows fingerprints we gave it; a miss means the config changed under us.
+    if (!key) return { ok: false, reason: 'busy', retryAfterMs: 1 };
+    return { ok: true, lease: leaseOf(pool.config.id, pool.config.provider, picked.fingerprint, key.mask, key.secret) };
+  }
+
+  private definitionOf(poolId: string): PoolDefinition | undefined {
+    return this.registered.get(poolId)?.definition ?? this.adhoc.get(poolId)?.definition;
+  }
+
+  private toOutcome(outcome: LeaseOutcome): Outcome {
+    switch (outcome.kind) {
+      case 'success':
+        return { kind: 'success', tokens: Number.isFinite(outcome.tokens) ? Math.max(0, Math.round(outcome.tokens)) : 0 };
+      case 'rate_limited':
+        return { kind: 'rate_limited', cooldownMs: cooldown(outcome.retryAfterMs, this.defaultCooldownMs) };
+      case 'quota_exhausted':
+        return { kind: 'quota_exhausted', cooldownMs: cooldown(outcome.retryAfterMs, this.quotaCooldownMs) };
+      case 'rejected':
+        return { kind: 'rejected' };
+      default:
+        return { kind: 'transient' };
+    }
+  }
+
+  private build(input: PoolConfigInput, path: string): RegisteredPool {
+    const parsed = poolConfigSchema.safeParse(input);
+    if (!parsed.success) {
+      throw new PoolConfigError(
+        parsed.error.issues.map((issue) => ({ path: [path, ...issue.path.map(String)].join('.'), problem: issue.message })),
+      );
+    }
+    const config = parsed.data;
+    const keys = new Map<string, { secret: string; mask: string; account: string | null }>();
+    const poolKeys: { fingerprint: string; account: string }[] = [];
+    for (const { secret, account } of config.keys) {
+      const fingerprint = fingerprintOf(secret);
+      if (keys.has(fingerprint)) continue; // the same key twice is one key
+      keys.set(fingerprint, { secret, mask: maskOf(secret), account });
+      poolKeys.push({ fingerprint, account: account ?? fingerprint });
+    }
+    const definition: PoolDefinition = Object.freeze({
+      id: config.id,
+      strategy: config.strategy,
+      rpm: config.rpm,
+      tpm: config.tpm,
+      windowMs: this.windowMs,
+      keys: Object.freeze(poolKeys.map((k) => Object.freeze(k))),
+    });
+    const signature = JSON.stringify([config.strategy, config.rpm, config.tpm, poolKeys]);
+    return { config, definition, signature, keys };
+  }
+
+  private async describe(config: PoolConfigInput, pool: RegisteredPool): Promise<ProviderPoolStatus> {
+    const states = await this.store.status(pool.definition);
+    const keys = states.map((state) => toKeyStatus(state, pool, config));
+    const accounts = new Map<string, { requests: number; usable: boolean }>();
+    for (const state of states) {
+      const seen = accounts.get(state.account);
+      accounts.set(state.account, { requests: state.requestsThisWindow, usable: (seen?.usable ?? false) || state.status === 'ok' });
+    }
+    let requestsThisWindow = 0;
+    let capacityRpm = 0;
+    for (const account of accounts.values()) {
+      requestsThisWindow += account.requests;
+      if (account.usable && config.rpm > 0) capacityRpm += Math.max(0, config.rpm - account.requests);
+    }
+    return {
+      provider: config.provider,
+      strategy: config.strategy,
+      keys,
+      totals: {
+        keys: keys.length,
+        ok: keys.filter((k) => k.status === 'ok').length,
+        cooling: keys.filter((k) => k.status === 'cooling').length,
+        disabled: keys.filter((k) => k.status === 'disabled').length,
+        requestsThisWindow,
+        capacityRpm,
+      },
+    };
+  }
+}
+
+/** One pool per provider that has keys, named after the provider. */
+export function poolConfigsFromEnv(env: GatewayEnv): PoolConfigInput[] {
+  return env.providers
+    .filter((p) => p.keys.length > 0)
+    .map((p) => ({
+      id: p.provider,
+      provider: p.provider,
+      strategy: p.strategy,
+      rpm: p.rpmPerKey,
+      tpm: p.tpmPerKey,
+      keys: p.keys.map((k) => ({ secret: k.secret, account: k.account })),
+    }));
+}
+
+function cooldown(given: number | undefined, fallback: number): number {
+  const ms = given !== undefined && Number.isFinite(given) && given > 0 ? given : fallback;
+  return Math.min(MAX_COOLDOWN_MS, Math.max(1, Math.ceil(ms)));
+}
+
+function toKeyStatus(state: KeyState, pool: RegisteredPool, config: PoolConfigInput): KeyStatus {
+  const key = pool.keys.get(state.fingerprint);
+  const used = Math.max(
+    config.rpm > 0 ? state.requestsThisWindow / config.rpm : 0,
+    config.tpm > 0 ? state.tokensThisWindow / config.tpm : 0,
+  );
+  return {
+    fingerprint: state.fingerprint,
+    mask: key?.mask ?? '…',
+    account: key?.account ?? null,
+    status: state.status,
+    reason: state.reason,
+    until: state.until,
+    requestsThisWindow: state.requestsThisWindow,
+    rpmLimit: config.rpm,
+    tokensThisWindow: state.tokensThisWindow,
+    tpmLimit: config.tpm,
+    percentUsed: Math.min(100, Math.round(used * 10_000) / 100),
+  };
+}
+
+/**
+ * A lease carries the secret to the adapter that sends it. JSON.stringify and util.inspect
+ * (console.log, error dumps) show it without the secret, so a careless log line stays safe.
+ * The guards live on the prototype: a lease costs one plain allocation.
+ */
+class Lease implements KeyLease {
+  constructor(
+    readonly poolId: string,
+    readonly provider: ProviderId,
+    readonly fingerprint: string,
+    readonly mask: string,
+    readonly secret: string,
+  ) {}
+
+  toJSON() {
+    return { poolId: this.poolId, provider: this.provider, fingerprint: this.fingerprint, mask: this.mask, secret: '[redacted]' };
+  }
+
+  [inspect.custom]() {
+    return this.toJSON();
+  }
+}
+
+function leaseOf(poolId: string, provider: ProviderId, fingerprint: string, mask: string, secret: string): KeyLease {
+  return new Lease(poolId, provider, fingerprint, mask, secret);
+}
