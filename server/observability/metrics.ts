@@ -1,0 +1,96 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Keyrack's Prometheus metrics. Labels are bounded sets (provider ids, catalog model ids,
+ * outcome kinds): never a user id, a key, a key fingerprint or free text, so no secret and
+ * no unbounded cardinality can reach a scrape.
+ */
+export interface GatewayMetrics {
+  registry: Registry;
+  requests: Counter<'provider' | 'model' | 'status'>;
+  upstreamLatency: Histogram<'provider' | 'outcome'>;
+  timeToFirstToken: Histogram<'provider'>;
+  retries: Counter<'provider' | 'reason'>;
+  cooldowns: Counter<'provider' | 'kind'>;
+  disabledKeys: Gauge<'provider'>;
+  coolingKeys: Gauge<'provider'>;
+  tokens: Counter<'provider' | 'model' | 'direction'>;
+  costUsd: Counter<'provider' | 'model'>;
+  openStreams: Gauge;
+  storeLatency: Histogram<'operation'>;
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export function createMetrics(options: { collectDefaults?: boolean } = {}): GatewayMetrics {
+  const registry = new Registry();
+  if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry, prefix: 'keyrack_process_' });
+  const registers = [registry];
+  return {
+    registry,
+    requests: new Counter({
+      name: 'keyrack_requests_total',
+      help: 'Chat requests by provider, model and final status',
+      labelNames: ['provider', 'model', 'status'],
+      registers,
+    }),
+    upstreamLatency: new Histogram({
+      name: 'keyrack_upstream_latency_seconds',
+      help: 'Duration of one upstream attempt, by outcome',
+      labelNames: ['provider', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    timeToFirstToken: new Histogram({
+      name: 'keyrack_time_to_first_token_seconds',
+      help: 'From request to the first text delta sent to the client',
+      labelNames: ['provider'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    retries: new Counter({
+      name: 'keyrack_retries_total',
+      help: 'Attempts retried on another key or model, by the reason of the failed attempt',
+      labelNames: ['provider', 'reason'],
+      registers,
+    }),
+    cooldowns: new Counter({
+      name: 'keyrack_key_cooldowns_total',
+      help: 'Keys put out of rotation: rate_limited, quota_exhausted, rejected',
+      labelNames: ['provider', 'kind'],
+      registers,
+    }),
+    disabledKeys: new Gauge({
+      name: 'keyrack_keys_disabled',
+      help: 'Keys currently disabled (rejected by the provider or by an admin)',
+      labelNames: ['provider'],
+      registers,
+    }),
+    coolingKeys: new Gauge({
+      name: 'keyrack_keys_cooling',
+      help: 'Keys currently cooling down',
+      labelNames: ['provider'],
+      registers,
+    }),
+    tokens: new Counter({
+      name: 'keyrack_tokens_total',
+      help: 'Tokens reported by providers',
+      labelNames: ['provider', 'model', 'direction'],
+      registers,
+    }),
+    costUsd: new Counter({
+      name: 'keyrack_cost_usd_total',
+      help: 'Cost charged to users, including markup, in US dollars',
+      labelNames: ['provider', 'model'],
+      registers,
+    }),
+    openStreams: new Gauge({ name: 'keyrack_open_streams', help: 'Chat streams in flight', registers }),
+    storeLatency: new Histogram({
+      name: 'keyrack_store_latency_seconds',
+      help: 'Latency of state store operations',
+      labelNames: ['operation'],
+      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+      registers,
+    }),
+  };
+}
