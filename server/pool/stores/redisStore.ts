@@ -137,12 +137,9 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
     },
 
     async setEnabled(pool, fingerprint, enabled) {
-      const { meta } = prepare(pool);
-      const field = `d:${fingerprint}`;
-      const tx = redis.multi();
-      if (enabled) tx.hdel(meta, field);
-      else tx.hset(meta, field, 'admin_disabled');
-      await tx.pexpire(meta, stateTtlMs).exec();
+      const key = prepare(pool).byFingerprint.get(fingerprint);
+      if (!key) return;
+      await scripted.keyrackPoolRecord(4, ...key.keys, '', enabled ? 'enable' : 'disable', fingerprint, key.account, 0, '', pool.windowMs, stateTtlMs, 0);
     },
 
     async status(pool) {

@@ -41,11 +41,17 @@ local function trimTokens(tlog, tsum, cutoff)
   return sum
 end
 
--- Disabled fingerprints, live cooldowns by account name (stale ones are deleted), cursor, seq.
+-- Set a TTL that never shortens the one the key has (a long cooldown keeps its pool state alive).
+local function extendTtl(key, ttl)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+
+-- Disabled fingerprints, live cooldowns by account name (stale ones are deleted), cursor, seq,
+-- and when the last cooldown ends.
 local function loadMeta(meta, now)
   local fields = redis.call('HGETALL', meta)
   local disabled, cooling, reasons = {}, {}, {}
-  local cursor, seq = 0, 0
+  local cursor, seq, lastUntil = 0, 0, now
   for i = 1, #fields, 2 do
     local f, v = fields[i], fields[i + 1]
     local p = string.sub(f, 1, 2)
@@ -56,6 +62,7 @@ local function loadMeta(meta, now)
       local untilMs = tonumber(string.sub(v, 1, bar - 1))
       if untilMs > now then
         cooling[string.sub(f, 3)] = untilMs
+        if untilMs > lastUntil then lastUntil = untilMs end
         reasons[string.sub(f, 3)] = string.sub(v, bar + 1)
       else
         redis.call('HDEL', meta, f)
@@ -66,5 +73,5 @@ local function loadMeta(meta, now)
       seq = tonumber(v)
     end
   end
-  return disabled, cooling, reasons, cursor, seq
+  return disabled, cooling, reasons, cursor, seq, lastUntil
 end

@@ -17,7 +17,7 @@ if n < 1 then return {-1} end
 local cutoff = now - windowMs
 local openCutoff = '(' .. fmt(cutoff)
 
-local disabled, cooling, _, cursor, seq = loadMeta(meta, now)
+local disabled, cooling, _, cursor, seq, lastUntil = loadMeta(meta, now)
 
 local requestCount, tokenSum, usableMemo = {}, {}, {}
 
@@ -81,7 +81,7 @@ if chosen ~= nil then
   redis.call('ZADD', rlog, now, seq)
   redis.call('PEXPIRE', rlog, ARGV[7])
   redis.call('HSET', meta, 'cursor', chosen + 1, 'seq', seq)
-  redis.call('PEXPIRE', meta, ARGV[6])
+  redis.call('PEXPIRE', meta, math.max(tonumber(ARGV[6]), lastUntil - now))
   return {1, ARGV[base + 2 * chosen + 1]}
 end
 

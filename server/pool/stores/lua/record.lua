@@ -1,6 +1,7 @@
 -- Record the outcome of a request against a key and its account.
 -- KEYS: meta, request log, token log, token sum (of the key's account)
--- ARGV: now ('' = Redis TIME), kind ('success' | 'cool' | 'rejected'), fingerprint, account,
+-- ARGV: now ('' = Redis TIME), kind ('success' | 'cool' | 'rejected' | 'enable' | 'disable'),
+--       fingerprint, account,
 --       amount (tokens, or cooldown ms), reason (for 'cool'), windowMs, metaTtlMs, logTtlMs
 local meta, tlog, tsum = KEYS[1], KEYS[3], KEYS[4]
 local now = clockNow(ARGV[1])
@@ -28,9 +29,14 @@ elseif kind == 'cool' then
   redis.call('HSET', meta, field, fmt(untilMs) .. '|' .. ARGV[6])
   if amount > metaTtl then metaTtl = amount end
 elseif kind == 'rejected' then
+  -- An admin's reason stays if the key was switched off while a request was in flight.
   redis.call('HSETNX', meta, 'd:' .. ARGV[3], 'rejected')
+elseif kind == 'disable' then
+  redis.call('HSET', meta, 'd:' .. ARGV[3], 'admin_disabled')
+elseif kind == 'enable' then
+  redis.call('HDEL', meta, 'd:' .. ARGV[3])
 else
   return 0
 end
-redis.call('PEXPIRE', meta, metaTtl)
+extendTtl(meta, metaTtl)
 return 1
