@@ -249,7 +249,7 @@ describe.each(stores)('PoolStore contract: %s store', (_name, makeStore) => {
 
   describe('status', () => {
     it('lists keys in pool order with their account\'s window counts', async () => {
-      const def = pool([key('z', 'acct'), key('a'), key('m', 'acct')], { rpm: 10 });
+      const def = pool([key('z', 'acct'), key('a'), key('m', 'acct')], { rpm: 10, tpm: 1_000 });
       await picks(store, def, 3); // z, a, m
       await store.record(def, 'z', { kind: 'success', tokens: 7 });
       const status = await store.status(def);
@@ -279,10 +279,33 @@ describe.each(stores)('PoolStore contract: %s store', (_name, makeStore) => {
       ]);
     });
 
-    it('unlimited pools never refuse and still count', async () => {
+    it('unlimited pools never refuse and still count, with the sliding-window-counter estimate', async () => {
       const def = pool([key('a'), key('b')]);
       await picks(store, def, 500);
-      expect((await store.status(def)).map((s) => s.requestsThisWindow)).toEqual([250, 250]);
+      await store.record(def, 'a', { kind: 'success', tokens: 1_000 });
+      expect((await store.status(def)).map((s) => [s.requestsThisWindow, s.tokensThisWindow])).toEqual([
+        [250, 1_000],
+        [250, 0],
+      ]);
+      // A quarter into the next window-aligned bucket, 3/4 of the previous one still counts.
+      now = T0 + WINDOW + WINDOW / 4;
+      await picks(store, def, 2);
+      expect((await store.status(def)).map((s) => [s.requestsThisWindow, s.tokensThisWindow])).toEqual([
+        [1 + 187, 750],
+        [1 + 187, 0],
+      ]);
+      now = T0 + 3 * WINDOW;
+      expect((await store.status(def)).map((s) => [s.requestsThisWindow, s.tokensThisWindow])).toEqual([
+        [0, 0],
+        [0, 0],
+      ]);
+    });
+
+    it('least-loaded balances unlimited accounts by their estimated load', async () => {
+      const def = pool([key('a'), key('b'), key('c')], { strategy: 'least-loaded' });
+      const rr = pool(def.keys.slice());
+      await picks(store, rr, 2); // a, b
+      expect(await picks(store, def, 4)).toEqual(['c', 'a', 'b', 'c']);
     });
 
     it('now() is the store clock', async () => {

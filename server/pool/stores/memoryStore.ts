@@ -1,5 +1,6 @@
 import type { KeyReason } from '../../../shared';
 import { systemClock, type Clock, type KeyState, type Outcome, type PickResult, type PoolDefinition, type PoolStore } from '../types';
+import { ApproxWindow } from './approxWindow';
 import { WindowLog } from './windowLog';
 
 /**
@@ -15,8 +16,11 @@ export interface MemoryStoreOptions {
 type CoolReason = Extract<KeyReason, 'rate_limited' | 'quota_exhausted'>;
 
 interface AccountState {
+  /** Exact logs, used while the pool's rpm / tpm is limited. */
   requests: WindowLog;
   tokens: WindowLog;
+  /** Estimates, used for an unlimited rpm / tpm (see approxWindow.ts). */
+  approx: ApproxWindow;
   coolUntil: number;
   coolReason: CoolReason | null;
 }
@@ -83,7 +87,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
       if (!record) state.keys.set(key.fingerprint, (record = { disabled: null }));
       let account = state.accounts.get(key.account);
       if (!account) {
-        account = { requests: new WindowLog(false), tokens: new WindowLog(true), coolUntil: 0, coolReason: null };
+        account = { requests: new WindowLog(false), tokens: new WindowLog(true), approx: new ApproxWindow(), coolUntil: 0, coolReason: null };
         state.accounts.set(key.account, account);
       }
       keys.push(record);
@@ -121,6 +125,18 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
     return true;
   }
 
+  function requestsOf(account: AccountState, pool: PoolDefinition, now: number): number {
+    if (pool.rpm === 0) return account.approx.requestsAt(now, pool.windowMs);
+    account.requests.trim(now - pool.windowMs);
+    return account.requests.size;
+  }
+
+  function tokensOf(account: AccountState, pool: PoolDefinition, now: number): number {
+    if (pool.tpm === 0) return account.approx.tokensAt(now, pool.windowMs);
+    account.tokens.trim(now - pool.windowMs);
+    return account.tokens.sum;
+  }
+
   /** How long until the account could serve again (it is known not usable now). */
   function waitOf(account: AccountState, pool: PoolDefinition, now: number): number {
     let wait = account.coolUntil > now ? account.coolUntil - now : 0;
@@ -147,10 +163,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
         anyEnabled = true;
         const account = v.accountOfKey[i]!;
         if (!usable(account, pool, now, cutoff)) continue;
-        account.requests.trim(cutoff);
         // One rpm for the whole pool, so the lowest ratio is the lowest count.
-        if (account.requests.size < best) {
-          best = account.requests.size;
+        const load = requestsOf(account, pool, now);
+        if (load < best) {
+          best = load;
           chosen = i;
         }
       }
@@ -166,9 +182,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
       }
     }
     if (chosen >= 0) {
-      const requests = v.accountOfKey[chosen]!.requests;
-      requests.trim(cutoff);
-      requests.push(now);
+      const account = v.accountOfKey[chosen]!;
+      if (pool.rpm > 0) {
+        account.requests.trim(cutoff);
+        account.requests.push(now);
+      } else {
+        account.approx.addRequest(now, pool.windowMs);
+      }
       v.state.cursor = chosen + 1;
       return v.granted[chosen]!;
     }
@@ -189,7 +209,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
     const account = v.accountOfKey[i]!;
     switch (outcome.kind) {
       case 'success':
-        if (outcome.tokens > 0) {
+        if (outcome.tokens <= 0) return;
+        if (pool.tpm === 0) {
+          account.approx.addTokens(now, pool.windowMs, outcome.tokens);
+        } else {
           account.tokens.trim(now - pool.windowMs);
           account.tokens.push(now, outcome.tokens);
         }
@@ -229,11 +252,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
     status(pool) {
       const now = clock();
       const v = view(pool, now);
-      const cutoff = now - pool.windowMs;
       const states: KeyState[] = pool.keys.map((key, i) => {
         const account = v.accountOfKey[i]!;
-        account.requests.trim(cutoff);
-        account.tokens.trim(cutoff);
         const disabled = v.keys[i]!.disabled;
         const cooling = account.coolUntil > now;
         return {
@@ -242,8 +262,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
           status: disabled ? 'disabled' : cooling ? 'cooling' : 'ok',
           reason: disabled ?? (cooling ? account.coolReason : null),
           until: !disabled && cooling ? account.coolUntil : null,
-          requestsThisWindow: account.requests.size,
-          tokensThisWindow: account.tokens.sum,
+          requestsThisWindow: requestsOf(account, pool, now),
+          tokensThisWindow: tokensOf(account, pool, now),
         };
       });
       return Promise.resolve(states);

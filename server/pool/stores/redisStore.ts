@@ -79,7 +79,7 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
       const a = accountOfKey[i]!;
       pairs.push(key.fingerprint, a + 1);
       if (!byFingerprint.has(key.fingerprint)) {
-        byFingerprint.set(key.fingerprint, { account: key.account, keys: [meta, keys[3 * a + 1]!, keys[3 * a + 2]!, keys[3 * a + 3]!] });
+        byFingerprint.set(key.fingerprint, { account: key.account, keys: [meta, ...keys.slice(3 * a + 1, 3 * a + 4)] });
       }
     });
     const logTtlMs = pool.windowMs + LOG_TTL_MARGIN_MS;
@@ -88,7 +88,7 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
     const result: Prepared = {
       meta,
       pickArgs: [keys.length, ...keys, '', pool.windowMs, pool.rpm, pool.tpm, strategy, stateTtlMs, logTtlMs, accounts.length, ...accounts, ...pairs],
-      statusArgs: [keys.length, ...keys, '', pool.windowMs, accounts.length, ...accounts, ...pairs],
+      statusArgs: [keys.length, ...keys, '', pool.windowMs, pool.rpm, pool.tpm, accounts.length, ...accounts, ...pairs],
       nowIndex,
       byFingerprint,
     };
@@ -133,13 +133,14 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
         pool.windowMs,
         stateTtlMs,
         pool.windowMs + LOG_TTL_MARGIN_MS,
+        pool.tpm,
       );
     },
 
     async setEnabled(pool, fingerprint, enabled) {
       const key = prepare(pool).byFingerprint.get(fingerprint);
       if (!key) return;
-      await scripted.keyrackPoolRecord(4, ...key.keys, '', enabled ? 'enable' : 'disable', fingerprint, key.account, 0, '', pool.windowMs, stateTtlMs, 0);
+      await scripted.keyrackPoolRecord(4, ...key.keys, '', enabled ? 'enable' : 'disable', fingerprint, key.account, 0, '', pool.windowMs, stateTtlMs, 0, pool.tpm);
     },
 
     async status(pool) {

@@ -3,6 +3,9 @@
 -- ARGV: now ('' = Redis TIME), windowMs, rpm, tpm, strategy ('r' | 'l'), metaTtlMs, logTtlMs,
 --       m, account names 1..m, then per key: fingerprint, account index (1-based)
 -- Returns {1, fingerprint} | {0, retryAfterMs} | {-1} (no key can ever serve)
+--
+-- Every redis.call costs more than its command, so the hot path makes few: TIME, HGETALL,
+-- one ZCOUNT per account looked at (limited rpm only), then the writes for the chosen key.
 
 local meta = KEYS[1]
 local now = clockNow(ARGV[1])
@@ -17,19 +20,34 @@ if n < 1 then return {-1} end
 local cutoff = now - windowMs
 local openCutoff = '(' .. fmt(cutoff)
 
-local disabled, cooling, _, cursor, seq, lastUntil = loadMeta(meta, now)
+local state = loadMeta(meta, now)
+local disabled, cooling = state.disabled, state.cooling
 
-local requestCount, tokenSum, usableMemo = {}, {}, {}
+local requestCount, tokenSum, usableMemo, approx = {}, {}, {}, {}
+
+local function approxOf(a)
+  local st = approx[a]
+  if st == nil then
+    st = approxLoad(state.approx[ARGV[8 + a]], now, windowMs)
+    approx[a] = st
+  end
+  return st
+end
 
 local function requests(a)
   local c = requestCount[a]
   if c == nil then
-    c = redis.call('ZCOUNT', KEYS[3 * a - 1], openCutoff, '+inf')
+    if rpm > 0 then
+      c = redis.call('ZCOUNT', KEYS[3 * a - 1], openCutoff, '+inf')
+    else
+      c = approxRequests(approxOf(a))
+    end
     requestCount[a] = c
   end
   return c
 end
 
+-- Only called when tpm > 0.
 local function tokens(a)
   local s = tokenSum[a]
   if s == nil then
@@ -50,7 +68,7 @@ local function usable(a)
   return u
 end
 
-local start = cursor % n
+local start = state.cursor % n
 local chosen, chosenAccount = nil, nil
 local anyEnabled = false
 local best = nil
@@ -75,13 +93,22 @@ for step = 0, n - 1 do
 end
 
 if chosen ~= nil then
-  local rlog = KEYS[3 * chosenAccount - 1]
-  seq = seq + 1
-  redis.call('ZREMRANGEBYSCORE', rlog, '-inf', fmt(cutoff))
-  redis.call('ZADD', rlog, now, seq)
-  redis.call('PEXPIRE', rlog, ARGV[7])
-  redis.call('HSET', meta, 'cursor', chosen + 1, 'seq', seq)
-  redis.call('PEXPIRE', meta, math.max(tonumber(ARGV[6]), lastUntil - now))
+  local seq = state.seq + 1
+  if rpm > 0 then
+    local rlog = KEYS[3 * chosenAccount - 1]
+    -- Counting reads only the window (ZCOUNT from the cutoff), so stale entries cost memory,
+    -- never correctness; trimming on 1 pick in 8 keeps them few. The TTL follows every add.
+    if (seq + now) % 8 == 0 then redis.call('ZREMRANGEBYSCORE', rlog, '-inf', fmt(cutoff)) end
+    redis.call('ZADD', rlog, now, seq)
+    redis.call('PEXPIRE', rlog, ARGV[7])
+    redis.call('HSET', meta, 'cursor', chosen + 1, 'seq', seq)
+  else
+    local st = approxOf(chosenAccount)
+    st.c = st.c + 1
+    redis.call('HSET', meta, 'cursor', chosen + 1, 'seq', seq, 'a:' .. ARGV[8 + chosenAccount], approxEncode(st))
+  end
+  -- The state TTL is days long: refreshing it on the first pick and every 64th after is plenty.
+  if seq % 64 == 1 then redis.call('PEXPIRE', meta, math.max(tonumber(ARGV[6]), state.lastUntil - now)) end
   return {1, ARGV[base + 2 * chosen + 1]}
 end
 

@@ -1,24 +1,33 @@
--- Record the outcome of a request against a key and its account.
+-- Record the outcome of a request against a key and its account; also the admin switch.
 -- KEYS: meta, request log, token log, token sum (of the key's account)
 -- ARGV: now ('' = Redis TIME), kind ('success' | 'cool' | 'rejected' | 'enable' | 'disable'),
---       fingerprint, account,
---       amount (tokens, or cooldown ms), reason (for 'cool'), windowMs, metaTtlMs, logTtlMs
+--       fingerprint, account, amount (tokens, or cooldown ms), reason (for 'cool'), windowMs,
+--       metaTtlMs, logTtlMs, tpm
 local meta, tlog, tsum = KEYS[1], KEYS[3], KEYS[4]
 local now = clockNow(ARGV[1])
 local kind = ARGV[2]
+local account = ARGV[4]
 local amount = tonumber(ARGV[5])
+local windowMs = tonumber(ARGV[7])
 local metaTtl = tonumber(ARGV[8])
 
 if kind == 'success' then
   if amount <= 0 then return 0 end
-  trimTokens(tlog, tsum, now - tonumber(ARGV[7]))
-  local seq = redis.call('HINCRBY', meta, 'seq', 1)
-  redis.call('ZADD', tlog, now, seq .. ':' .. fmt(amount))
-  redis.call('INCRBY', tsum, amount)
-  redis.call('PEXPIRE', tlog, ARGV[9])
-  redis.call('PEXPIRE', tsum, ARGV[9])
+  if tonumber(ARGV[10]) == 0 then
+    local field = 'a:' .. account
+    local st = approxLoad(redis.call('HGET', meta, field), now, windowMs)
+    st.tc = st.tc + amount
+    redis.call('HSET', meta, field, approxEncode(st))
+  else
+    trimTokens(tlog, tsum, now - windowMs)
+    local seq = redis.call('HINCRBY', meta, 'seq', 1)
+    redis.call('ZADD', tlog, now, seq .. ':' .. fmt(amount))
+    redis.call('INCRBY', tsum, amount)
+    redis.call('PEXPIRE', tlog, ARGV[9])
+    redis.call('PEXPIRE', tsum, ARGV[9])
+  end
 elseif kind == 'cool' then
-  local field = 'c:' .. ARGV[4]
+  local field = 'c:' .. account
   local untilMs = now + amount
   local existing = redis.call('HGET', meta, field)
   -- A short 429 must not cut a long quota cooldown short.
