@@ -76,8 +76,9 @@ local function approxTokens(st)
   return st.tc + math.floor(st.tp * st.remaining / st.windowMs)
 end
 
+-- Plain concatenation: all five are integers well under 1e14, which Lua prints without exponent.
 local function approxEncode(st)
-  return fmt(st.w) .. ':' .. fmt(st.c) .. ':' .. fmt(st.p) .. ':' .. fmt(st.tc) .. ':' .. fmt(st.tp)
+  return st.w .. ':' .. st.c .. ':' .. st.p .. ':' .. st.tc .. ':' .. st.tp
 end
 
 -- Set a TTL that never shortens the one the key has (a long cooldown keeps its pool state alive).

@@ -18,7 +18,8 @@ local base = 8 + m
 local n = (#ARGV - base) / 2
 if n < 1 then return {-1} end
 local cutoff = now - windowMs
-local openCutoff = '(' .. fmt(cutoff)
+-- Number-to-string costs show in a hot script: only limited windows need the cutoff as text.
+local openCutoff = (rpm > 0 or tpm > 0) and '(' .. fmt(cutoff) or nil
 
 local state = loadMeta(meta, now)
 local disabled, cooling = state.disabled, state.cooling
