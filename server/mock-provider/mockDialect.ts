@@ -37,6 +37,7 @@ export interface MockReply {
   body: string;
 }
 
+/** Gemini names model and streaming in the path; OpenAI and Anthropic in the body (`stream` false here). */
 export type MockEndpoint = { kind: 'models' } | { kind: 'chat'; stream: boolean; model?: string };
 
 /**
