@@ -1,26 +1,14 @@
 import type { ProviderId } from '../../shared';
+import type { AcquireResult, KeyLease, LeaseOutcome } from '../pool/KeyPool';
+
+// One definition of a lease and its outcomes: the pool's. Re-exported so dispatch code and its
+// callers need not know where they live.
+export type { AcquireResult, KeyLease, LeaseOutcome };
 
 /**
  * What the dispatcher needs of the key pool (server/pool/KeyPool.ts satisfies it structurally).
  * Kept as an interface so the dispatcher can be tested and reused with any key source.
  */
-export interface KeyLease {
-  poolId: string;
-  provider: ProviderId;
-  fingerprint: string;
-  mask: string;
-  secret: string;
-}
-
-export type AcquireResult = { ok: true; lease: KeyLease } | { ok: false; reason: 'busy' | 'no_keys'; retryAfterMs: number | null };
-
-export type LeaseOutcome =
-  | { kind: 'success'; tokens: number }
-  | { kind: 'rate_limited'; retryAfterMs?: number }
-  | { kind: 'quota_exhausted'; retryAfterMs?: number }
-  | { kind: 'rejected' }
-  | { kind: 'transient' };
-
 export interface DispatchKeyPool {
   /** Env pools are named after their provider. */
   acquire(poolId: string): Promise<AcquireResult>;
