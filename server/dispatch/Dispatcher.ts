@@ -231,7 +231,8 @@ export class Dispatcher {
       try {
         await this.deps.pool.report(lease, outcome);
       } catch (error) {
-        log.warn({ err: describe(error), key: lease.fingerprint }, 'could not report key outcome');
+        // `fingerprint`, not `key`: the logger redacts any field named `key`.
+        log.warn({ err: describe(error), fingerprint: lease.fingerprint }, 'could not report key outcome');
       }
     };
 
@@ -266,7 +267,8 @@ export class Dispatcher {
         : new ProviderError({ kind: 'transient', message: `${model.provider}: adapter failed`, cause: thrown });
       if (!ProviderError.isInstance(thrown)) log.error({ err: describe(thrown) }, 'adapter threw a non-provider error');
       await report(outcomeOf(error), started ? 'interrupted' : error.kind === 'bad_request' ? 'bad_request' : outcomeOf(error).kind);
-      log.warn({ provider: model.provider, key: lease.fingerprint, kind: error.kind, status: error.status, providerCode: error.providerCode, started, msg: error.message }, 'upstream attempt failed');
+      // Not `msg` for the provider's message: pino would write a second `msg` field into the line.
+      log.warn({ provider: model.provider, fingerprint: lease.fingerprint, kind: error.kind, status: error.status, providerCode: error.providerCode, started, detail: error.message }, 'upstream attempt failed');
       if (started) {
         // Text already reached the client: a retry would bill twice and repeat it.
         return { code: 'stream_interrupted', message: `the ${model.provider} stream broke off: ${error.message}`, final: true };
