@@ -1,0 +1,56 @@
+/**
+ * A small key-value document store for business data: config, the model list, BYOK records
+ * (ciphertext only), usage counters and per-user limits. Two implementations share this
+ * contract (test/store/docStoreContract.test.ts runs against both):
+ *  - memoryDocStore: one gateway instance, nothing survives a restart;
+ *  - redisDocStore: every instance sharing one Redis sees the same data, keys under `<prefix>:`.
+ *
+ * Every write passes through the secret guard (secretGuard.ts). Values are JSON; a `Sealed`
+ * envelope is stored as its JSON form. Reads return `unknown`: callers parse with zod.
+ */
+
+export type Clock = () => number;
+export const systemClock: Clock = () => Date.now();
+
+export type WindowHit = { allowed: true; count: number } | { allowed: false; count: number; retryAfterMs: number };
+
+export interface DocStore {
+  /** 'memory' or 'redis': for the health endpoint and logs. */
+  readonly kind: 'memory' | 'redis';
+
+  getJson(key: string): Promise<unknown>;
+  setJson(key: string, value: unknown): Promise<void>;
+  /** Writes only when the key is absent; true when it wrote. Used to seed defaults once. */
+  setJsonIfAbsent(key: string, value: unknown): Promise<boolean>;
+  delete(key: string): Promise<void>;
+
+  /** Hash-like maps of JSON values, e.g. a user's BYOK records keyed by record id. */
+  mapGet(key: string, field: string): Promise<unknown>;
+  mapGetAll(key: string): Promise<Map<string, unknown>>;
+  mapSet(key: string, field: string, value: unknown): Promise<void>;
+  /** Writes only when the field exists; true when it wrote (a concurrent delete wins). */
+  mapSetIfPresent(key: string, field: string, value: unknown): Promise<boolean>;
+  mapDelete(key: string, field: string): Promise<boolean>;
+  mapSize(key: string): Promise<number>;
+
+  /**
+   * Adds to numeric fields of a counter map, all together or not at all (Redis: one MULTI of
+   * HINCRBY for integers, HINCRBYFLOAT otherwise). `ttlMs` (re)sets the map's expiry.
+   */
+  increment(key: string, deltas: Readonly<Record<string, number>>, ttlMs?: number): Promise<void>;
+  /** Counter fields; absent fields are omitted. `fields` limits the read. */
+  counters(key: string, fields?: readonly string[]): Promise<Record<string, number>>;
+
+  /**
+   * One hit on a sliding-window log (`limit` hits per `windowMs`), atomic across instances:
+   * counted only when allowed; when refused, `retryAfterMs` is when the oldest hit leaves.
+   */
+  windowHit(key: string, nowMs: number, windowMs: number, limit: number): Promise<WindowHit>;
+
+  /** Tells every instance (this one included) that something under `channel` changed. */
+  publish(channel: string, message: string): Promise<void>;
+  /** Returns an unsubscribe function. Delivery is best effort (pub/sub): read-through stays the truth. */
+  subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>>;
+
+  close(): Promise<void>;
+}

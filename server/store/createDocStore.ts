@@ -1,0 +1,11 @@
+import { Redis } from 'ioredis';
+import type { DocStore } from './DocStore';
+import { createMemoryDocStore } from './memoryDocStore';
+import { createRedisDocStore } from './redisDocStore';
+
+/** Redis when REDIS_URL is set (the store then owns and closes the connection), else in-process. */
+export function createDocStore(env: { redisUrl: string | null; redisPrefix: string }): DocStore {
+  if (!env.redisUrl) return createMemoryDocStore();
+  const redis = new Redis(env.redisUrl, { lazyConnect: false });
+  return createRedisDocStore({ redis, prefix: env.redisPrefix, quitOnClose: true });
+}

@@ -1,0 +1,134 @@
+import { EventEmitter } from 'node:events';
+import type { Clock, DocStore, WindowHit } from './DocStore';
+import { systemClock } from './DocStore';
+import { assertNoSecrets } from './secretGuard';
+
+/**
+ * The in-process DocStore (no REDIS_URL). Values are kept as JSON text, exactly what the
+ * Redis store would hold, so a test can dump either and scan it.
+ */
+export interface MemoryDocStoreOptions {
+  clock?: Clock;
+}
+
+export interface MemoryDocStore extends DocStore {
+  /** Every stored value as text, for tests that scan the store for secrets. */
+  dump(): string[];
+}
+
+export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): MemoryDocStore {
+  const clock = options.clock ?? systemClock;
+  const docs = new Map<string, string>();
+  const maps = new Map<string, Map<string, string>>();
+  const counterMaps = new Map<string, { fields: Map<string, number>; expiresAt: number }>();
+  const windows = new Map<string, number[]>();
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+
+  const encode = (key: string, value: unknown): string => {
+    assertNoSecrets(key, value);
+    return JSON.stringify(value);
+  };
+  const decode = (text: string | undefined): unknown => (text === undefined ? null : JSON.parse(text));
+  const liveCounters = (key: string) => {
+    const entry = counterMaps.get(key);
+    if (entry && entry.expiresAt <= clock()) {
+      counterMaps.delete(key);
+      return undefined;
+    }
+    return entry;
+  };
+
+  return {
+    kind: 'memory',
+    async getJson(key) {
+      return decode(docs.get(key));
+    },
+    async setJson(key, value) {
+      docs.set(key, encode(key, value));
+    },
+    async setJsonIfAbsent(key, value) {
+      const text = encode(key, value);
+      if (docs.has(key)) return false;
+      docs.set(key, text);
+      return true;
+    },
+    async delete(key) {
+      docs.delete(key);
+      maps.delete(key);
+      counterMaps.delete(key);
+      windows.delete(key);
+    },
+    async mapGet(key, field) {
+      return decode(maps.get(key)?.get(field));
+    },
+    async mapGetAll(key) {
+      return new Map([...(maps.get(key) ?? [])].map(([field, text]) => [field, JSON.parse(text) as unknown]));
+    },
+    async mapSet(key, field, value) {
+      const text = encode(`${key}[${field}]`, value);
+      assertNoSecrets(`${key} (a field name)`, field);
+      let map = maps.get(key);
+      if (!map) maps.set(key, (map = new Map()));
+      map.set(field, text);
+    },
+    async mapSetIfPresent(key, field, value) {
+      const text = encode(`${key}[${field}]`, value);
+      const map = maps.get(key);
+      if (!map?.has(field)) return false;
+      map.set(field, text);
+      return true;
+    },
+    async mapDelete(key, field) {
+      const map = maps.get(key);
+      const deleted = map?.delete(field) ?? false;
+      if (map?.size === 0) maps.delete(key);
+      return deleted;
+    },
+    async mapSize(key) {
+      return maps.get(key)?.size ?? 0;
+    },
+    async increment(key, deltas, ttlMs) {
+      assertNoSecrets(key, Object.keys(deltas));
+      let entry = liveCounters(key);
+      if (!entry) counterMaps.set(key, (entry = { fields: new Map(), expiresAt: Infinity }));
+      for (const [field, delta] of Object.entries(deltas)) entry.fields.set(field, (entry.fields.get(field) ?? 0) + delta);
+      if (ttlMs !== undefined) entry.expiresAt = clock() + ttlMs;
+    },
+    async counters(key, fields) {
+      const entry = liveCounters(key);
+      const out: Record<string, number> = {};
+      if (!entry) return out;
+      for (const [field, value] of entry.fields) if (!fields || fields.includes(field)) out[field] = value;
+      return out;
+    },
+    async windowHit(key, nowMs, windowMs, limit): Promise<WindowHit> {
+      const log = (windows.get(key) ?? []).filter((t) => t > nowMs - windowMs);
+      windows.set(key, log);
+      if (log.length >= limit) return { allowed: false, count: log.length, retryAfterMs: Math.max(1, log[log.length - limit]! + windowMs - nowMs) };
+      log.push(nowMs);
+      return { allowed: true, count: log.length };
+    },
+    async publish(channel, message) {
+      assertNoSecrets(`channel ${channel}`, message);
+      // Asynchronous like Redis delivery, so a publisher never runs listeners inside its own write.
+      queueMicrotask(() => events.emit(channel, message));
+    },
+    async subscribe(channel, listener) {
+      events.on(channel, listener);
+      return async () => {
+        events.off(channel, listener);
+      };
+    },
+    async close() {
+      events.removeAllListeners();
+    },
+    dump() {
+      const out: string[] = [];
+      for (const [key, text] of docs) out.push(`${key}=${text}`);
+      for (const [key, map] of maps) for (const [field, text] of map) out.push(`${key}[${field}]=${text}`);
+      for (const [key, entry] of counterMaps) for (const [field, n] of entry.fields) out.push(`${key}[${field}]=${n}`);
+      return out;
+    },
+  };
+}

@@ -1,0 +1,172 @@
+import type { Redis } from 'ioredis';
+import type { DocStore, WindowHit } from './DocStore';
+import { assertNoSecrets } from './secretGuard';
+
+/**
+ * The shared DocStore: every gateway instance on one Redis sees the same documents, counters and
+ * rate windows. Keys are `<prefix>:<key>`; change notifications are pub/sub on `<prefix>:<channel>`
+ * over a second connection (a subscribed connection cannot run other commands).
+ */
+export interface RedisDocStoreOptions {
+  redis: Redis;
+  prefix?: string;
+  /** Quit the connection in close(). Default false: whoever made the connection closes it. */
+  quitOnClose?: boolean;
+}
+
+// Sliding-window log: a sorted set of hit times. Counted only when allowed, so a refused caller
+// does not push its own retry time further out.
+const WINDOW_HIT = `
+local key, now, window, limit, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count >= limit then
+  local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+  return {0, count, tonumber(oldest[2]) + window - now}
+end
+redis.call('ZADD', key, now, member)
+redis.call('PEXPIRE', key, window)
+return {1, count + 1, 0}
+`;
+
+const SET_IF_PRESENT = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+`;
+
+interface ScriptedRedis {
+  keyrackDocWindowHit(key: string, now: number, window: number, limit: number, member: string): Promise<[number, number, number]>;
+  keyrackDocSetIfPresent(key: string, field: string, value: string): Promise<number>;
+}
+
+export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
+  const { redis } = options;
+  const prefix = options.prefix ?? 'keyrack';
+  redis.defineCommand('keyrackDocWindowHit', { numberOfKeys: 1, lua: WINDOW_HIT });
+  redis.defineCommand('keyrackDocSetIfPresent', { numberOfKeys: 1, lua: SET_IF_PRESENT });
+  const scripted = redis as unknown as ScriptedRedis;
+  const k = (key: string) => `${prefix}:${key}`;
+  const encode = (where: string, value: unknown): string => {
+    assertNoSecrets(where, value);
+    return JSON.stringify(value);
+  };
+  const decode = (text: string | null | undefined): unknown => (text == null ? null : JSON.parse(text));
+
+  let subscriber: Redis | null = null;
+  const listeners = new Map<string, Set<(message: string) => void>>();
+  /** Per channel: resolves once Redis confirmed the SUBSCRIBE, so every caller awaits the same confirmation. */
+  const subscribed = new Map<string, Promise<unknown>>();
+  let hitSequence = 0;
+
+  async function subscriberConnection(): Promise<Redis> {
+    if (subscriber) return subscriber;
+    const connection = redis.duplicate();
+    connection.on('message', (channel: string, message: string) => {
+      for (const listener of listeners.get(channel) ?? []) listener(message);
+    });
+    // ioredis re-subscribes its channels after a reconnect.
+    connection.on('error', () => {});
+    subscriber = connection;
+    return connection;
+  }
+
+  return {
+    kind: 'redis',
+    async getJson(key) {
+      return decode(await redis.get(k(key)));
+    },
+    async setJson(key, value) {
+      await redis.set(k(key), encode(key, value));
+    },
+    async setJsonIfAbsent(key, value) {
+      return (await redis.set(k(key), encode(key, value), 'NX')) === 'OK';
+    },
+    async delete(key) {
+      await redis.del(k(key));
+    },
+    async mapGet(key, field) {
+      return decode(await redis.hget(k(key), field));
+    },
+    async mapGetAll(key) {
+      const all = await redis.hgetall(k(key));
+      return new Map(Object.entries(all).map(([field, text]) => [field, JSON.parse(text) as unknown]));
+    },
+    async mapSet(key, field, value) {
+      assertNoSecrets(`${key} (a field name)`, field);
+      await redis.hset(k(key), field, encode(`${key}[${field}]`, value));
+    },
+    async mapSetIfPresent(key, field, value) {
+      return (await scripted.keyrackDocSetIfPresent(k(key), field, encode(`${key}[${field}]`, value))) === 1;
+    },
+    async mapDelete(key, field) {
+      return (await redis.hdel(k(key), field)) > 0;
+    },
+    async mapSize(key) {
+      return redis.hlen(k(key));
+    },
+    async increment(key, deltas, ttlMs) {
+      assertNoSecrets(key, Object.keys(deltas));
+      const multi = redis.multi();
+      for (const [field, delta] of Object.entries(deltas)) {
+        if (Number.isInteger(delta)) multi.hincrby(k(key), field, delta);
+        else multi.hincrbyfloat(k(key), field, delta);
+      }
+      if (ttlMs !== undefined) multi.pexpire(k(key), Math.ceil(ttlMs));
+      const results = await multi.exec();
+      if (!results) throw new Error('redis transaction aborted');
+      for (const [error] of results) if (error) throw error;
+    },
+    async counters(key, fields) {
+      const out: Record<string, number> = {};
+      if (fields) {
+        if (fields.length === 0) return out;
+        const values = await redis.hmget(k(key), ...fields);
+        fields.forEach((field, i) => {
+          const value = values[i];
+          if (value != null) out[field] = Number(value);
+        });
+        return out;
+      }
+      for (const [field, value] of Object.entries(await redis.hgetall(k(key)))) out[field] = Number(value);
+      return out;
+    },
+    async windowHit(key, nowMs, windowMs, limit): Promise<WindowHit> {
+      const member = `${nowMs}:${process.pid}:${++hitSequence}:${Math.random().toString(36).slice(2, 8)}`;
+      const [allowed, count, retryAfterMs] = await scripted.keyrackDocWindowHit(k(key), nowMs, windowMs, limit, member);
+      return allowed === 1 ? { allowed: true, count } : { allowed: false, count, retryAfterMs: Math.max(1, retryAfterMs) };
+    },
+    async publish(channel, message) {
+      assertNoSecrets(`channel ${channel}`, message);
+      await redis.publish(k(channel), message);
+    },
+    async subscribe(channel, listener) {
+      const connection = await subscriberConnection();
+      const full = k(channel);
+      let set = listeners.get(full);
+      if (!set) listeners.set(full, (set = new Set()));
+      set.add(listener);
+      let ready = subscribed.get(full);
+      if (!ready) subscribed.set(full, (ready = connection.subscribe(full)));
+      await ready;
+      return async () => {
+        const current = listeners.get(full);
+        current?.delete(listener);
+        if (current && current.size === 0) {
+          listeners.delete(full);
+          subscribed.delete(full);
+          await connection.unsubscribe(full).catch(() => {});
+        }
+      };
+    },
+    async close() {
+      listeners.clear();
+      subscribed.clear();
+      if (subscriber) await subscriber.quit().catch(() => subscriber?.disconnect());
+      subscriber = null;
+      if (options.quitOnClose) await redis.quit();
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { providerIdSchema } from './providers';
+
+/**
+ * Business configuration: limits, pricing and the model list. It lives in the store (admins
+ * change it at run time); secrets never do (they live in the environment).
+ * Field names follow the stored documents (snake_case), so admin UI, store and defaults file agree.
+ */
+
+/** Token counts: whole, positive, and small enough that no prompt limit is silly. */
+const tokenCountSchema = z.number().int().min(1).max(10_000_000);
+/** USD per 1M tokens. */
+const priceSchema = z.number().min(0).max(10_000);
+
+export const businessSettingsSchema = z
+  .object({
+    prompt_soft_limit: tokenCountSchema,
+    prompt_hard_limit: tokenCountSchema,
+    expected_output_tokens: tokenCountSchema,
+    markup_percentage: z.number().min(0).max(1_000),
+  })
+  .refine((c) => c.prompt_hard_limit >= c.prompt_soft_limit, {
+    message: 'prompt_hard_limit must be at least prompt_soft_limit',
+    path: ['prompt_hard_limit'],
+  });
+export type BusinessSettings = z.infer<typeof businessSettingsSchema>;
+export type BusinessSettingKey = keyof BusinessSettings;
+export const BUSINESS_SETTING_KEYS = ['prompt_soft_limit', 'prompt_hard_limit', 'expected_output_tokens', 'markup_percentage'] as const satisfies readonly BusinessSettingKey[];
+
+/** One setting changed at a time; cross-field rules (hard >= soft) are checked against the rest. */
+export const setBusinessSettingInputSchema = z.discriminatedUnion('key', [
+  z.object({ key: z.literal('prompt_soft_limit'), value: tokenCountSchema }),
+  z.object({ key: z.literal('prompt_hard_limit'), value: tokenCountSchema }),
+  z.object({ key: z.literal('expected_output_tokens'), value: tokenCountSchema }),
+  z.object({ key: z.literal('markup_percentage'), value: z.number().min(0).max(1_000) }),
+]);
+export type SetBusinessSettingInput = z.infer<typeof setBusinessSettingInputSchema>;
+
+/** Catalog ids: what clients put in `model`. No slash: `provider/model` is the qualified form. */
+export const modelIdSchema = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'model ids use letters, digits and . _ : @ - (no slash)');
+
+export const modelEntrySchema = z.object({
+  id: modelIdSchema,
+  provider: providerIdSchema,
+  display_name: z.string().trim().min(1).max(80),
+  /** The provider's own model id, when it differs from `id`. */
+  upstream_model: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/, 'upstream model ids use letters, digits and . _ : / @ -')
+    .optional(),
+  input_price: priceSchema,
+  output_price: priceSchema,
+  is_active: z.boolean(),
+  /** Catalog ids tried in order when this model's provider cannot serve. */
+  fallbacks: z.array(modelIdSchema).max(5).default([]),
+});
+export type ModelEntry = z.infer<typeof modelEntrySchema>;
+export type ModelEntryInput = z.input<typeof modelEntrySchema>;
+
+export const upsertModelInputSchema = modelEntrySchema;
+export const setModelActiveInputSchema = z.object({ id: modelIdSchema, is_active: z.boolean() });
+export type SetModelActiveInput = z.infer<typeof setModelActiveInputSchema>;
+
+/** The whole of it, as `getConfig()` returns it and as the defaults file is written. */
+export const businessConfigSchema = z.object({
+  settings: businessSettingsSchema,
+  models: z.array(modelEntrySchema),
+});
+export type BusinessConfigDocument = z.infer<typeof businessConfigSchema>;

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import type { DocStore } from '../../server/store/DocStore';
+import { createMemoryDocStore } from '../../server/store/memoryDocStore';
+import { createRedisDocStore } from '../../server/store/redisDocStore';
+import { SecretGuardError } from '../../server/store/secretGuard';
+
+/** One contract, two stores: everything here holds in process and on Redis. */
+
+const redisClients: Redis[] = [];
+const stores: DocStore[] = [];
+afterAll(async () => {
+  await Promise.all(stores.map((s) => s.close()));
+  await Promise.all(redisClients.map((r) => r.quit()));
+});
+
+const factories: [string, () => DocStore][] = [
+  ['memory', () => createMemoryDocStore()],
+  [
+    'redis',
+    () => {
+      const redis = new Redis(inject('redisUrl'));
+      redisClients.push(redis);
+      return createRedisDocStore({ redis, prefix: `test-docstore-${randomUUID()}` });
+    },
+  ],
+];
+
+describe.each(factories)('DocStore contract: %s', (_name, make) => {
+  const fresh = () => {
+    const store = make();
+    stores.push(store);
+    return store;
+  };
+
+  it('stores, replaces and deletes JSON documents', async () => {
+    const store = fresh();
+    expect(await store.getJson('doc')).toBeNull();
+    await store.setJson('doc', { a: 1, b: ['x'] });
+    expect(await store.getJson('doc')).toEqual({ a: 1, b: ['x'] });
+    expect(await store.setJsonIfAbsent('doc', { a: 2 })).toBe(false);
+    expect(await store.setJsonIfAbsent('other', { a: 3 })).toBe(true);
+    expect(await store.getJson('doc')).toEqual({ a: 1, b: ['x'] });
+    await store.delete('doc');
+    expect(await store.getJson('doc')).toBeNull();
+  });
+
+  it('keeps maps of JSON values; setIfPresent loses to a delete', async () => {
+    const store = fresh();
+    await store.mapSet('m', 'one', { n: 1 });
+    await store.mapSet('m', 'two', { n: 2 });
+    expect(await store.mapGet('m', 'one')).toEqual({ n: 1 });
+    expect(await store.mapSize('m')).toBe(2);
+    expect([...(await store.mapGetAll('m')).entries()].sort()).toEqual([
+      ['one', { n: 1 }],
+      ['two', { n: 2 }],
+    ]);
+    expect(await store.mapSetIfPresent('m', 'one', { n: 11 })).toBe(true);
+    expect(await store.mapDelete('m', 'two')).toBe(true);
+    expect(await store.mapDelete('m', 'two')).toBe(false);
+    expect(await store.mapSetIfPresent('m', 'two', { n: 22 })).toBe(false);
+    expect(await store.mapGet('m', 'two')).toBeNull();
+    expect(await store.mapGet('m', 'one')).toEqual({ n: 11 });
+  });
+
+  it('increments integer and fractional counters together', async () => {
+    const store = fresh();
+    await store.increment('c', { requests: 1, cost: 0.25 });
+    await Promise.all(Array.from({ length: 20 }, () => store.increment('c', { requests: 1, cost: 0.5 })));
+    expect(await store.counters('c')).toEqual({ requests: 21, cost: 10.25 });
+    expect(await store.counters('c', ['requests', 'missing'])).toEqual({ requests: 21 });
+    expect(await store.counters('none')).toEqual({});
+  });
+
+  it('counts a sliding window: allowed up to the limit, then refused until the oldest hit leaves', async () => {
+    const store = fresh();
+    const t0 = 1_000_000;
+    expect(await store.windowHit('w', t0, 60_000, 2)).toEqual({ allowed: true, count: 1 });
+    expect(await store.windowHit('w', t0 + 10_000, 60_000, 2)).toEqual({ allowed: true, count: 2 });
+    expect(await store.windowHit('w', t0 + 20_000, 60_000, 2)).toEqual({ allowed: false, count: 2, retryAfterMs: 40_000 });
+    // Refused hits are not counted: at t0+60s the first hit has left, one slot is free.
+    expect(await store.windowHit('w', t0 + 60_000, 60_000, 2)).toEqual({ allowed: true, count: 2 });
+  });
+
+  it('notifies subscribers of changes', async () => {
+    const store = fresh();
+    let resolve!: (message: string) => void;
+    const received = new Promise<string>((r) => (resolve = r));
+    // subscribe() resolves once the subscription is live, so the publish cannot be missed.
+    const unsubscribe = await store.subscribe('changes', resolve);
+    await store.publish('changes', 'business');
+    expect(await received).toBe('business');
+    await unsubscribe();
+  });
+
+  it('refuses secret-looking writes, naming the field and not the value', async () => {
+    const store = fresh();
+    const secret = 'sk-test-abcdefghijklmnopqrstuvwxyz012345';
+    const attempt = store.setJson('cfg', { settings: { note: secret } });
+    await expect(attempt).rejects.toBeInstanceOf(SecretGuardError);
+    await expect(store.setJson('cfg', { settings: { note: secret } })).rejects.toThrow(/cfg\.settings\.note/);
+    await store.setJson('cfg', { settings: { note: secret } }).catch((error: Error) => expect(error.message).not.toContain(secret));
+    await expect(store.mapSet('m', 'x', [secret])).rejects.toBeInstanceOf(SecretGuardError);
+    await expect(store.mapSet('m', secret, 1)).rejects.toBeInstanceOf(SecretGuardError);
+    await expect(store.publish('changes', secret)).rejects.toBeInstanceOf(SecretGuardError);
+    expect(await store.getJson('cfg')).toBeNull();
+  });
+});
