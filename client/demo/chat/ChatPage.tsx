@@ -1,0 +1,76 @@
+import { useEffect, useRef, useState } from 'react';
+import { useChat, useModels } from '../../sdk';
+import { Composer } from './Composer';
+import { ChatErrorBanner } from './ChatErrorBanner';
+import { MessageBubble } from './MessageBubble';
+import { ModelPicker } from './ModelPicker';
+
+const SUGGESTIONS = ['Explain key rotation in two sentences', 'Write a haiku about rate limits', 'What does a gateway do?'];
+
+export function ChatPage() {
+  const models = useModels();
+  const [model, setModel] = useState('');
+  const list = models.data ?? [];
+  useEffect(() => {
+    if (model === '' && list[0]) setModel(list[0].id);
+  }, [list, model]);
+
+  const chat = useChat({ model });
+  const busy = chat.status === 'submitted' || chat.status === 'streaming';
+  const endRef = useRef<HTMLDivElement>(null);
+  const lastContent = chat.messages.at(-1)?.content;
+  useEffect(() => {
+    endRef.current?.scrollIntoView?.({ block: 'end' });
+  }, [chat.messages.length, lastContent]);
+
+  return (
+    <div className="chat-page">
+      <header className="page-head chat-head">
+        <div>
+          <h1>Chat</h1>
+          <p className="muted">Streamed through the shared key pool.</p>
+        </div>
+        <div className="chat-head-actions">
+          <ModelPicker models={list} value={model} onChange={setModel} loading={models.isLoading} disabled={busy} />
+          <button className="btn btn-ghost btn-sm" onClick={() => chat.setMessages([])} disabled={chat.messages.length === 0} data-testid="chat-clear">
+            New chat
+          </button>
+        </div>
+      </header>
+
+      <section className="messages" aria-live="polite" data-testid="messages">
+        {chat.messages.length === 0 && (
+          <div className="empty">
+            <h2>Ask anything</h2>
+            <p className="muted">Answers stream word by word. Each shows the tokens it used and what it cost.</p>
+            <div className="suggestions">
+              {SUGGESTIONS.map((s) => (
+                <button key={s} className="chip" onClick={() => void chat.send(s)} disabled={!model || busy}>
+                  {s}
+                </button>
+              ))}
+            </div>
+          </div>
+        )}
+        {chat.messages.map((m, i) => (
+          <MessageBubble key={m.id} message={m} streaming={busy && i === chat.messages.length - 1 && m.role === 'assistant'} />
+        ))}
+        {chat.status === 'submitted' && chat.messages.at(-1)?.role === 'user' && (
+          <div className="bubble-row assistant">
+            <div className="bubble assistant pending" data-testid="answer-pending">
+              <span className="dots" aria-label="Waiting for the answer">
+                <i />
+                <i />
+                <i />
+              </span>
+            </div>
+          </div>
+        )}
+        {chat.status === 'error' && chat.error && <ChatErrorBanner error={chat.error} retryAfterMs={chat.retryAfterMs} />}
+        <div ref={endRef} />
+      </section>
+
+      <Composer busy={busy} disabled={!model} onSend={(text) => void chat.send(text)} onStop={chat.stop} />
+    </div>
+  );
+}

@@ -1,0 +1,17 @@
+/**
+ * Keyrack's React SDK: a typed client for the gateway and hooks for chat, the key pool,
+ * bring-your-own keys, models and usage. Everything public is exported here.
+ */
+export { createKeyrackClient, type KeyrackClient, type KeyrackClientOptions, type TokenSource } from './createKeyrackClient';
+export { KeyrackProvider, useKeyrackClient, type KeyrackProviderProps } from './KeyrackProvider';
+export { KeyrackError, toKeyrackError, type KeyrackErrorCode } from './KeyrackError';
+export { ChatController, type ChatControllerOptions, type ChatCost, type ChatSnapshot, type ChatStatus, type KeyrackMessage } from './chat/ChatController';
+export type { ChatStreamHandlers, ChatTransport, TrackedStreamEvent } from './chat/ChatTransport';
+export { trpcChatTransport } from './chat/trpcChatTransport';
+export { useChat, type UseChatOptions, type UseChatResult } from './useChat';
+export { usePoolStatus, type UsePoolStatusOptions, type UsePoolStatusResult } from './usePoolStatus';
+export { useByokKeys, type AddByokKeyInput, type ByokKeyInfo, type ByokTestOutput, type UseByokKeysResult } from './useByokKeys';
+export { useModels } from './useModels';
+export { useUsage } from './useUsage';
+export { trpc } from './trpc';
+export type { AppRouter, KeyrackModel, RouterInputs, RouterOutputs } from './types';
