@@ -39,10 +39,10 @@ const TRPC_CODE_TO_KEYRACK: Record<string, KeyrackErrorCode> = {
   FORBIDDEN: 'forbidden',
   NOT_FOUND: 'not_found',
   PAYLOAD_TOO_LARGE: 'prompt_too_long',
-  SERVICE_UNAVAILABLE: 'upstream_error',
+  SERVICE_UNAVAILABLE: 'no_keys',
   BAD_GATEWAY: 'upstream_error',
   GATEWAY_TIMEOUT: 'upstream_error',
-  PRECONDITION_FAILED: 'no_keys',
+  PRECONDITION_FAILED: 'budget_exceeded',
   INTERNAL_SERVER_ERROR: 'internal',
 };
 
@@ -58,7 +58,9 @@ export function toKeyrackError(error: unknown): KeyrackError {
     return new KeyrackError(code, error.message, retryAfterMs, { cause: error });
   }
   if (error instanceof Error) {
-    return new KeyrackError(error.name === 'AbortError' ? 'network' : 'unknown', error.message, undefined, { cause: error });
+    // fetch() rejects with a TypeError when the network fails.
+    const network = error.name === 'AbortError' || error instanceof TypeError;
+    return new KeyrackError(network ? 'network' : 'unknown', error.message, undefined, { cause: error });
   }
   return new KeyrackError('unknown', String(error));
 }
