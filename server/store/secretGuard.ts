@@ -13,11 +13,16 @@ import { Sealed } from './Sealed';
  *  - JWTs: three base64url parts, the first a JSON header (`eyJ…`);
  *  - PEM blocks (`-----BEGIN …-----`);
  *  - a hex run of 40+ characters (raw key material such as a hex ENCRYPTION_KEY);
- *  - high entropy: a token of 20+ characters drawn only from base64/base64url/hex characters,
- *    mixing letters and digits, whose Shannon entropy is >= 4.0 bits per character. Random
- *    base62 of that length measures ~4.2-4.9; model ids, display names and dates measure well
- *    under 4.0 (they repeat letters and use few digits) — test/store/secretGuard.test.ts pins both
- *    sides, including every model in the defaults file.
+ *  - high entropy, a backstop for key shapes no rule names (e.g. Mistral's bare 32-character
+ *    keys): a token (split on white space and / . , : ;) of 20+ characters drawn only from
+ *    [A-Za-z0-9+=_-], not plain hex/UUID (hex has its own rule above), using at least two of
+ *    upper/lower/digit, whose adjacent letters/digits switch class at least 40% of the time and
+ *    whose Shannon entropy is >= 3.5 bits per character. Words switch class rarely (model ids and
+ *    display names measure <= 0.35, camelCase ~0.3); random base62/base64url switches ~0.6.
+ *    Measured on random strings: 97% of 20-character, 99% of 32-character and 99.8% of
+ *    48-character keys are caught. Lower-case-only random strings under 40 characters pass:
+ *    a known, documented gap. test/store/secretGuard.test.ts pins both sides, including every
+ *    model in server/business/defaults.json.
  *
  * Errors name the field path, never the value.
  */
@@ -44,10 +49,13 @@ const PROVIDER_KEY_PATTERNS: readonly [RegExp, string][] = [
 const JWT = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/;
 const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
 const LONG_HEX = /[0-9a-fA-F]{40,}/;
-const KEYLIKE_TOKEN = /^[A-Za-z0-9+/=_-]{20,}$/;
+const KEYLIKE_TOKEN = /^[A-Za-z0-9+=_-]+$/;
+const HEX_OR_UUID = /^[0-9a-fA-F-]+$/;
+const TOKEN_SEPARATORS = /[\s/.,:;]+/;
 
 export const ENTROPY_MIN_LENGTH = 20;
-export const ENTROPY_THRESHOLD_BITS = 4.0;
+export const ENTROPY_THRESHOLD_BITS = 3.5;
+export const CLASS_SWITCH_THRESHOLD = 0.4;
 
 /** Shannon entropy of the string's character distribution, in bits per character. */
 export function shannonEntropy(value: string): number {
@@ -67,12 +75,34 @@ export function secretRuleFor(value: string): string | null {
   if (PEM.test(value)) return 'PEM block';
   if (JWT.test(value)) return 'JWT';
   if (LONG_HEX.test(value)) return 'long hex string';
-  for (const token of value.split(/\s+/)) {
-    if (token.length < ENTROPY_MIN_LENGTH || !KEYLIKE_TOKEN.test(token)) continue;
-    if (!/[0-9]/.test(token) || !/[A-Za-z]/.test(token)) continue;
-    if (shannonEntropy(token) >= ENTROPY_THRESHOLD_BITS) return 'high-entropy string';
+  for (const token of value.split(TOKEN_SEPARATORS)) {
+    if (token.length < ENTROPY_MIN_LENGTH || !KEYLIKE_TOKEN.test(token) || HEX_OR_UUID.test(token)) continue;
+    const classes = Number(/[A-Z]/.test(token)) + Number(/[a-z]/.test(token)) + Number(/[0-9]/.test(token));
+    if (classes < 2) continue;
+    if (classSwitchRatio(token) >= CLASS_SWITCH_THRESHOLD && shannonEntropy(token) >= ENTROPY_THRESHOLD_BITS) return 'high-entropy string';
   }
   return null;
+}
+
+function charClass(ch: string): 'upper' | 'lower' | 'digit' | null {
+  if (ch >= 'A' && ch <= 'Z') return 'upper';
+  if (ch >= 'a' && ch <= 'z') return 'lower';
+  if (ch >= '0' && ch <= '9') return 'digit';
+  return null;
+}
+
+/** Share of adjacent letter/digit pairs whose class (upper, lower, digit) differs. */
+export function classSwitchRatio(token: string): number {
+  let pairs = 0;
+  let switches = 0;
+  for (let i = 1; i < token.length; i++) {
+    const a = charClass(token[i - 1]!);
+    const b = charClass(token[i]!);
+    if (!a || !b) continue;
+    pairs++;
+    if (a !== b) switches++;
+  }
+  return pairs === 0 ? 0 : switches / pairs;
 }
 
 /** Throws SecretGuardError naming the first field that looks secret. `where` names the store key. */
