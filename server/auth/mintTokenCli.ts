@@ -1,0 +1,62 @@
+import { parseArgs } from 'node:util';
+import { config as loadDotenv } from 'dotenv';
+import { userRoleSchema } from '../../shared/api';
+import { TokenService } from './tokens';
+
+/**
+ * `npm run token -- --sub alice [--role admin] [--ttl 1h]`: prints a development token signed
+ * with JWT_SECRET from the environment or .env (ENV_FILE).
+ */
+async function main(): Promise<number> {
+  loadDotenv({ path: process.env.ENV_FILE ?? '.env', quiet: true });
+  const { values } = parseArgs({
+    options: {
+      sub: { type: 'string' },
+      role: { type: 'string', default: 'user' },
+      ttl: { type: 'string', default: '1h' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const usage = 'usage: npm run token -- --sub <user id> [--role user|admin] [--ttl 1h]';
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  if (!values.sub) {
+    console.error(usage);
+    return 2;
+  }
+  const role = userRoleSchema.safeParse(values.role);
+  if (!role.success) {
+    console.error(`--role must be user or admin\n${usage}`);
+    return 2;
+  }
+  if (!/^\d+[smhd]$/.test(values.ttl)) {
+    console.error(`--ttl must look like 30m, 1h or 7d\n${usage}`);
+    return 2;
+  }
+  const secret = process.env.JWT_SECRET?.trim();
+  if (!secret) {
+    console.error(
+      'JWT_SECRET is not set. In demo mode the gateway makes up a secret per process, so no token\n' +
+        'minted here could match it: sign in through the demo page (it uses POST /dev/token), or set\n' +
+        'JWT_SECRET in .env (openssl rand -base64 48) and restart the gateway.',
+    );
+    return 1;
+  }
+  if (secret.length < 32) {
+    console.error('JWT_SECRET must be at least 32 characters');
+    return 1;
+  }
+  const token = await new TokenService(secret).mint({ sub: values.sub, role: role.data }, values.ttl);
+  console.log(token);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error instanceof Error ? error.message : 'failed');
+    process.exit(1);
+  },
+);

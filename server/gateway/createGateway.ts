@@ -1,0 +1,210 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import type { ProviderId } from '../../shared';
+import { ephemeralJwtSecret, TokenService } from '../auth/tokens';
+import type { ModelCatalog } from '../business/types';
+import type { GatewayEnv } from '../config/env';
+import { Dispatcher, type DispatcherDeps } from '../dispatch/Dispatcher';
+import { startMockProvider, type MockProvider } from '../mock-provider/startMockProvider';
+import { silentLogger, type Logger } from '../observability/logger';
+import { KeyPool, poolConfigsFromEnv, type KeyPoolOptions, type PoolConfigInput } from '../pool/KeyPool';
+import { createMemoryStore } from '../pool/stores/memoryStore';
+import { createRedisStore } from '../pool/stores/redisStore';
+import type { PoolStore } from '../pool/types';
+import { baseUrlOverrides, PROVIDER_SPECS } from '../providers/registry';
+import type { ChatEngine } from '../streams/ChatEngine';
+import { ChatStreams, type ChatStreamsOptions } from '../streams/ChatStreams';
+import { RedisStreamBuffer } from '../streams/RedisStreamBuffer';
+import type { GatewayDeps } from './context';
+import { createHttpHandler, type ReadinessReport } from './createHttpHandler';
+import { defaultsCatalog } from './defaultsCatalog';
+
+export interface CreateGatewayOptions {
+  env: GatewayEnv;
+  logger?: Logger;
+  /** Replaces the model catalog (default: server/business/defaults.json, active models). */
+  catalog?: ModelCatalog;
+  /** Replaces the dispatcher (tests with a scripted engine). */
+  engine?: ChatEngine;
+  /** Extra dispatcher settings (sleep, clock, hooks, adapters) for tests. */
+  dispatcher?: Partial<Omit<DispatcherDeps, 'pool' | 'catalog' | 'logger'>>;
+  /** KeyPool settings (windowMs, cooldowns). */
+  pool?: Omit<KeyPoolOptions, 'logger'>;
+  /** Stream buffer settings (detachGraceMs, attachTimeoutMs, retainMs). */
+  streams?: Pick<ChatStreamsOptions, 'detachGraceMs' | 'attachTimeoutMs' | 'retainMs'>;
+  /** Demo mode's mock provider pace; default 30 ms per chunk so the demo visibly streams. */
+  mockChunkDelayMs?: number;
+  /** The built demo client; default dist/client. null = serve none. */
+  clientDir?: string | null;
+  poolWatchIntervalMs?: number;
+  maxBodyBytes?: number;
+}
+
+export interface Gateway {
+  server: Server;
+  /** http://HOST:PORT (the port actually bound when PORT=0). */
+  url: string;
+  port: number;
+  demoMode: boolean;
+  /** Demo mode: the built-in mock provider every provider points at. */
+  mock: MockProvider | null;
+  pool: KeyPool;
+  tokens: TokenService;
+  deps: GatewayDeps;
+  /** Stops accepting, aborts streams still running after SHUTDOWN_GRACE_MS, closes store and mock. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_CLIENT_DIR = fileURLToPath(new URL('../../dist/client', import.meta.url));
+/** Two obviously fake keys per provider in demo mode, so the pool and admin panel show rotation. */
+const DEMO_KEYS_PER_PROVIDER = 2;
+
+/** The composition root: store, pool, catalog, dispatcher, stream buffer, and one HTTP server. */
+export async function createGateway(options: CreateGatewayOptions): Promise<Gateway> {
+  const { env } = options;
+  const logger = options.logger ?? silentLogger;
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => {});
+  };
+
+  try {
+    let jwtSecret = env.jwtSecret;
+    if (!jwtSecret) {
+      // parseGatewayEnv only allows this in demo mode.
+      jwtSecret = ephemeralJwtSecret();
+      logger.warn('JWT_SECRET is unset: using a random secret for this process; tokens stop working when it exits');
+    }
+    const tokens = new TokenService(jwtSecret);
+
+    let redis: Redis | null = null;
+    let store: PoolStore;
+    if (env.redisUrl) {
+      redis = new Redis(env.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+      await redis.connect();
+      const r = redis;
+      cleanups.push(() => void r.disconnect());
+      store = createRedisStore({ redis, prefix: env.redisPrefix });
+    } else {
+      store = createMemoryStore();
+    }
+    cleanups.push(() => store.close());
+
+    let mock: MockProvider | null = null;
+    let poolConfigs: PoolConfigInput[];
+    let baseUrls: Partial<Record<ProviderId, string>>;
+    if (env.demoMode) {
+      mock = await startDemoMock(env, options.mockChunkDelayMs ?? 30, logger);
+      const m = mock;
+      cleanups.push(() => m.close());
+      baseUrls = {};
+      poolConfigs = env.providers.map((p) => {
+        const wire = PROVIDER_SPECS[p.provider].wireFormat;
+        baseUrls[p.provider] = wire === 'openai' ? m.baseUrls.openai : wire === 'anthropic' ? m.baseUrls.anthropic : m.baseUrls.gemini;
+        return {
+          id: p.provider,
+          provider: p.provider,
+          strategy: p.strategy,
+          rpm: p.rpmPerKey,
+          tpm: p.tpmPerKey,
+          keys: Array.from({ length: DEMO_KEYS_PER_PROVIDER }, (_, i) => ({ secret: `sk-test-demo-${p.provider}-${i + 1}`, account: null })),
+        };
+      });
+    } else {
+      poolConfigs = poolConfigsFromEnv(env);
+      baseUrls = baseUrlOverrides(env.providers);
+    }
+    const pool = new KeyPool(store, { ...options.pool, logger });
+    pool.setPools(poolConfigs);
+
+    const catalog = options.catalog ?? defaultsCatalog();
+    const engine =
+      options.engine ??
+      new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, baseUrls, ...options.dispatcher, pool, catalog, logger });
+    const durable = redis ? new RedisStreamBuffer({ redis, prefix: env.redisPrefix }) : undefined;
+    if (durable) cleanups.push(() => durable.close());
+    const streams = new ChatStreams({ engine, logger, ...(durable ? { durable } : {}), ...options.streams });
+    const deps: GatewayDeps = {
+      engine,
+      streams,
+      catalog,
+      pool,
+      tokens,
+      logger,
+      ...(options.poolWatchIntervalMs !== undefined ? { poolWatchIntervalMs: options.poolWatchIntervalMs } : {}),
+    };
+
+    const readiness = async (): Promise<ReadinessReport> => {
+      const checks: ReadinessReport['checks'] = {};
+      try {
+        if (redis) await redis.ping();
+        else await store.now();
+        checks.store = 'ok';
+      } catch {
+        checks.store = 'unreachable';
+      }
+      checks.providers = poolConfigs.length > 0 ? 'ok' : 'no provider has keys';
+      return { ok: Object.values(checks).every((c) => c === 'ok'), checks };
+    };
+
+    const server = createServer(
+      createHttpHandler({
+        deps,
+        corsOrigins: env.corsOrigins,
+        ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+        clientDir: options.clientDir === undefined ? DEFAULT_CLIENT_DIR : options.clientDir,
+        devTokens: env.demoMode,
+        readiness,
+      }),
+    );
+    server.listen(env.port, env.host);
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const url = `http://${env.host.includes(':') ? `[${env.host}]` : env.host}:${port}`;
+    if (env.demoMode) {
+      logger.info(
+        { url, mockProvider: mock?.url },
+        `DEMO MODE: no provider keys set, answers come from the built-in mock provider at ${mock?.url} (fake sk-test-demo keys)`,
+      );
+    }
+
+    let closing: Promise<void> | null = null;
+    const close = () =>
+      (closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        // Streams in flight may finish within the grace; then they are cut.
+        const grace = setTimeout(() => {
+          streams.close();
+          server.closeAllConnections();
+        }, env.shutdownGraceMs);
+        grace.unref();
+        if (streams.active === 0) {
+          streams.close();
+          server.closeAllConnections();
+        }
+        await stopped;
+        clearTimeout(grace);
+        streams.close();
+        await cleanup();
+      })());
+
+    return { server, url, port, demoMode: env.demoMode, mock, pool, tokens, deps, close };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+async function startDemoMock(env: GatewayEnv, chunkDelayMs: number, logger: Logger): Promise<MockProvider> {
+  try {
+    return await startMockProvider({ port: env.mockProviderPort, chunkDelayMs });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    logger.warn({ port: env.mockProviderPort }, 'MOCK_PROVIDER_PORT is taken; the mock provider uses a free port instead');
+    return startMockProvider({ port: 0, chunkDelayMs });
+  }
+}

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import sirv from 'sirv';
+import { devTokenInputSchema } from '../../shared/api';
+import { bearerToken, refusalMessage } from '../auth/tokens';
+import { createContextFor, type GatewayDeps } from './context';
+import { BodyTooLargeError, readBody, sendJson } from './http/readBody';
+import { handleOpenAIRequest } from './openai/handleOpenAIRequest';
+import { appRouter } from './router';
+
+export interface ReadinessReport {
+  ok: boolean;
+  checks: Record<string, 'ok' | string>;
+}
+
+export interface HttpHandlerOptions {
+  deps: GatewayDeps;
+  /** Browser origins allowed to call the API cross-origin; empty = same-origin only. */
+  corsOrigins: readonly string[];
+  /** Requests with larger bodies are refused with 413. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** The built demo client (dist/client); null or missing = `/` answers 404. */
+  clientDir?: string | null;
+  /** Present only in demo mode: `POST /dev/token` mints tokens for the demo's login screen. */
+  devTokens?: boolean;
+  readiness: () => Promise<ReadinessReport>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/** The gateway's one request listener: health, tRPC, the OpenAI-compatible /v1, and the demo client. */
+export function createHttpHandler(options: HttpHandlerOptions): RequestListener {
+  const { deps } = options;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const requestIds = new WeakMap<IncomingMessage, string>();
+  const trpc = createHTTPHandler({
+    router: appRouter,
+    basePath: '/trpc/',
+    maxBodySize: maxBodyBytes,
+    createContext: ({ req }) => createContextFor(deps, req, requestIds.get(req) ?? randomUUID()),
+    onError: ({ error, path, ctx }) => {
+      if (error.code === 'INTERNAL_SERVER_ERROR') {
+        deps.logger.error({ path, requestId: ctx?.requestId, err: error.cause instanceof Error ? error.cause.message : error.message }, 'procedure failed');
+      }
+    },
+  });
+  const statics =
+    options.clientDir && existsSync(options.clientDir)
+      ? sirv(options.clientDir, { single: true, etag: true, gzip: true, brotli: true })
+      : null;
+
+  return (req, res) => {
+    // A caller's own id is kept when it looks like one, so logs can be joined across services.
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    requestIds.set(req, requestId);
+    res.setHeader('x-request-id', requestId);
+
+    if (!applyCors(req, res, options.corsOrigins)) return;
+    // Refused before reading a byte; chunked bodies are cut by the readers (tRPC's maxBodySize, readBody).
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (length > maxBodyBytes) {
+      res.setHeader('connection', 'close');
+      sendJson(res, 413, { error: { message: `request body over ${maxBodyBytes} bytes`, type: 'invalid_request_error', param: null, code: 'request_too_large' } });
+      req.resume();
+      return;
+    }
+
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    void route(req, res, path, requestId).catch((error: unknown) => {
+      deps.logger.error({ requestId, path, err: error instanceof Error ? error.message : String(error) }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: { message: 'internal error', type: 'server_error', param: null, code: null } });
+      else res.destroy();
+    });
+  };
+
+  async function route(req: IncomingMessage, res: ServerResponse, path: string, requestId: string): Promise<void> {
+    if (path === '/healthz') return sendJson(res, 200, { ok: true });
+    if (path === '/readyz') {
+      const report = await options.readiness();
+      return sendJson(res, report.ok ? 200 : 503, report);
+    }
+    if (path === '/trpc' || path.startsWith('/trpc/')) return trpc(req, res);
+    if (await handleOpenAIRequest(req, res, path, requestId, { deps, maxBodyBytes })) return;
+    if (path === '/admin/api-keys/status') return adminKeyStatus(req, res);
+    if (path === '/dev/token' && options.devTokens) return devToken(req, res);
+    if ((req.method === 'GET' || req.method === 'HEAD') && statics && !isApiPath(path)) {
+      return statics(req, res, () => sendJson(res, 404, { error: 'not found' }));
+    }
+    if ((req.method === 'GET' || req.method === 'HEAD') && path === '/' && !statics) {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('The demo client is not built. Run `npm run build:client` (npm start does it), or `npm run dev`.\n');
+      return;
+    }
+    sendJson(res, 404, { error: 'not found' });
+  }
+
+  /** The seed's endpoint: the same JSON as pool.status, for an admin bearer token. */
+  async function adminKeyStatus(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'GET') return sendJson(res, 405, { error: 'use GET' }, { allow: 'GET' });
+    const verified = await deps.tokens.verify(bearerToken(req.headers.authorization));
+    if (!verified.ok) return sendJson(res, 401, { error: refusalMessage(verified.reason) });
+    if (verified.user.role !== 'admin') return sendJson(res, 403, { error: 'admin role required' });
+    sendJson(res, 200, await deps.pool.status());
+  }
+
+  async function devToken(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' }, { allow: 'POST' });
+    let parsed;
+    try {
+      parsed = devTokenInputSchema.safeParse(JSON.parse((await readBody(req, maxBodyBytes)) || '{}'));
+    } catch (error) {
+      return sendJson(res, error instanceof BodyTooLargeError ? 413 : 400, { error: 'body must be JSON { sub, role }' });
+    }
+    if (!parsed.success) return sendJson(res, 400, { error: 'body must be { sub, role? }', issues: parsed.error.issues });
+    sendJson(res, 200, { token: await deps.tokens.mint(parsed.data, '12h') });
+  }
+}
+
+function isApiPath(path: string): boolean {
+  return path.startsWith('/trpc') || path.startsWith('/v1/') || path.startsWith('/admin/') || path.startsWith('/dev/');
+}
+
+/** Sets CORS headers for allowed origins; answers preflights. False when the request is done. */
+function applyCors(req: IncomingMessage, res: ServerResponse, allowed: readonly string[]): boolean {
+  const origin = req.headers.origin;
+  if (!origin || !allowed.includes(origin)) {
+    return true; // same-origin needs nothing; a foreign origin gets no CORS headers, so browsers block it
+  }
+  res.setHeader('access-control-allow-origin', origin);
+  res.setHeader('vary', 'Origin');
+  res.setHeader('access-control-expose-headers', 'x-request-id, retry-after');
+  if (req.method === 'OPTIONS') {
+    res.writeHead(204, {
+      'access-control-allow-methods': 'GET, POST, OPTIONS',
+      'access-control-allow-headers': 'authorization, content-type, x-request-id, last-event-id, trpc-accept',
+      'access-control-max-age': '600',
+    });
+    res.end();
+    return false;
+  }
+  return true;
+}

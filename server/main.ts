@@ -1,0 +1,45 @@
+import { config as loadDotenv } from 'dotenv';
+import { ConfigError, parseGatewayEnv } from './config/env';
+import { createGateway } from './gateway/createGateway';
+import { createLogger } from './observability/logger';
+
+/**
+ * `npm start`: reads .env (ENV_FILE; a missing file is fine), checks the environment, starts
+ * the gateway. A bad environment prints which variables are wrong (never their values) and
+ * exits 1.
+ */
+async function main(): Promise<void> {
+  // Variables already in the environment win over the file.
+  loadDotenv({ path: process.env.ENV_FILE ?? '.env', quiet: true });
+  let env;
+  try {
+    env = parseGatewayEnv(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger({ level: env.logLevel });
+  const gateway = await createGateway({ env, logger });
+  logger.info({ url: gateway.url }, `Keyrack gateway listening on ${gateway.url}`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1); // a second signal: do not wait
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    gateway.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(`Keyrack failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import type { ChatRequest, StreamEvent } from '../../shared';
+import type { Logger } from '../observability/logger';
+import type { ChatEngine } from './ChatEngine';
+import type { BufferedEvent, DurableStreamBuffer } from './types';
+
+export interface ChatStreamsOptions {
+  engine: ChatEngine;
+  logger: Logger;
+  /** Write-through copy for resumes on other instances (Redis). Optional. */
+  durable?: DurableStreamBuffer;
+  /**
+   * How long a stream nobody listens to keeps its upstream call: between chat.start and the
+   * first subscribe, and after the last subscriber leaves. Long enough for the SSE client's
+   * reconnect (the `eventsource` package waits ~3 s by default) to re-attach and resume without
+   * a second upstream call; short enough that a closed tab stops billing soon. Default 5 s.
+   */
+  detachGraceMs?: number;
+  /** How long chat.start's caller has to subscribe before the upstream call is aborted. Default 30 s. */
+  attachTimeoutMs?: number;
+  /** How long a finished stream stays resumable in this process. Default 5 minutes. */
+  retainMs?: number;
+}
+
+export interface StartedStream {
+  streamId: string;
+  /** The stream's first event, or null when it ended without any. */
+  first: StreamEvent | null;
+}
+
+const DEFAULT_GRACE_MS = 5_000;
+const DEFAULT_RETAIN_MS = 5 * 60_000;
+
+/** One chat answer being produced in this process, with every event it has had so far. */
+class LocalStream {
+  readonly events: StreamEvent[] = [];
+  finished = false;
+  subscribers = 0;
+  readonly upstream = new AbortController();
+  private waiters: (() => void)[] = [];
+  graceTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly owner: string,
+  ) {}
+
+  push(event: StreamEvent): void {
+    this.events.push(event);
+    this.wake();
+  }
+
+  finish(): void {
+    this.finished = true;
+    this.wake();
+  }
+
+  /** Resolves on the next event, the end, or the signal. */
+  changed(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.waiters.push(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/**
+ * Chat streams between chat.start and chat.stream: runs each upstream call once, buffers its
+ * events so a reconnecting client resumes after its last event id, and aborts the upstream
+ * call when nobody has listened for `detachGraceMs`.
+ */
+export class ChatStreams {
+  private readonly streams = new Map<string, LocalStream>();
+  private readonly graceMs: number;
+  private readonly retainMs: number;
+  private readonly attachTimeoutMs: number;
+  private closed = false;
+
+  constructor(private readonly options: ChatStreamsOptions) {
+    this.graceMs = options.detachGraceMs ?? DEFAULT_GRACE_MS;
+    this.retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
+    this.attachTimeoutMs = options.attachTimeoutMs ?? 30_000;
+  }
+
+  /**
+   * Starts the upstream call and resolves with the first event, so the caller can refuse the
+   * start itself (every key busy, unknown model) instead of handing out a stream of one error.
+   */
+  async start(input: { chat: ChatRequest; userId: string; requestId?: string; signal?: AbortSignal }): Promise<StartedStream> {
+    if (this.closed) return { streamId: randomUUID(), first: { type: 'error', code: 'shutting_down', message: 'gateway is shutting down' } };
+    const stream = new LocalStream(randomUUID(), input.userId);
+    this.streams.set(stream.id, stream);
+    const { durable } = this.options;
+    const log = this.options.logger.child({ streamId: stream.id, requestId: input.requestId });
+    // Durable writes are chained so they land in order; a failed write is logged, not fatal:
+    // the local copy still serves this instance's subscribers.
+    let durableChain: Promise<void> = durable ? durable.create(stream.id, input.userId) : Promise.resolve();
+    const writeThrough = (write: () => Promise<void>) => {
+      durableChain = durableChain.then(write).catch((error: unknown) => {
+        log.warn({ err: error instanceof Error ? error.message : String(error) }, 'durable stream buffer write failed');
+      });
+    };
+
+    this.armGrace(stream, this.attachTimeoutMs);
+    void (async () => {
+      try {
+        for await (const event of this.options.engine.stream({
+          chat: input.chat,
+          userId: input.userId,
+          signal: stream.upstream.signal,
+          ...(input.requestId !== undefined ? { requestId: input.requestId } : {}),
+        })) {
+          stream.push(event);
+          const seq = stream.events.length;
+          if (durable) writeThrough(() => durable.append(stream.id, seq, event));
+        }
+      } catch (error) {
+        // The engine promises not to throw; if it does, the client still gets a proper end.
+        log.error({ err: error instanceof Error ? error.message : String(error) }, 'chat engine threw');
+        stream.push({ type: 'error', code: 'internal', message: 'internal error' });
+      } finally {
+        clearTimeout(stream.graceTimer);
+        stream.finish();
+        const seq = stream.events.length;
+        if (durable) writeThrough(() => durable.finish(stream.id, seq));
+        setTimeout(() => this.streams.delete(stream.id), this.retainMs).unref();
+      }
+    })();
+
+    const onCallerAbort = () => stream.upstream.abort();
+    input.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    try {
+      while (stream.events.length === 0 && !stream.finished) await stream.changed(new AbortController().signal);
+    } finally {
+      input.signal?.removeEventListener('abort', onCallerAbort);
+    }
+    return { streamId: stream.id, first: stream.events[0] ?? null };
+  }
+
+  /**
+   * The events of a stream after `lastEventId`, live until it ends; null when the stream does
+   * not exist or belongs to someone else (the caller cannot tell the two apart).
+   */
+  async open(input: { streamId: string; userId: string; lastEventId?: string | null }): Promise<((signal: AbortSignal) => AsyncGenerator<BufferedEvent>) | null> {
+    const after = input.lastEventId ? Number(input.lastEventId) : 0;
+    const local = this.streams.get(input.streamId);
+    if (local) {
+      if (local.owner !== input.userId) return null;
+      return (signal) => this.readLocal(local, after, signal);
+    }
+    const { durable } = this.options;
+    if (!durable) return null;
+    const owner = await durable.owner(input.streamId);
+    if (owner === null || owner !== input.userId) return null;
+    return (signal) => durable.read(input.streamId, after, signal);
+  }
+
+  /** Streams still producing in this process. */
+  get active(): number {
+    let n = 0;
+    for (const s of this.streams.values()) if (!s.finished) n += 1;
+    return n;
+  }
+
+  /** Aborts every running upstream call; their streams end with `done: aborted`. */
+  close(): void {
+    this.closed = true;
+    for (const s of this.streams.values()) s.upstream.abort();
+  }
+
+  private async *readLocal(stream: LocalStream, after: number, signal: AbortSignal): AsyncGenerator<BufferedEvent> {
+    stream.subscribers += 1;
+    clearTimeout(stream.graceTimer);
+    try {
+      let next = after;
+      while (!signal.aborted) {
+        while (next < stream.events.length) {
+          const event = stream.events[next]!;
+          next += 1;
+          yield { id: String(next), event };
+        }
+        if (stream.finished) return;
+        await stream.changed(signal);
+      }
+    } finally {
+      stream.subscribers -= 1;
+      if (stream.subscribers === 0 && !stream.finished) this.armGrace(stream, this.graceMs);
+    }
+  }
+
+  private armGrace(stream: LocalStream, ms: number): void {
+    clearTimeout(stream.graceTimer);
+    const abort = () => {
+      if (stream.subscribers === 0 && !stream.finished) {
+        this.options.logger.debug({ streamId: stream.id }, 'no subscriber left; aborting upstream');
+        stream.upstream.abort();
+      }
+    };
+    if (ms <= 0) queueMicrotask(abort);
+    else {
+      stream.graceTimer = setTimeout(abort, ms);
+      stream.graceTimer.unref();
+    }
+  }
+}

@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { chatRequestSchema, costSchema, finishReasonSchema, streamEventSchema, tokenUsageSchema } from './chat';
+import { poolStatusSchema } from './pool';
+import { providerIdSchema } from './providers';
+
+/**
+ * The wire of every gateway procedure, input and output, in one place: the server validates
+ * with these schemas and the client infers its types from the router built on them.
+ * Procedure names are a contract (issue #4): chat.start, chat.stream, chat.complete,
+ * models.list, pool.status, pool.watch, pool.setKeyEnabled.
+ */
+
+export const userRoleSchema = z.enum(['user', 'admin']);
+export type UserRole = z.infer<typeof userRoleSchema>;
+
+/** A user id as it appears in a token's `sub`. */
+export const userIdSchema = z.string().min(1).max(200);
+
+// --- chat -----------------------------------------------------------------------------------
+
+export const chatStartInputSchema = chatRequestSchema;
+export const chatStartOutputSchema = z.object({
+  /** Unguessable (random UUID) and bound to the user who started it. */
+  streamId: z.string().uuid(),
+});
+export type ChatStartOutput = z.infer<typeof chatStartOutputSchema>;
+
+/** Ids of a stream's events: "1", "2", ... in order, so "resume after N" is well defined. */
+export const streamEventIdSchema = z.string().regex(/^\d{1,9}$/, 'an event id as sent by chat.stream');
+
+export const chatStreamInputSchema = z.object({
+  streamId: z.string().uuid(),
+  /** The id of the last event received; the stream resumes with the next one. */
+  lastEventId: streamEventIdSchema.nullish(),
+});
+export type ChatStreamInput = z.infer<typeof chatStreamInputSchema>;
+
+/** Each chat.stream item is `tracked(id, event)`: the client sees `{ id, data: StreamEvent }`. */
+export const chatStreamEventSchema = streamEventSchema;
+
+export const chatCompleteInputSchema = chatRequestSchema;
+export const chatCompleteOutputSchema = z.object({
+  text: z.string(),
+  provider: providerIdSchema,
+  model: z.string(),
+  finishReason: finishReasonSchema,
+  usage: tokenUsageSchema.nullable(),
+  cost: costSchema.optional(),
+});
+export type ChatCompleteOutput = z.infer<typeof chatCompleteOutputSchema>;
+
+// --- models ---------------------------------------------------------------------------------
+
+export const modelInfoSchema = z.object({
+  id: z.string(),
+  provider: providerIdSchema,
+  displayName: z.string(),
+  /** USD per 1M input tokens. */
+  inputPrice: z.number().nonnegative(),
+  /** USD per 1M output tokens. */
+  outputPrice: z.number().nonnegative(),
+});
+export type ModelInfo = z.infer<typeof modelInfoSchema>;
+export const modelsListOutputSchema = z.array(modelInfoSchema);
+
+// --- pool (admin) ---------------------------------------------------------------------------
+
+export const poolStatusOutputSchema = poolStatusSchema;
+
+export const poolSetKeyEnabledInputSchema = z.object({
+  provider: providerIdSchema,
+  fingerprint: z.string().min(1).max(200),
+  enabled: z.boolean(),
+});
+export type PoolSetKeyEnabledInput = z.infer<typeof poolSetKeyEnabledInputSchema>;
+export const poolSetKeyEnabledOutputSchema = z.object({ ok: z.literal(true) });
+
+// --- dev (demo mode only) -------------------------------------------------------------------
+
+/** `POST /dev/token` body: exists only in demo mode, for the demo's login screen. */
+export const devTokenInputSchema = z.object({
+  sub: userIdSchema,
+  role: userRoleSchema.default('user'),
+});
+export const devTokenOutputSchema = z.object({ token: z.string() });
+
+// --- errors ---------------------------------------------------------------------------------
+
+/**
+ * What the gateway adds to a tRPC error's `data`: the gateway's own code, when to retry, and
+ * zod's issues for invalid input.
+ */
+export interface GatewayErrorData {
+  gatewayCode?: string;
+  retryAfterMs?: number;
+  zodIssues?: unknown[];
+  requestId?: string;
+}
