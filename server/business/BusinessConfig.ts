@@ -1,0 +1,189 @@
+import type { z } from 'zod';
+import {
+  BUSINESS_SETTING_KEYS,
+  businessConfigSchema,
+  businessSettingsSchema,
+  modelEntrySchema,
+  setBusinessSettingInputSchema,
+  setModelActiveInputSchema,
+  type BusinessConfigDocument,
+  type BusinessSettings,
+  type ModelEntry,
+  type ModelEntryInput,
+  type SetBusinessSettingInput,
+} from '../../shared/business';
+import { providerIdSchema } from '../../shared/providers';
+import type { DocStore } from '../store/DocStore';
+import { BusinessConfigError } from './BusinessConfigError';
+import defaultsFile from './defaults.json';
+import type { ModelCatalog, ResolvedModel } from './types';
+
+/**
+ * Limits, pricing and the model list, kept in the DocStore so admins change them at run time.
+ * Seeded once from defaults.json (the first instance to start writes it; later starts and other
+ * instances leave admin changes alone).
+ *
+ * Reads go to the store on every call: one GET/HGETALL on Redis, so a change applies to the next
+ * request on every instance without a cache to invalidate. Writes also publish on the
+ * `business` channel for anyone who wants a push (an admin UI, a metrics gauge): `onChange`.
+ *
+ * Store layout: `business:seeded` (marker), `business:settings` (map: setting -> number),
+ * `business:models` (map: model id -> ModelEntry).
+ */
+
+const SEEDED = 'business:seeded';
+const SETTINGS = 'business:settings';
+const MODELS = 'business:models';
+export const BUSINESS_CHANNEL = 'business';
+
+export const DEFAULT_BUSINESS_CONFIG: BusinessConfigDocument = businessConfigSchema.parse(defaultsFile);
+
+export interface BusinessConfigOptions {
+  store: DocStore;
+  /** What a fresh store is seeded with. Default: server/business/defaults.json. */
+  defaults?: BusinessConfigDocument;
+}
+
+function issuesOf(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+}
+
+export class BusinessConfig implements ModelCatalog {
+  private readonly store: DocStore;
+  private readonly defaults: BusinessConfigDocument;
+
+  constructor(options: BusinessConfigOptions) {
+    this.store = options.store;
+    this.defaults = options.defaults ?? DEFAULT_BUSINESS_CONFIG;
+  }
+
+  /** Seeds the store from the defaults unless some instance already did. Call once at start. */
+  async init(): Promise<{ seeded: boolean }> {
+    const first = await this.store.setJsonIfAbsent(SEEDED, { at: new Date().toISOString() });
+    if (!first) return { seeded: false };
+    for (const key of BUSINESS_SETTING_KEYS) await this.store.mapSet(SETTINGS, key, this.defaults.settings[key]);
+    for (const model of this.defaults.models) await this.store.mapSet(MODELS, model.id, model);
+    return { seeded: true };
+  }
+
+  async getConfig(): Promise<BusinessConfigDocument> {
+    const [settings, models] = await Promise.all([this.getSettings(), this.allModels()]);
+    return { settings, models };
+  }
+
+  /** Stored settings over the defaults (a setting added in a later version starts at its default). */
+  async getSettings(): Promise<BusinessSettings> {
+    const stored = await this.store.mapGetAll(SETTINGS);
+    const merged: Record<string, unknown> = { ...this.defaults.settings };
+    for (const key of BUSINESS_SETTING_KEYS) if (stored.has(key)) merged[key] = stored.get(key);
+    const parsed = businessSettingsSchema.safeParse(merged);
+    // A stored value that no longer validates (edited by hand) falls back to the defaults, loudly in tests.
+    return parsed.success ? parsed.data : this.defaults.settings;
+  }
+
+  /** Changes one setting, checked on its own and against the others (hard >= soft). */
+  async setConfig(key: SetBusinessSettingInput['key'], value: unknown): Promise<BusinessSettings> {
+    const input = setBusinessSettingInputSchema.safeParse({ key, value });
+    if (!input.success) throw new BusinessConfigError('invalid', `invalid value for ${String(key)}`, issuesOf(input.error));
+    const next = { ...(await this.getSettings()), [input.data.key]: input.data.value };
+    const checked = businessSettingsSchema.safeParse(next);
+    if (!checked.success) throw new BusinessConfigError('invalid', checked.error.issues.map((i) => i.message).join('; '), issuesOf(checked.error));
+    await this.store.mapSet(SETTINGS, input.data.key, input.data.value);
+    await this.notify();
+    return checked.data;
+  }
+
+  /** Adds or replaces a model. Fallbacks must name other models already in the list. */
+  async upsertModel(input: ModelEntryInput): Promise<ModelEntry> {
+    const parsed = modelEntrySchema.safeParse(input);
+    if (!parsed.success) throw new BusinessConfigError('invalid', 'invalid model', issuesOf(parsed.error));
+    const model = parsed.data;
+    const known = await this.store.mapGetAll(MODELS);
+    const problems = model.fallbacks.flatMap((id, i) =>
+      id === model.id ? [{ path: `fallbacks.${i}`, message: 'a model cannot fall back to itself' }] : known.has(id) ? [] : [{ path: `fallbacks.${i}`, message: `unknown model: ${id}` }],
+    );
+    if (problems.length > 0) throw new BusinessConfigError('invalid', problems.map((p) => p.message).join('; '), problems);
+    await this.store.mapSet(MODELS, model.id, model);
+    await this.notify();
+    return model;
+  }
+
+  async setModelActive(id: string, isActive: boolean): Promise<ModelEntry> {
+    const input = setModelActiveInputSchema.safeParse({ id, is_active: isActive });
+    if (!input.success) throw new BusinessConfigError('invalid', 'invalid input', issuesOf(input.error));
+    const current = await this.model(input.data.id);
+    if (!current) throw new BusinessConfigError('not_found', `unknown model: ${input.data.id}`);
+    const next = { ...current, is_active: input.data.is_active };
+    if (!(await this.store.mapSetIfPresent(MODELS, next.id, next))) throw new BusinessConfigError('not_found', `unknown model: ${next.id}`);
+    await this.notify();
+    return next;
+  }
+
+  /**
+   * Resolves what a client asked for, among active models only:
+   *  - a catalog id (`gpt-4o`), exactly;
+   *  - `provider/model` (`anthropic/claude-sonnet-4` or `anthropic/claude-sonnet-4-20250514`):
+   *    the active model of that provider whose catalog id or upstream id matches.
+   * Anything else is unknown (null). Unlisted upstream models are deliberately not passed
+   * through: they would have no price, so they would be served free and bypass budgets, and
+   * admins could not switch them off.
+   */
+  async resolve(name: string): Promise<ResolvedModel | null> {
+    const exact = await this.model(name);
+    if (exact) return exact.is_active ? toResolved(exact) : null;
+    const slash = name.indexOf('/');
+    if (slash <= 0) return null;
+    const provider = providerIdSchema.safeParse(name.slice(0, slash));
+    if (!provider.success) return null;
+    const wanted = name.slice(slash + 1);
+    const models = await this.allModels();
+    const match =
+      models.find((m) => m.is_active && m.provider === provider.data && m.id === wanted) ??
+      models.find((m) => m.is_active && m.provider === provider.data && (m.upstream_model ?? m.id) === wanted);
+    return match ? toResolved(match) : null;
+  }
+
+  /** Active models, for clients to choose from. */
+  async list(): Promise<ResolvedModel[]> {
+    return (await this.allModels()).filter((m) => m.is_active).map(toResolved);
+  }
+
+  /** Called after any change made through any instance. Returns an unsubscribe function. */
+  onChange(listener: () => void): Promise<() => Promise<void>> {
+    return this.store.subscribe(BUSINESS_CHANNEL, () => listener());
+  }
+
+  private async model(id: string): Promise<ModelEntry | null> {
+    const stored = await this.store.mapGet(MODELS, id);
+    if (stored === null) return null;
+    const parsed = modelEntrySchema.safeParse(stored);
+    return parsed.success ? parsed.data : null;
+  }
+
+  /** Every model, active or not, sorted by provider then id; entries that fail validation are skipped. */
+  private async allModels(): Promise<ModelEntry[]> {
+    const out: ModelEntry[] = [];
+    for (const value of (await this.store.mapGetAll(MODELS)).values()) {
+      const parsed = modelEntrySchema.safeParse(value);
+      if (parsed.success) out.push(parsed.data);
+    }
+    return out.sort((a, b) => a.provider.localeCompare(b.provider) || a.id.localeCompare(b.id));
+  }
+
+  private async notify(): Promise<void> {
+    // Best effort: readers go to the store anyway, so a lost notification delays nothing.
+    await this.store.publish(BUSINESS_CHANNEL, 'changed').catch(() => {});
+  }
+}
+
+export function toResolved(model: ModelEntry): ResolvedModel {
+  return {
+    id: model.id,
+    provider: model.provider,
+    upstreamModel: model.upstream_model ?? model.id,
+    displayName: model.display_name,
+    inputPrice: model.input_price,
+    outputPrice: model.output_price,
+    fallbacks: [...model.fallbacks],
+  };
+}

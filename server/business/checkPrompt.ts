@@ -1,0 +1,35 @@
+import type { ChatMessage } from '../../shared';
+import type { BusinessSettings } from '../../shared/business';
+import { countPromptTokensWithin } from './countPromptTokens';
+
+/**
+ * Applies the prompt limits: over the soft limit the request proceeds with a `warning` stream
+ * event; over the hard limit it is refused (`prompt_too_long`) before any provider is called.
+ */
+export type PromptCheck =
+  | { status: 'ok'; promptTokens: number }
+  | { status: 'warning'; promptTokens: number; softLimit: number; message: string }
+  /** The count stops at the hard limit, so only a lower bound is known. */
+  | { status: 'refused'; promptTokensAtLeast: number; hardLimit: number; message: string };
+
+export function checkPrompt(messages: readonly ChatMessage[], settings: Pick<BusinessSettings, 'prompt_soft_limit' | 'prompt_hard_limit'>): PromptCheck {
+  const { prompt_soft_limit: softLimit, prompt_hard_limit: hardLimit } = settings;
+  const promptTokens = countPromptTokensWithin(messages, hardLimit);
+  if (promptTokens === null) {
+    return {
+      status: 'refused',
+      promptTokensAtLeast: hardLimit + 1,
+      hardLimit,
+      message: `The prompt is longer than ${hardLimit} tokens, the most this gateway accepts. Shorten it or start a new conversation.`,
+    };
+  }
+  if (promptTokens > softLimit) {
+    return {
+      status: 'warning',
+      promptTokens,
+      softLimit,
+      message: `The prompt is about ${promptTokens} tokens, over the recommended ${softLimit}: answers cost more and may be slower.`,
+    };
+  }
+  return { status: 'ok', promptTokens };
+}
