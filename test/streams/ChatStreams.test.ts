@@ -1,0 +1,167 @@
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import type { StreamEvent } from '../../shared';
+import { silentLogger } from '../../server/observability/logger';
+import type { ChatEngine, ChatEngineRequest } from '../../server/streams/ChatEngine';
+import { ChatStreams } from '../../server/streams/ChatStreams';
+import { RedisStreamBuffer } from '../../server/streams/RedisStreamBuffer';
+import type { BufferedEvent } from '../../server/streams/types';
+
+const chat = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'hi' }] };
+
+/** An engine the test drives: each call waits for `release()` between events and records aborts. */
+class ScriptedEngine implements ChatEngine {
+  calls = 0;
+  aborted: Promise<void>;
+  private onAbort!: () => void;
+  private gates: (() => void)[] = [];
+  private waiting: (() => void)[] = [];
+
+  constructor(private readonly script: StreamEvent[], private readonly gated = false) {
+    this.aborted = new Promise((resolve) => (this.onAbort = resolve));
+  }
+
+  /** Lets the engine emit its next event. */
+  release(): void {
+    const gate = this.gates.shift();
+    if (gate) gate();
+    else this.waiting.push(() => {});
+  }
+
+  async *stream(req: ChatEngineRequest): AsyncGenerator<StreamEvent> {
+    this.calls += 1;
+    req.signal.addEventListener('abort', () => this.onAbort(), { once: true });
+    for (const [i, event] of this.script.entries()) {
+      if (this.gated && i > 0) {
+        if (this.waiting.length > 0) this.waiting.shift();
+        else await new Promise<void>((resolve) => this.gates.push(resolve));
+      }
+      if (req.signal.aborted) {
+        yield { type: 'done', finishReason: 'aborted' };
+        return;
+      }
+      yield event;
+    }
+  }
+}
+
+const SCRIPT: StreamEvent[] = [
+  { type: 'start', provider: 'openai', model: 'gpt-4o', keyFingerprint: 'f1' },
+  { type: 'delta', text: 'Hel' },
+  { type: 'delta', text: 'lo' },
+  { type: 'usage', usage: { inputTokens: 3, outputTokens: 2, cachedInputTokens: 0, reasoningTokens: 0 } },
+  { type: 'done', finishReason: 'stop' },
+];
+
+async function collect(gen: AsyncGenerator<BufferedEvent>, max = Infinity): Promise<BufferedEvent[]> {
+  const out: BufferedEvent[] = [];
+  for await (const e of gen) {
+    out.push(e);
+    if (out.length >= max) break;
+  }
+  return out;
+}
+
+describe('ChatStreams (in process)', () => {
+  it('answers start with the first event and replays every event with ids 1..n', async () => {
+    const engine = new ScriptedEngine(SCRIPT);
+    const streams = new ChatStreams({ engine, logger: silentLogger });
+    const started = await streams.start({ chat, userId: 'alice' });
+    expect(started.first).toEqual(SCRIPT[0]);
+    const read = await streams.open({ streamId: started.streamId, userId: 'alice' });
+    const events = await collect(read!(new AbortController().signal));
+    expect(events).toEqual(SCRIPT.map((event, i) => ({ id: String(i + 1), event })));
+  });
+
+  it('resumes after lastEventId without a second engine call', async () => {
+    const engine = new ScriptedEngine(SCRIPT);
+    const streams = new ChatStreams({ engine, logger: silentLogger });
+    const { streamId } = await streams.start({ chat, userId: 'alice' });
+    const read = await streams.open({ streamId, userId: 'alice', lastEventId: '2' });
+    const events = await collect(read!(new AbortController().signal));
+    expect(events.map((e) => e.id)).toEqual(['3', '4', '5']);
+    expect(engine.calls).toBe(1);
+  });
+
+  it("hides another user's stream and unknown ids alike", async () => {
+    const streams = new ChatStreams({ engine: new ScriptedEngine(SCRIPT), logger: silentLogger });
+    const { streamId } = await streams.start({ chat, userId: 'alice' });
+    expect(await streams.open({ streamId, userId: 'mallory' })).toBeNull();
+    expect(await streams.open({ streamId: crypto.randomUUID(), userId: 'alice' })).toBeNull();
+  });
+
+  it('aborts the upstream call once the last subscriber leaves (after the grace)', async () => {
+    const engine = new ScriptedEngine(SCRIPT, true);
+    const streams = new ChatStreams({ engine, logger: silentLogger, detachGraceMs: 0 });
+    const { streamId } = await streams.start({ chat, userId: 'alice' });
+    const read = (await streams.open({ streamId, userId: 'alice' }))!;
+    const first = new AbortController();
+    const second = new AbortController();
+    const a = read(first.signal);
+    const b = read(second.signal);
+    expect((await a.next()).value?.id).toBe('1');
+    expect((await b.next()).value?.id).toBe('1');
+    await a.return(undefined); // one subscriber left: upstream goes on
+    engine.release();
+    expect((await b.next()).value?.event).toEqual({ type: 'delta', text: 'Hel' });
+    await b.return(undefined); // none left
+    await engine.aborted;
+    // The stream ends with the dispatcher's `done: aborted`, buffered for a late resume.
+    engine.release();
+    const rest = await collect((await streams.open({ streamId, userId: 'alice', lastEventId: '2' }))!(new AbortController().signal));
+    expect(rest.at(-1)?.event).toEqual({ type: 'done', finishReason: 'aborted' });
+  });
+
+  it('a subscriber attaching within the grace keeps the upstream call', async () => {
+    const engine = new ScriptedEngine(SCRIPT, true);
+    const streams = new ChatStreams({ engine, logger: silentLogger, detachGraceMs: 60_000 });
+    const { streamId } = await streams.start({ chat, userId: 'alice' });
+    const read = (await streams.open({ streamId, userId: 'alice' }))!;
+    const a = read(new AbortController().signal);
+    await a.next();
+    await a.return(undefined);
+    const b = read(new AbortController().signal);
+    for (let i = 0; i < 4; i += 1) engine.release();
+    const events = await collect(b);
+    expect(events.map((e) => e.event.type)).toEqual(['start', 'delta', 'delta', 'usage', 'done']);
+    expect(engine.calls).toBe(1);
+  });
+});
+
+describe('ChatStreams with the Redis buffer (another instance resumes)', () => {
+  const redis = new Redis(inject('redisUrl'));
+  const prefix = `test-streams-${process.pid}-${Date.now()}`;
+  afterAll(() => redis.quit());
+
+  it('an instance that did not run the stream reads it from Redis, owner-checked, after lastEventId', async () => {
+    const engine = new ScriptedEngine(SCRIPT);
+    const producer = new ChatStreams({ engine, logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix }) });
+    const other = new ChatStreams({ engine: new ScriptedEngine([]), logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix, blockMs: 200 }) });
+    const { streamId } = await producer.start({ chat, userId: 'alice' });
+    // Wait until the producer has finished (its local copy ends), so every write was queued.
+    await collect((await producer.open({ streamId, userId: 'alice' }))!(new AbortController().signal));
+
+    expect(await other.open({ streamId, userId: 'mallory' })).toBeNull();
+    const read = await other.open({ streamId, userId: 'alice', lastEventId: '1' });
+    expect(read).not.toBeNull();
+    const events = await collect(read!(new AbortController().signal));
+    expect(events).toEqual(SCRIPT.slice(1).map((event, i) => ({ id: String(i + 2), event })));
+    expect(engine.calls).toBe(1);
+  });
+
+  it('a Redis reader follows a live stream and stops when its signal aborts', async () => {
+    const engine = new ScriptedEngine(SCRIPT, true);
+    const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200 });
+    const producer = new ChatStreams({ engine, logger: silentLogger, durable: buffer, detachGraceMs: 60_000 });
+    const { streamId } = await producer.start({ chat, userId: 'alice' });
+    const ac = new AbortController();
+    const reader = buffer.read(streamId, 0, ac.signal);
+    expect((await reader.next()).value).toEqual({ id: '1', event: SCRIPT[0] });
+    engine.release();
+    expect((await reader.next()).value).toEqual({ id: '2', event: SCRIPT[1] });
+    const pending = reader.next();
+    ac.abort();
+    expect((await pending).done).toBe(true);
+    producer.close();
+  });
+});
