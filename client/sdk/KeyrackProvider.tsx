@@ -17,7 +17,7 @@ export type KeyrackProviderProps = {
  */
 export function KeyrackProvider(props: KeyrackProviderProps) {
   const [ownClient] = useState(() => props.client ?? createKeyrackClient({ url: props.url!, getToken: props.getToken! }));
-  const [ownQueryClient] = useState(() => props.queryClient ?? new QueryClient({ defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: false } } }));
+  const [ownQueryClient] = useState(() => props.queryClient ?? new QueryClient({ defaultOptions: { queries: { retry: retryTransient, refetchOnWindowFocus: false } } }));
   const client = props.client ?? ownClient;
   const queryClient = props.queryClient ?? ownQueryClient;
   return (
@@ -27,6 +27,12 @@ export function KeyrackProvider(props: KeyrackProviderProps) {
       </trpc.Provider>
     </KeyrackClientContext.Provider>
   );
+}
+
+/** Retry what may pass on a second try (network, 5xx); a refused token or bad input will not. */
+function retryTransient(failures: number, error: unknown): boolean {
+  const status = (error as { data?: { httpStatus?: unknown } } | null)?.data?.httpStatus;
+  return failures < 2 && !(typeof status === 'number' && status >= 400 && status < 500);
 }
 
 /** The vanilla client KeyrackProvider holds, for calls outside hooks. */

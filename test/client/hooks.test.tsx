@@ -1,0 +1,185 @@
+// @vitest-environment jsdom
+import { act, cleanup, renderHook, waitFor } from '@testing-library/react';
+import type { ReactNode } from 'react';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createKeyrackClient, KeyrackProvider, useChat, useModels, usePoolStatus, type KeyrackClient } from '../../client/sdk';
+import { answerWords } from '../../server/mock-provider/mockAnswer';
+import { startDemoGateway, type DemoGateway } from './support/startDemoGateway';
+
+/**
+ * The hooks against a real gateway in demo mode (mock provider, in-memory pool) over loopback
+ * HTTP and SSE: nothing in the SDK is mocked. The gateway runs in a child process because
+ * server modules do not load under jsdom.
+ */
+
+let gateway: DemoGateway;
+let userToken: string;
+let adminToken: string;
+
+beforeAll(async () => {
+  // A stream nobody listens to keeps its upstream call for this long (reconnects get that
+  // much time); short here so stop() is seen to cancel the call within the test.
+  gateway = await startDemoGateway({ chunkDelayMs: 20, poolWatchMs: 50, detachGraceMs: 1000 });
+  userToken = await gateway.token('hook-user', 'user');
+  adminToken = await gateway.token('hook-admin', 'admin');
+});
+afterAll(() => gateway?.close());
+afterEach(async () => {
+  cleanup();
+  await gateway.mock.clearFaults();
+  await gateway.mock.configure({ chunkDelayMs: 20 });
+});
+
+function clientFor(token: () => string, fetchImpl?: typeof fetch): KeyrackClient {
+  return createKeyrackClient({ url: `${gateway.url}/trpc`, getToken: token, ...(fetchImpl ? { fetch: fetchImpl } : {}) });
+}
+
+function wrapperWith(client: KeyrackClient) {
+  return ({ children }: { children: ReactNode }) => <KeyrackProvider client={client}>{children}</KeyrackProvider>;
+}
+
+const expectedAnswer = (prompt: string) => answerWords(prompt, undefined).join(' ');
+
+describe('useModels', () => {
+  it('lists the active models with prices', async () => {
+    const { result } = renderHook(() => useModels(), { wrapper: wrapperWith(clientFor(() => userToken)) });
+    await waitFor(() => expect(result.current.data).toBeDefined());
+    const ids = result.current.data!.map((m) => m.id);
+    expect(ids).toContain('gpt-4o');
+    expect(result.current.data!.find((m) => m.id === 'gpt-4o')).toMatchObject({ provider: 'openai', displayName: 'GPT-4o' });
+  });
+
+  it('surfaces a refused token as an UNAUTHORIZED error', async () => {
+    const { result } = renderHook(() => useModels(), { wrapper: wrapperWith(clientFor(() => 'not-a-token')) });
+    await waitFor(() => expect(result.current.error).not.toBeNull(), { timeout: 10_000 });
+    expect(result.current.error!.data?.code).toBe('UNAUTHORIZED');
+  });
+});
+
+describe('useChat', () => {
+  it('streams an answer word by word, then reports usage and cost', async () => {
+    const lengths = new Set<number>();
+    const finished: string[] = [];
+    const { result } = renderHook(
+      () => {
+        const chat = useChat({ model: 'gpt-4o', onFinish: (m) => finished.push(m.content) });
+        const last = chat.messages.at(-1);
+        if (last?.role === 'assistant' && chat.status === 'streaming') lengths.add(last.content.length);
+        return chat;
+      },
+      { wrapper: wrapperWith(clientFor(() => userToken)) },
+    );
+    await act(() => result.current.send('hello from the hook test'));
+    expect(result.current.status).toBe('ready');
+    const answer = result.current.messages.at(-1)!;
+    expect(answer).toMatchObject({ role: 'assistant', content: expectedAnswer('hello from the hook test'), finishReason: 'stop', provider: 'openai' });
+    expect(lengths.size).toBeGreaterThanOrEqual(2);
+    expect(result.current.usage?.outputTokens).toBeGreaterThan(0);
+    // Cost arrives with the usage event once the gateway prices answers (issue #5).
+    if (result.current.cost) expect(result.current.cost.estimatedUsd).toBeGreaterThan(0);
+    expect(finished).toEqual([answer.content]);
+  });
+
+  it('stop() keeps the text so far and cancels the upstream call', async () => {
+    await gateway.mock.configure({ chunkDelayMs: 400 });
+    const { result } = renderHook(() => useChat({ model: 'gpt-4o' }), { wrapper: wrapperWith(clientFor(() => userToken)) });
+    const abortedBefore = (await gateway.mock.totals()).aborted;
+    let sent!: Promise<void>;
+    act(() => {
+      sent = result.current.send('please stop me');
+    });
+    await waitFor(() => expect(result.current.messages.find((m) => m.role === 'assistant')?.content.length ?? 0).toBeGreaterThan(0), { timeout: 10_000 });
+    act(() => result.current.stop());
+    await sent;
+    const kept = result.current.messages.at(-1)!;
+    expect(result.current.status).toBe('ready');
+    expect(kept.finishReason).toBe('aborted');
+    expect(expectedAnswer('please stop me').startsWith(kept.content)).toBe(true);
+    expect(kept.content.length).toBeLessThan(expectedAnswer('please stop me').length);
+    // The mock sees the gateway hang up: the provider call itself was cancelled.
+    await expect.poll(async () => (await gateway.mock.totals()).aborted, { timeout: 10_000 }).toBe(abortedBefore + 1);
+  });
+
+  it('says when every key is busy and for how long', async () => {
+    // Perplexity's `sonar` has no fallback model: when both demo keys answer 429 the user is told.
+    for (const n of [1, 2]) await gateway.mock.injectFault(`sk-test-demo-perplexity-${n}`, { kind: 'rateLimit', retryAfterSeconds: 20 }, { sticky: true });
+    const { result } = renderHook(() => useChat({ model: 'sonar' }), { wrapper: wrapperWith(clientFor(() => userToken)) });
+    await act(() => result.current.send('anyone there?'));
+    expect(result.current.status).toBe('error');
+    expect(result.current.error?.code).toBe('rate_limited');
+    expect(result.current.retryAfterMs).toBeGreaterThan(0);
+    expect(result.current.messages.map((m) => m.role)).toEqual(['user']);
+  });
+
+  it('resumes a dropped stream from the last event: no repeated text, one upstream call', async () => {
+    await gateway.mock.configure({ chunkDelayMs: 60 });
+    let cut = false;
+    let streamConnects = 0;
+    const tokenReads: string[] = [];
+    // Cuts the first chat.stream response after its third event, as a flaky network would.
+    const flakyFetch: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const url = String(input instanceof Request ? input.url : input);
+      if (!url.includes('chat.stream')) return response;
+      streamConnects += 1;
+      if (cut || !response.body) return response;
+      cut = true;
+      const reader = response.body.getReader();
+      let events = 0;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { done, value } = await reader.read();
+          if (done) return controller.close();
+          controller.enqueue(value);
+          events += new TextDecoder().decode(value).split('\nid:').length - 1;
+          if (events >= 3) {
+            void reader.cancel();
+            controller.error(new TypeError('network connection lost'));
+          }
+        },
+      });
+      return new Response(body, { status: response.status, headers: response.headers });
+    };
+    const requests = (await gateway.mock.totals()).requests;
+    const { result } = renderHook(() => useChat({ model: 'gpt-4o-mini' }), {
+      wrapper: wrapperWith(
+        clientFor(() => {
+          tokenReads.push(userToken);
+          return userToken;
+        }, flakyFetch),
+      ),
+    });
+    await act(() => result.current.send('resume me please'));
+    expect(result.current.status).toBe('ready');
+    expect(result.current.messages.at(-1)?.content).toBe(expectedAnswer('resume me please'));
+    expect(streamConnects).toBeGreaterThanOrEqual(2);
+    expect((await gateway.mock.totals()).requests - requests).toBe(1);
+    // The token is read for every request and every (re)connect, never cached.
+    expect(tokenReads.length).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('usePoolStatus', () => {
+  it('is live: a served request shows up, and a key can be disabled and enabled', async () => {
+    const { result } = renderHook(() => usePoolStatus(), { wrapper: wrapperWith(clientFor(() => adminToken)) });
+    await waitFor(() => expect(result.current.status).toBeDefined(), { timeout: 10_000 });
+    expect(result.current.live).toBe(true);
+    const groq = () => result.current.status!.providers.find((p) => p.provider === 'groq')!;
+    const before = groq().totals.requestsThisWindow;
+    await clientFor(() => userToken).chat.complete.mutate({ model: 'llama-3.1-8b', messages: [{ role: 'user', content: 'count me' }] });
+    await waitFor(() => expect(groq().totals.requestsThisWindow).toBe(before + 1), { timeout: 10_000 });
+
+    const key = groq().keys[0]!;
+    await act(() => result.current.setKeyEnabled({ provider: 'groq', fingerprint: key.fingerprint, enabled: false }));
+    await waitFor(() => expect(groq().keys.find((k) => k.fingerprint === key.fingerprint)).toMatchObject({ status: 'disabled', reason: 'admin_disabled' }), { timeout: 10_000 });
+    await act(() => result.current.setKeyEnabled({ provider: 'groq', fingerprint: key.fingerprint, enabled: true }));
+    await waitFor(() => expect(groq().keys.find((k) => k.fingerprint === key.fingerprint)?.status).toBe('ok'), { timeout: 10_000 });
+  });
+
+  it('refuses a user who is not an admin', async () => {
+    const { result } = renderHook(() => usePoolStatus(), { wrapper: wrapperWith(clientFor(() => userToken)) });
+    await waitFor(() => expect(result.current.error).not.toBeNull(), { timeout: 10_000 });
+    expect(result.current.error!.code).toBe('forbidden');
+    expect(result.current.status).toBeUndefined();
+  });
+});
