@@ -1,0 +1,45 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { describe, expect, it } from 'vitest';
+
+/** `npm start` as a user runs it: the real entry point in a child process, in demo mode. */
+
+const baseEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: '/nonexistent/.env', PORT: '0', MOCK_PROVIDER_PORT: '0' };
+
+function startMain(env: Record<string, string>) {
+  return spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+describe('server/main.ts', () => {
+  it('boots in demo mode, says so in one line, serves /healthz and stops on SIGTERM', async () => {
+    const child = startMain({});
+    const lines: string[] = [];
+    const url = await new Promise<string>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${lines.join('\n')}`)));
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        lines.push(line);
+        const match = /Keyrack gateway listening on (http:\/\/[\w.:\[\]-]+)/.exec(line);
+        if (match) resolve(match[1]!);
+      });
+    });
+    expect(lines.filter((l) => l.includes('DEMO MODE'))).toHaveLength(1);
+    expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ ok: true });
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    expect(code).toBe(0);
+  });
+
+  it('a bad environment names the variable, never its value, and exits 1', async () => {
+    const child = startMain({ PORT: 'not-a-port', OPENAI_API_KEY_1: 'sk-test-has space' });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(1);
+    expect(stderr).toContain('PORT');
+    expect(stderr).toContain('OPENAI_API_KEY_1');
+    expect(stderr).not.toContain('not-a-port');
+    expect(stderr).not.toContain('has space');
+  });
+});
