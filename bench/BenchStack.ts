@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import { request } from 'undici';
+import { TokenService } from '../server/auth/tokens';
+import { freePort, startRedisServer } from '../test/support/redisServer';
+import { ChildProcesses, waitForPort, type BenchChild } from './ChildProcesses';
+import { PROBE_MARKER } from './probe/eventLoopProbe';
+
+/**
+ * Everything the benchmark measures, each its own process on 127.0.0.1: Redis, the mock
+ * provider, the bare pass-through proxy and the Keyrack gateway (server/main.ts, unchanged,
+ * with the event-loop probe preloaded).
+ */
+export interface BenchStack {
+  redisUrl: string;
+  redisPort: number;
+  mockUrl: string;
+  /** The mock's OpenAI base URL: http://127.0.0.1:P/openai/v1 */
+  directBase: string;
+  /** http://127.0.0.1:P (serves /v1/chat/completions) */
+  bareUrl: string;
+  /** http://127.0.0.1:P */
+  gatewayUrl: string;
+  gateway: BenchChild;
+  token: string;
+  /** The provider key the direct client and the bare proxy send (the gateway has its own). */
+  directKey: string;
+  configureMock(settings: { chunkDelayMs?: number; chunkCount?: number | null }): Promise<void>;
+  /** Event-loop delay of the gateway since the previous call (see probe/eventLoopProbe.ts). */
+  probeGateway(): Promise<ProbeReport>;
+}
+
+export interface ProbeReport {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  samples: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+}
+
+export interface StackOptions {
+  /** Extra node flags for the gateway, e.g. `--cpu-prof`. */
+  gatewayNodeArgs?: string[];
+  /** Keys in the gateway's OpenAI pool. */
+  gatewayKeys?: number;
+}
+
+export async function startBenchStack(children: ChildProcesses, options: StackOptions = {}): Promise<BenchStack> {
+  const redis = await startRedisServer();
+  children.track('redis', redis.process);
+
+  const [mockPort, barePort, gatewayPort] = [await freePort(), await freePort(), await freePort()];
+  const mock = children.spawnTs('mock provider', 'server/mock-provider/main.ts', {
+    env: { MOCK_PROVIDER_PORT: String(mockPort), MOCK_PROVIDER_CHUNK_DELAY_MS: '0' },
+  });
+  const mockUrl = `http://127.0.0.1:${mockPort}`;
+  const directBase = `${mockUrl}/openai/v1`;
+  const directKey = 'sk-test-bench-direct-0001';
+  const bare = children.spawnTs('bare proxy', 'bench/bareProxyMain.ts', {
+    env: { BARE_PROXY_PORT: String(barePort), BARE_PROXY_UPSTREAM: directBase, BARE_PROXY_KEY: directKey },
+  });
+
+  const jwtSecret = randomBytes(36).toString('base64url');
+  const keyCount = options.gatewayKeys ?? 4;
+  const keys: Record<string, string> = {};
+  for (let i = 1; i <= keyCount; i += 1) keys[`OPENAI_API_KEY_${i}`] = `sk-test-bench-${String(i).padStart(4, '0')}`;
+  const gateway = children.spawnTs('keyrack gateway', 'server/main.ts', {
+    nodeArgs: [...(options.gatewayNodeArgs ?? []), '--import', './bench/probe/eventLoopProbe.ts'],
+    env: {
+      // No .env from the working tree: the benchmark's configuration is all here.
+      ENV_FILE: '/dev/null',
+      PORT: String(gatewayPort),
+      HOST: '127.0.0.1',
+      JWT_SECRET: jwtSecret,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: 'keyrack-bench',
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_GRACE_MS: '2000',
+      OPENAI_BASE_URL: directBase,
+      OPENAI_RPM_PER_KEY: '0',
+      OPENAI_TPM_PER_KEY: '0',
+      ...keys,
+    },
+  });
+
+  await Promise.all([waitForPort(mock, mockPort), waitForPort(bare, barePort), waitForPort(gateway, gatewayPort, 60_000)]);
+  const token = await new TokenService(jwtSecret).mint({ sub: 'bench', role: 'user' }, '6h');
+
+  let probeWaiter: ((report: ProbeReport) => void) | undefined;
+  let buffered = '';
+  gateway.process.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (line.startsWith(PROBE_MARKER) && probeWaiter) {
+        const resolve = probeWaiter;
+        probeWaiter = undefined;
+        resolve(JSON.parse(line.slice(PROBE_MARKER.length)) as ProbeReport);
+      }
+    }
+  });
+
+  return {
+    redisUrl: redis.url,
+    redisPort: redis.port,
+    mockUrl,
+    directBase,
+    bareUrl: `http://127.0.0.1:${barePort}`,
+    gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
+    gateway,
+    token,
+    directKey,
+    async configureMock(settings) {
+      const res = await request(`${mockUrl}/_mock/config`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(settings),
+      });
+      const text = await res.body.text();
+      if (res.statusCode >= 300) throw new Error(`mock config: HTTP ${res.statusCode}: ${text}`);
+    },
+    probeGateway() {
+      if (probeWaiter) return Promise.reject(new Error('a probe is already pending'));
+      return new Promise<ProbeReport>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          probeWaiter = undefined;
+          reject(new Error('the gateway did not answer the event-loop probe (SIGUSR2) within 5 s'));
+        }, 5_000);
+        probeWaiter = (report) => {
+          clearTimeout(timer);
+          resolve(report);
+        };
+        gateway.process.kill('SIGUSR2');
+      });
+    },
+  };
+}

@@ -1,0 +1,45 @@
+/** How long and how hard each measurement runs: the full run (issue #8) or `--quick` (CI smoke). */
+export interface BenchPlan {
+  quick: boolean;
+  /** Unmeasured load on every target before the first measurement (JIT, pools, connections). */
+  warmupS: number;
+  latency: { overallRate: number; durationS: number; connections: number };
+  throughput: { connections: number; durationS: number };
+  ttft: { samples: number; chunks: number };
+  streams: { count: number; chunks: number; chunkDelayMs: number };
+  pool: { durationMs: number; redisInFlight: number; redisBenchmarkRequests: number };
+}
+
+export const FULL_PLAN: BenchPlan = {
+  quick: false,
+  warmupS: 3,
+  latency: { overallRate: 500, durationS: 20, connections: 10 },
+  throughput: { connections: 32, durationS: 10 },
+  ttft: { samples: 300, chunks: 20 },
+  // 200 chunks 50 ms apart: every stream lasts ~10 s, far longer than it takes to open them all.
+  streams: { count: 1_000, chunks: 200, chunkDelayMs: 50 },
+  pool: { durationMs: 2_000, redisInFlight: 256, redisBenchmarkRequests: 200_000 },
+};
+
+export const QUICK_PLAN: BenchPlan = {
+  quick: true,
+  warmupS: 0.5,
+  latency: { overallRate: 100, durationS: 1.5, connections: 4 },
+  throughput: { connections: 8, durationS: 1 },
+  ttft: { samples: 10, chunks: 5 },
+  streams: { count: 50, chunks: 20, chunkDelayMs: 10 },
+  pool: { durationMs: 250, redisInFlight: 32, redisBenchmarkRequests: 5_000 },
+};
+
+/** The targets of issue #8, on a 2-core machine with everything on one box. */
+export const TARGETS = {
+  addedLatencyP50Ms: 1,
+  addedLatencyP99Ms: 5,
+  throughputVsBare: 0.5,
+  addedTtftP50Ms: 2,
+  rssPerStreamBytes: 64 * 1024,
+  eventLoopP99Ms: 50,
+  memoryPicksPerS: 1_000_000,
+  redisPicksVsCeiling: 0.4,
+  idleRssBytes: 100 * 1024 * 1024,
+} as const;

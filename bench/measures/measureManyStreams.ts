@@ -1,0 +1,129 @@
+import { BenchReport, kib, ms } from '../BenchReport';
+import { TARGETS, type BenchPlan } from '../benchPlan';
+import type { BenchStack } from '../BenchStack';
+import { rssBytes } from '../ChildProcesses';
+import { chatBody } from '../httpTargets';
+import { createBenchAgent, expectedAnswer, openAiStream, trpcStream, type StreamResult } from '../streamClient';
+
+type Path = 'direct' | 'v1' | 'trpc';
+
+interface StreamsOutcome {
+  complete: number;
+  /** Streams whose text or delta count was wrong, or whose event ids jumped or repeated. */
+  damaged: number;
+  failed: number;
+  firstError: string | undefined;
+  lostOrDuplicated: number;
+  peakRssBytes: number;
+  rssBeforeBytes: number;
+  eventLoopP99Ms: number;
+  eventLoopMaxMs: number;
+  seconds: number;
+}
+
+/**
+ * 4. Many concurrent streams, the mock pacing each so they all overlap: every answer must
+ * arrive whole (each delta once, in order), and the gateway's RSS growth per open stream and
+ * event-loop delay are read while they run. Keyrack's two streaming paths, then the mock
+ * directly as the check that the client and the mock themselves keep up.
+ */
+export async function measureManyStreams(stack: BenchStack, plan: BenchPlan, report: BenchReport): Promise<void> {
+  const { count, chunks, chunkDelayMs } = plan.streams;
+  await stack.configureMock({ chunkDelayMs, chunkCount: chunks });
+  try {
+    const direct = await runStreams(stack, 'direct', plan);
+    for (const [path, label] of [
+      ['trpc', 'chat.stream (tRPC SSE)'],
+      ['v1', '/v1 streaming'],
+    ] as const) {
+      const o = await runStreams(stack, path, plan);
+      const what = `${count} concurrent streams x ${chunks} chunks every ${chunkDelayMs} ms, ${label}`;
+      const directNote = `direct: ${direct.complete}/${count} complete, ${direct.lostOrDuplicated} lost/dup, ${direct.seconds.toFixed(1)} s`;
+      report.add({
+        section: 4,
+        measure: `${what}: complete, chunks lost or duplicated`,
+        keyrack: `${o.complete}/${count} complete, ${o.lostOrDuplicated} lost/dup, ${o.failed} failed in ${o.seconds.toFixed(1)} s${o.firstError ? ` (${o.firstError})` : ''}`,
+        baseline: directNote,
+        target: '100%, 0',
+        met: o.complete === count && o.lostOrDuplicated === 0,
+      });
+      const perStream = (o.peakRssBytes - o.rssBeforeBytes) / count;
+      report.add({
+        section: 4,
+        measure: `${what}: gateway RSS per open stream`,
+        keyrack: `${kib(perStream)} (RSS ${kib(o.rssBeforeBytes)} -> peak ${kib(o.peakRssBytes)})`,
+        baseline: '',
+        target: `<= ${kib(TARGETS.rssPerStreamBytes)}`,
+        met: perStream <= TARGETS.rssPerStreamBytes,
+      });
+      report.add({
+        section: 4,
+        measure: `${what}: gateway event-loop delay p99`,
+        keyrack: `${ms(o.eventLoopP99Ms)} (max ${ms(o.eventLoopMaxMs)})`,
+        baseline: '',
+        target: `<= ${TARGETS.eventLoopP99Ms} ms`,
+        met: o.eventLoopP99Ms <= TARGETS.eventLoopP99Ms,
+      });
+    }
+  } finally {
+    await stack.configureMock({ chunkDelayMs: 0, chunkCount: null });
+  }
+}
+
+async function runStreams(stack: BenchStack, path: Path, plan: BenchPlan): Promise<StreamsOutcome> {
+  const { count, chunks } = plan.streams;
+  const agent = createBenchAgent(count + 64);
+  const pid = stack.gateway.pid;
+  const rssBeforeBytes = rssBytes(pid);
+  await stack.probeGateway(); // starts a fresh event-loop interval
+  let peakRssBytes = rssBeforeBytes;
+  const sampler = setInterval(() => {
+    peakRssBytes = Math.max(peakRssBytes, rssBytes(pid));
+  }, 100);
+  const started = performance.now();
+  const run = (i: number): Promise<StreamResult> => {
+    // Each prompt is unique and echoed back: a delta from another stream would show.
+    const prompt = `stream ${i} of the many streams benchmark`;
+    switch (path) {
+      case 'direct':
+        return openAiStream(agent, `${stack.directBase}/chat/completions`, { authorization: `Bearer ${stack.directKey}` }, chatBody(prompt, true));
+      case 'v1':
+        return openAiStream(agent, `${stack.gatewayUrl}/v1/chat/completions`, { authorization: `Bearer ${stack.token}` }, chatBody(prompt, true));
+      case 'trpc':
+        return trpcStream(agent, { trpcUrl: `${stack.gatewayUrl}/trpc`, token: stack.token }, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] });
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: count }, (_, i) => run(i)));
+  const seconds = (performance.now() - started) / 1000;
+  clearInterval(sampler);
+  peakRssBytes = Math.max(peakRssBytes, rssBytes(pid));
+  const loop = await stack.probeGateway();
+  await agent.close();
+
+  const outcome: StreamsOutcome = {
+    complete: 0,
+    damaged: 0,
+    failed: 0,
+    firstError: undefined,
+    lostOrDuplicated: 0,
+    peakRssBytes,
+    rssBeforeBytes,
+    eventLoopP99Ms: loop.p99Ms,
+    eventLoopMaxMs: loop.maxMs,
+    seconds,
+  };
+  settled.forEach((s, i) => {
+    if (s.status === 'rejected') {
+      outcome.failed += 1;
+      outcome.firstError ??= String(s.reason instanceof Error ? s.reason.message : s.reason).slice(0, 120);
+      return;
+    }
+    const r = s.value;
+    const expected = expectedAnswer(`stream ${i} of the many streams benchmark`, chunks);
+    const intact = r.text === expected && r.deltas === chunks && r.idProblems === 0;
+    outcome.lostOrDuplicated += Math.abs(chunks - r.deltas) + r.idProblems + (r.deltas === chunks && r.text !== expected ? 1 : 0);
+    if (intact && r.finished) outcome.complete += 1;
+    else outcome.damaged += 1;
+  });
+  return outcome;
+}
