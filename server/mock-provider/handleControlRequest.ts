@@ -12,7 +12,7 @@ import type { MockProvider } from './startMockProvider';
  *   GET    /_mock/faults                         queued faults
  *   POST   /_mock/faults   { key | fingerprint, fault, provider?, sticky?, times? }
  *   DELETE /_mock/faults[?key=…|?fingerprint=…] clear one key's faults or all
- *   POST   /_mock/config   { rpmPerKey?: number | null, chunkDelayMs?: number }
+ *   POST   /_mock/config   { rpmPerKey?: number | null, chunkDelayMs?: number, chunkCount?: number | null }
  */
 
 const injectSchema = mockFaultOptionsSchema.extend({
@@ -24,6 +24,7 @@ const injectSchema = mockFaultOptionsSchema.extend({
 const configSchema = z.object({
   rpmPerKey: z.number().int().positive().nullable().optional(),
   chunkDelayMs: z.number().nonnegative().optional(),
+  chunkCount: z.number().int().positive().nullable().optional(),
 });
 
 function json(status: number, body: unknown): MockReply {

@@ -22,6 +22,12 @@ export interface MockProviderOptions {
   rpmPerKey?: number;
   /** Pause before each streamed delta; 0 (default) sends the whole stream at once. */
   chunkDelayMs?: number;
+  /**
+   * Deltas per answer when neither `x-mock-chunks` nor a `mock-chunks-N` model name says: lets a
+   * gateway that only accepts catalog model names be benchmarked with long answers.
+   * Default: the echo plus four filler words.
+   */
+  chunkCount?: number;
   /** Milliseconds since the epoch; drives the RPM window, reset times and `created` fields. */
   clock?: () => number;
   /** Which keys are valid; default: any non-empty key. */
@@ -54,7 +60,7 @@ export interface MockProvider {
    */
   nextEvent(name: MockEventName, match?: { key?: string; provider?: MockProviderName }): Promise<MockRequestEvent>;
   /** Changes limits and pace at run time (the control API's `/_mock/config`). */
-  configure(settings: { rpmPerKey?: number | null; chunkDelayMs?: number }): void;
+  configure(settings: { rpmPerKey?: number | null; chunkDelayMs?: number; chunkCount?: number | null }): void;
   /** Clears faults, counters and RPM windows; keeps the configuration. */
   reset(): void;
   close(): Promise<void>;
@@ -77,6 +83,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
   const events = new EventEmitter();
   events.setMaxListeners(0);
   let chunkDelayMs = options.chunkDelayMs ?? 0;
+  let defaultChunkCount = options.chunkCount;
   let serial = 0;
   const fingerprints = new Map<string, string>();
 
@@ -112,6 +119,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     configure(settings) {
       if (settings.rpmPerKey !== undefined) limiter.setLimit(settings.rpmPerKey ?? undefined);
       if (settings.chunkDelayMs !== undefined) chunkDelayMs = Math.max(0, settings.chunkDelayMs);
+      if (settings.chunkCount !== undefined) defaultChunkCount = settings.chunkCount ?? undefined;
     },
     reset() {
       faults.clear();
@@ -223,7 +231,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     }
     if (!parsed || 'error' in parsed) return fail({ kind: 'badRequest', detail: parsed?.error ?? 'Invalid request' });
 
-    const chunks = clampChunks(numberHeader(req.headers['x-mock-chunks']) ?? chunkCountFromModel(parsed.model));
+    const chunks = clampChunks(numberHeader(req.headers['x-mock-chunks']) ?? chunkCountFromModel(parsed.model) ?? defaultChunkCount);
     const plan = planAnswer(parsed, chunks, id, now);
     status = 200;
     if (!plan.stream) {
