@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Clock, DocStore, WindowHit } from './DocStore';
 import { systemClock } from './DocStore';
-import { assertNoSecrets } from './secretGuard';
+import { assertNoSecrets, assertNotSecretIdentifier } from './secretGuard';
 
 /**
  * The in-process DocStore (no REDIS_URL). Values are kept as JSON text, exactly what the
@@ -67,7 +67,7 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
     },
     async mapSet(key, field, value) {
       const text = encode(`${key}[${field}]`, value);
-      assertNoSecrets(`${key} (a field name)`, field);
+      assertNotSecretIdentifier(`${key} (a field name)`, field);
       let map = maps.get(key);
       if (!map) maps.set(key, (map = new Map()));
       map.set(field, text);
@@ -89,7 +89,7 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
       return maps.get(key)?.size ?? 0;
     },
     async increment(key, deltas, ttlMs) {
-      assertNoSecrets(key, Object.keys(deltas));
+      for (const field of Object.keys(deltas)) assertNotSecretIdentifier(`${key} (a field name)`, field);
       let entry = liveCounters(key);
       if (!entry) counterMaps.set(key, (entry = { fields: new Map(), expiresAt: Infinity }));
       for (const [field, delta] of Object.entries(deltas)) entry.fields.set(field, (entry.fields.get(field) ?? 0) + delta);

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { DocStore, WindowHit } from './DocStore';
-import { assertNoSecrets } from './secretGuard';
+import { assertNoSecrets, assertNotSecretIdentifier } from './secretGuard';
 
 /**
  * The shared DocStore: every gateway instance on one Redis sees the same documents, counters and
@@ -95,7 +95,7 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
       return new Map(Object.entries(all).map(([field, text]) => [field, JSON.parse(text) as unknown]));
     },
     async mapSet(key, field, value) {
-      assertNoSecrets(`${key} (a field name)`, field);
+      assertNotSecretIdentifier(`${key} (a field name)`, field);
       await redis.hset(k(key), field, encode(`${key}[${field}]`, value));
     },
     async mapSetIfPresent(key, field, value) {
@@ -108,7 +108,7 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
       return redis.hlen(k(key));
     },
     async increment(key, deltas, ttlMs) {
-      assertNoSecrets(key, Object.keys(deltas));
+      for (const field of Object.keys(deltas)) assertNotSecretIdentifier(`${key} (a field name)`, field);
       const multi = redis.multi();
       for (const [field, delta] of Object.entries(deltas)) {
         if (Number.isInteger(delta)) multi.hincrby(k(key), field, delta);

@@ -69,12 +69,17 @@ export function shannonEntropy(value: string): number {
   return bits;
 }
 
-/** The rule a string breaks, or null when it looks harmless. */
-export function secretRuleFor(value: string): string | null {
+/**
+ * The rule a string breaks, or null when it looks harmless. `entropy: false` skips the
+ * high-entropy backstop: used for map field names, which are identifiers (user ids such as
+ * `user_2NNEqL2nrIRdJ194ndJqAHwEfxC`, record UUIDs) and random by design.
+ */
+export function secretRuleFor(value: string, options: { entropy?: boolean } = {}): string | null {
   for (const [pattern, rule] of PROVIDER_KEY_PATTERNS) if (pattern.test(value)) return rule;
   if (PEM.test(value)) return 'PEM block';
   if (JWT.test(value)) return 'JWT';
   if (LONG_HEX.test(value)) return 'long hex string';
+  if (options.entropy === false) return null;
   for (const token of value.split(TOKEN_SEPARATORS)) {
     if (token.length < ENTROPY_MIN_LENGTH || !KEYLIKE_TOKEN.test(token) || HEX_OR_UUID.test(token)) continue;
     const classes = Number(/[A-Z]/.test(token)) + Number(/[a-z]/.test(token)) + Number(/[0-9]/.test(token));
@@ -110,6 +115,12 @@ export function assertNoSecrets(where: string, value: unknown): void {
   walk(where, value, new Set());
 }
 
+/** For identifiers used as map fields: every rule but the entropy backstop (ids are random by design). */
+export function assertNotSecretIdentifier(where: string, identifier: string): void {
+  const rule = secretRuleFor(identifier, { entropy: false });
+  if (rule) throw new SecretGuardError(where, rule);
+}
+
 function walk(path: string, value: unknown, seen: Set<object>): void {
   if (typeof value === 'string') {
     const rule = secretRuleFor(value);
@@ -125,7 +136,7 @@ function walk(path: string, value: unknown, seen: Set<object>): void {
     return;
   }
   for (const [key, item] of Object.entries(value)) {
-    const rule = secretRuleFor(key);
+    const rule = secretRuleFor(key, { entropy: false });
     if (rule) throw new SecretGuardError(`${path} (a field name)`, rule);
     walk(`${path}.${key}`, item, seen);
   }

@@ -1,0 +1,245 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { ProviderId } from '../../shared';
+import {
+  addByokKeyInputSchema,
+  byokKeyIdSchema,
+  byokSettingsSchema,
+  byokTestResultSchema,
+  DEFAULT_BYOK_SETTINGS,
+  type ByokKey,
+  type ByokSettings,
+  type ByokTestResult,
+} from '../../shared/byok';
+import { providerIdSchema } from '../../shared/providers';
+import type { Logger } from '../observability/logger';
+import { maskOf } from '../pool/keyIdentity';
+import { systemClock, type Clock, type DocStore } from '../store/DocStore';
+import { type Sealed, sealedEnvelopeSchema } from '../store/Sealed';
+import { SecretGuardError } from '../store/secretGuard';
+import { ByokError } from './ByokError';
+import { Keyring } from './Keyring';
+
+/**
+ * Users' own provider keys. The store only ever sees ciphertext (a `Sealed` envelope), the
+ * mask and metadata; plaintexts exist in this process while a request uses them.
+ *
+ * Every operation is scoped to the caller's own map (`byok:keys:<userId>`), so another user's
+ * key id is simply not found: users cannot read, test, use or remove each other's keys, and
+ * the AAD binding makes a ciphertext copied between records useless.
+ *
+ * Store layout: `byok:keys:<userId>` (map: record id -> record), `byok:users` (map: user id -> 1,
+ * the index rotation walks), `byok:settings:<userId>` (doc).
+ */
+
+/** Answers whether a provider accepts a key; injected by the gateway (it owns the provider adapters). */
+export type ByokKeyTester = (provider: ProviderId, apiKey: string) => Promise<'valid' | 'rejected' | 'unreachable'>;
+
+export interface ByokSecret {
+  id: string;
+  provider: ProviderId;
+  label: string | null;
+  mask: string;
+  /** The plaintext key. Server-only: never log, return or store it. */
+  secret: string;
+}
+
+export interface RotationReport {
+  users: number;
+  rotated: number;
+  alreadyCurrent: number;
+  /** Records that could not be opened (corrupt, or sealed under a key we lack); left untouched. */
+  failed: number;
+}
+
+export interface ByokVaultOptions {
+  store: DocStore;
+  /** 32 bytes (GatewayEnv.encryptionKey; in demo mode the gateway passes an ephemeral random one). */
+  encryptionKey: Buffer;
+  /** GatewayEnv.encryptionKeyPrevious: records sealed under it stay readable until rotated. */
+  previousEncryptionKey?: Buffer | null;
+  clock?: Clock;
+  maxKeysPerUser?: number;
+  logger?: Logger;
+}
+
+const recordSchema = z.object({
+  id: z.string(),
+  provider: providerIdSchema,
+  label: z.string().nullable(),
+  mask: z.string(),
+  createdAt: z.string(),
+  lastTest: z.object({ result: byokTestResultSchema, at: z.string() }).nullable(),
+  sealed: sealedEnvelopeSchema,
+});
+type StoredRecord = z.infer<typeof recordSchema>;
+/** What is written: the envelope as a `Sealed`, the one type the secret guard lets through. */
+type RecordToWrite = Omit<StoredRecord, 'sealed'> & { sealed: Sealed };
+
+const USERS = 'byok:users';
+const keysOf = (userId: string) => `byok:keys:${encodeURIComponent(userId)}`;
+const settingsOf = (userId: string) => `byok:settings:${encodeURIComponent(userId)}`;
+/** Binds a ciphertext to its owner, record and provider. */
+const aadOf = (userId: string, id: string, provider: ProviderId) => `keyrack-byok:v1\u0000${userId}\u0000${id}\u0000${provider}`;
+const notFound = () => new ByokError('not_found', 'no such key');
+
+export class ByokVault {
+  private readonly store: DocStore;
+  private readonly keyring: Keyring;
+  private readonly clock: Clock;
+  private readonly maxKeysPerUser: number;
+  private readonly logger: Logger | undefined;
+
+  constructor(options: ByokVaultOptions) {
+    this.store = options.store;
+    this.keyring = new Keyring(options.encryptionKey, options.previousEncryptionKey);
+    this.clock = options.clock ?? systemClock;
+    this.maxKeysPerUser = options.maxKeysPerUser ?? 20;
+    this.logger = options.logger;
+  }
+
+  get currentKeyId(): string {
+    return this.keyring.currentKeyId;
+  }
+
+  async add(userId: string, input: unknown): Promise<ByokKey> {
+    const parsed = addByokKeyInputSchema.safeParse(input);
+    // zod messages describe the rule, never the input; still, name only the fields.
+    if (!parsed.success) throw new ByokError('invalid_input', `invalid ${[...new Set(parsed.error.issues.map((i) => i.path.join('.') || 'input'))].join(', ')}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    const { provider, apiKey } = parsed.data;
+    const label = parsed.data.label ? parsed.data.label : null;
+    const existing = await this.records(userId);
+    if (existing.length >= this.maxKeysPerUser) throw new ByokError('limit_reached', `at most ${this.maxKeysPerUser} keys per user`);
+    for (const record of existing) {
+      if (record.provider !== provider) continue;
+      if (this.tryOpen(userId, record) === apiKey) throw new ByokError('duplicate', 'this key is already stored');
+    }
+    const id = randomUUID();
+    const record: RecordToWrite = {
+      id,
+      provider,
+      label,
+      mask: maskOf(apiKey),
+      createdAt: new Date(this.clock()).toISOString(),
+      lastTest: null,
+      sealed: this.keyring.seal(apiKey, aadOf(userId, id, provider)),
+    };
+    try {
+      await this.store.mapSet(keysOf(userId), id, record);
+    } catch (error) {
+      if (error instanceof SecretGuardError) throw new ByokError('invalid_input', 'the label looks like a secret; labels are stored unencrypted');
+      throw error;
+    }
+    await this.store.mapSet(USERS, userId, 1);
+    return toPublic(record, 'ok');
+  }
+
+  /** The user's keys, masked, each checked to still open (a tampered record lists as corrupt). */
+  async list(userId: string): Promise<(ByokKey & { status: 'ok' | 'corrupt' })[]> {
+    const records = await this.records(userId);
+    return records
+      .map((record) => toPublic(record, this.tryOpen(userId, record) === null ? 'corrupt' : 'ok'))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  async remove(userId: string, id: string): Promise<void> {
+    if (!byokKeyIdSchema.safeParse(id).success) throw notFound();
+    if (!(await this.store.mapDelete(keysOf(userId), id))) throw notFound();
+  }
+
+  /**
+   * Plaintexts of the user's keys for a provider, for routing. Records that fail to open are
+   * skipped (never used) and logged by id.
+   */
+  async getSecrets(userId: string, provider: ProviderId): Promise<ByokSecret[]> {
+    const out: ByokSecret[] = [];
+    for (const record of await this.records(userId)) {
+      if (record.provider !== provider) continue;
+      const secret = this.tryOpen(userId, record);
+      if (secret === null) continue;
+      out.push({ id: record.id, provider: record.provider, label: record.label, mask: record.mask, secret });
+    }
+    return out;
+  }
+
+  /** Asks the provider whether the key works, and remembers the answer. A corrupt record is not sent anywhere. */
+  async test(userId: string, id: string, tester: ByokKeyTester): Promise<ByokTestResult> {
+    const record = await this.record(userId, id);
+    const secret = this.tryOpen(userId, record);
+    const result: ByokTestResult = secret === null ? 'corrupt' : await tester(record.provider, secret);
+    // The envelope is written back unchanged, wrapped again as a Sealed for the guard.
+    const next: RecordToWrite = { ...record, lastTest: { result, at: new Date(this.clock()).toISOString() }, sealed: this.keyring.wrap(record.sealed) };
+    await this.store.mapSetIfPresent(keysOf(userId), id, next);
+    return result;
+  }
+
+  async getSettings(userId: string): Promise<ByokSettings> {
+    const parsed = byokSettingsSchema.safeParse(await this.store.getJson(settingsOf(userId)));
+    return parsed.success ? parsed.data : { ...DEFAULT_BYOK_SETTINGS };
+  }
+
+  async setSettings(userId: string, settings: unknown): Promise<ByokSettings> {
+    const parsed = byokSettingsSchema.safeParse(settings);
+    if (!parsed.success) throw new ByokError('invalid_input', parsed.error.issues.map((i) => i.message).join('; '));
+    await this.store.setJson(settingsOf(userId), parsed.data);
+    return parsed.data;
+  }
+
+  /**
+   * Re-seals every record not under the current key. Safe while gateways serve: each record is
+   * replaced in one write, old and new envelopes both open (the previous key is still loaded),
+   * and a record deleted meanwhile stays deleted (set-if-present).
+   */
+  async rotateEncryptionKey(): Promise<RotationReport> {
+    const report: RotationReport = { users: 0, rotated: 0, alreadyCurrent: 0, failed: 0 };
+    for (const userId of (await this.store.mapGetAll(USERS)).keys()) {
+      report.users++;
+      for (const record of await this.records(userId)) {
+        if (record.sealed.kid === this.keyring.currentKeyId) {
+          report.alreadyCurrent++;
+          continue;
+        }
+        const secret = this.tryOpen(userId, record);
+        if (secret === null) {
+          report.failed++;
+          continue;
+        }
+        const next: RecordToWrite = { ...record, sealed: this.keyring.seal(secret, aadOf(userId, record.id, record.provider)) };
+        if (await this.store.mapSetIfPresent(keysOf(userId), record.id, next)) report.rotated++;
+      }
+    }
+    return report;
+  }
+
+  private async records(userId: string): Promise<StoredRecord[]> {
+    const out: StoredRecord[] = [];
+    for (const value of (await this.store.mapGetAll(keysOf(userId))).values()) {
+      const parsed = recordSchema.safeParse(value);
+      if (parsed.success) out.push(parsed.data);
+      else this.logger?.warn({ userId }, 'unreadable BYOK record skipped');
+    }
+    return out;
+  }
+
+  private async record(userId: string, id: string): Promise<StoredRecord> {
+    if (!byokKeyIdSchema.safeParse(id).success) throw notFound();
+    const parsed = recordSchema.safeParse(await this.store.mapGet(keysOf(userId), id));
+    if (!parsed.success) throw notFound();
+    return parsed.data;
+  }
+
+  /** The plaintext, or null when the record does not open (logged by id, never used). */
+  private tryOpen(userId: string, record: StoredRecord): string | null {
+    try {
+      return this.keyring.open(record.sealed, aadOf(userId, record.id, record.provider));
+    } catch (error) {
+      if (!ByokError.isInstance(error)) throw error;
+      this.logger?.warn({ userId, byokKeyId: record.id, problem: error.code }, 'BYOK key cannot be decrypted; not used');
+      return null;
+    }
+  }
+}
+
+function toPublic(record: StoredRecord | RecordToWrite, status: 'ok' | 'corrupt'): ByokKey & { status: 'ok' | 'corrupt' } {
+  return { id: record.id, provider: record.provider, label: record.label, mask: record.mask, createdAt: record.createdAt, lastTest: record.lastTest, status };
+}
