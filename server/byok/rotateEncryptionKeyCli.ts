@@ -1,0 +1,60 @@
+import 'dotenv/config';
+import { Redis } from 'ioredis';
+import { ConfigError, parseGatewayEnv } from '../config/env';
+import { createRedisDocStore } from '../store/redisDocStore';
+import { ByokVault } from './ByokVault';
+
+/**
+ * `npm run rotate-encryption-key`: re-seals every stored BYOK key under ENCRYPTION_KEY.
+ *
+ * Procedure, with no downtime:
+ *  1. Deploy every instance with ENCRYPTION_KEY=<new> and ENCRYPTION_KEY_PREVIOUS=<old>
+ *     (both keys open records; new records are sealed under the new one).
+ *  2. Run this once, against the same REDIS_URL / REDIS_PREFIX.
+ *  3. When it reports `failed: 0`, remove ENCRYPTION_KEY_PREVIOUS and redeploy.
+ * It is safe to run again: records already under the new key are left alone.
+ */
+async function main(): Promise<number> {
+  let env;
+  try {
+    env = parseGatewayEnv(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      return 2;
+    }
+    throw error;
+  }
+  if (!env.redisUrl) {
+    console.error('REDIS_URL is not set. Without Redis, BYOK keys live only in the gateway process (in-memory store) and vanish on restart, so there is nothing to rotate. Set REDIS_URL to the Redis your gateways use.');
+    return 2;
+  }
+  if (!env.encryptionKey) {
+    console.error('ENCRYPTION_KEY is not set: set it to the new key (64 hex characters or base64 of 32 bytes), and ENCRYPTION_KEY_PREVIOUS to the old one.');
+    return 2;
+  }
+  if (!env.encryptionKeyPrevious) console.warn('ENCRYPTION_KEY_PREVIOUS is not set: records sealed under any other key will be reported as failed and left untouched.');
+
+  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: 3 });
+  redis.on('error', () => {}); // failures surface as rejected commands below
+  try {
+    const vault = new ByokVault({ store: createRedisDocStore({ redis, prefix: env.redisPrefix }), encryptionKey: env.encryptionKey, previousEncryptionKey: env.encryptionKeyPrevious });
+    const report = await vault.rotateEncryptionKey();
+    console.log(`Re-encrypted BYOK keys under key id ${vault.currentKeyId}: ${report.rotated} rotated, ${report.alreadyCurrent} already current, ${report.failed} failed, across ${report.users} users.`);
+    if (report.failed > 0) {
+      console.error('Some records could not be opened (corrupt, or sealed under a key that is neither ENCRYPTION_KEY nor ENCRYPTION_KEY_PREVIOUS). Keep ENCRYPTION_KEY_PREVIOUS until resolved.');
+      return 1;
+    }
+    return 0;
+  } finally {
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error('rotate-encryption-key failed:', error instanceof Error ? error.message : 'unknown error');
+    process.exit(1);
+  },
+);

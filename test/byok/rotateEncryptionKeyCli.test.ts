@@ -1,0 +1,56 @@
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { ByokVault } from '../../server/byok/ByokVault';
+import { keyIdOf } from '../../server/byok/Keyring';
+import { createRedisDocStore } from '../../server/store/redisDocStore';
+
+function runCli(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/byok/rotateEncryptionKeyCli.ts'], {
+      // A path that is not a file: dotenv must not pick up a developer's .env.
+      env: { PATH: process.env.PATH ?? '', DOTENV_CONFIG_PATH: '/nonexistent/.env', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, out }));
+  });
+}
+
+const redis = new Redis(inject('redisUrl'));
+afterAll(async () => {
+  await redis.quit();
+});
+
+describe('rotate-encryption-key CLI', () => {
+  it('says REDIS_URL is required when it is missing', async () => {
+    const { code, out } = await runCli({ ENCRYPTION_KEY: randomBytes(32).toString('hex') });
+    expect(code).toBe(2);
+    expect(out).toContain('REDIS_URL is not set');
+  });
+
+  it('re-encrypts every record in Redis under the new key, printing no key', async () => {
+    const prefix = `test-rotate-${randomUUID().slice(0, 8)}`;
+    const oldKey = randomBytes(32);
+    const newKey = randomBytes(32);
+    const store = createRedisDocStore({ redis, prefix });
+    await new ByokVault({ store, encryptionKey: oldKey }).add('alice', { provider: 'openai', apiKey: 'sk-test-alice-0123456789abcdef' });
+    const { code, out } = await runCli({
+      REDIS_URL: inject('redisUrl'),
+      REDIS_PREFIX: prefix,
+      ENCRYPTION_KEY: newKey.toString('hex'),
+      ENCRYPTION_KEY_PREVIOUS: oldKey.toString('base64'),
+    });
+    expect(out).toContain('1 rotated');
+    expect(code).toBe(0);
+    expect(out).not.toContain(newKey.toString('hex'));
+    expect(out).not.toContain('sk-test-alice');
+    const onlyNew = new ByokVault({ store, encryptionKey: newKey });
+    expect(await onlyNew.getSecrets('alice', 'openai')).toMatchObject([{ secret: 'sk-test-alice-0123456789abcdef' }]);
+    expect(JSON.stringify(await redis.hgetall(`${prefix}:byok:keys:alice`))).toContain(keyIdOf(newKey));
+  });
+});
