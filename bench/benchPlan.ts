@@ -23,8 +23,8 @@ export const FULL_PLAN: BenchPlan = {
 
 export const QUICK_PLAN: BenchPlan = {
   quick: true,
-  warmupS: 0.5,
-  latency: { overallRate: 100, durationS: 1.5, connections: 4 },
+  warmupS: 0.3,
+  latency: { overallRate: 100, durationS: 1, connections: 4 },
   throughput: { connections: 8, durationS: 1 },
   ttft: { samples: 10, chunks: 5 },
   streams: { count: 50, chunks: 20, chunkDelayMs: 10 },

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchReport, mib } from './BenchReport';
@@ -19,7 +19,7 @@ import { measureTimeToFirstToken } from './measures/measureTimeToFirstToken';
  * Issue #8: Keyrack's cost measured against a direct call and a bare pass-through proxy in
  * the same run, on loopback, every part its own process. Prints one table; a full run also
  * writes it to BENCHMARKS.md (the hand-written notes below the marker are kept).
- * `--profile` runs the gateway under `node --cpu-prof` (profiles land in bench/profiles/).
+ * `--profile` runs the gateway under `node --cpu-prof` (profiles land in $TMPDIR/keyrack-bench-profiles/).
  */
 
 const SECTIONS = ['latency', 'throughput', 'ttft', 'streams', 'pool'] as const;
@@ -53,7 +53,7 @@ async function main(): Promise<number> {
   process.once('SIGTERM', interrupted);
   process.once('exit', () => children.killAllNow());
 
-  const profileDir = join(REPO_ROOT, 'bench', 'profiles');
+  const profileDir = join(tmpdir(), 'keyrack-bench-profiles');
   if (values.profile) mkdirSync(profileDir, { recursive: true });
   const step = (text: string) => process.stderr.write(`bench: ${text}\n`);
 
