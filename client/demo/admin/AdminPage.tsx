@@ -13,7 +13,8 @@ export function AdminPage() {
   const [history] = useState(() => new TrafficHistory(180));
   const pool = usePoolStatus();
   const now = useNow(1000);
-  const points = useMemo(() => history.series(now), [history, now]);
+  // Redrawn every second (the chart scrolls) and on every snapshot.
+  const points = useMemo(() => history.series(Math.max(now, pool.status?.at ?? 0)), [history, now, pool.status]);
   const [pending, setPending] = useState<string | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
   // Every pushed snapshot is a new object: feed each to the history once.
@@ -83,7 +84,7 @@ export function AdminPage() {
               {p.totals.disabled > 0 && <span className="total-chip disabled">{p.totals.disabled} disabled</span>}
               <span className="total-chip">{formatCount(p.totals.requestsThisWindow)} req/min</span>
               <span className="total-chip" title="Requests per minute the usable keys can still take">
-                capacity {formatCount(p.totals.capacityRpm)} rpm
+                capacity {unlimited(p) ? '∞' : `${formatCount(p.totals.capacityRpm)} rpm`}
               </span>
             </div>
           </div>
@@ -111,6 +112,11 @@ export function AdminPage() {
       )}
     </div>
   );
+}
+
+/** Keys without a published RPM limit (DeepSeek) have no capacity figure: they are unlimited. */
+function unlimited(p: ProviderPoolStatus): boolean {
+  return p.keys.length > 0 && p.keys.every((k) => k.rpmLimit === 0) && p.totals.ok > 0;
 }
 
 function Summary({ status }: { status: PoolStatus }) {

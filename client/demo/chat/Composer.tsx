@@ -26,14 +26,14 @@ export function Composer({ busy, disabled, onSend, onStop }: { busy: boolean; di
         aria-label="Message"
       />
       {busy ? (
-        <button type="button" className="btn btn-danger" onClick={onStop} data-testid="chat-stop">
+        <button key="stop" type="button" className="btn btn-danger" onClick={onStop} data-testid="chat-stop">
           <svg width="14" height="14" viewBox="0 0 14 14" aria-hidden="true">
             <rect width="14" height="14" rx="2" fill="currentColor" />
           </svg>
           Stop
         </button>
       ) : (
-        <button type="submit" className="btn btn-primary" disabled={!canSend} data-testid="chat-send">
+        <button key="send" type="submit" className="btn btn-primary" disabled={!canSend} data-testid="chat-send">
           Send
         </button>
       )}

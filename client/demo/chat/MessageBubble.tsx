@@ -5,7 +5,7 @@ export function MessageBubble({ message, streaming }: { message: KeyrackMessage;
   const assistant = message.role === 'assistant';
   return (
     <div className={`bubble-row ${message.role}`}>
-      <div className={`bubble ${message.role}`} data-testid={`message-${message.role}`} data-finish={message.finishReason ?? ''}>
+      <div className={`bubble ${message.role}`} data-testid={`message-${message.role}`} data-finish={message.finishReason ?? ''} data-key={message.keyFingerprint}>
         {message.warnings?.map((w) => (
           <p key={w} className="bubble-warning">
             {w}

@@ -1,0 +1,238 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/redisServer';
+
+/**
+ * The demo client in a real Chromium against the gateway started the way `npm start` starts it
+ * (built client, `server/main.ts`, demo mode with the built-in mock provider). Any console error
+ * fails the test. Screenshots land in test/artifacts/ (not committed).
+ */
+
+const ARTIFACTS = 'test/artifacts';
+const LAPTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+/** A busy key answers 429 on purpose below; Chromium logs that response as a console error. */
+const EXPECTED_CONSOLE_ERRORS = [/Failed to load resource: the server responded with a status of 429/];
+
+let server: ChildProcess;
+let baseUrl: string;
+let mockUrl: string;
+let browser: Browser;
+const consoleErrors: string[] = [];
+
+beforeAll(async () => {
+  await build({ configFile: 'vite.config.ts', logLevel: 'warn' });
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const [port, mockPort] = [await freePort(), await freePort()];
+  server = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), MOCK_PROVIDER_PORT: String(mockPort), HOST: '127.0.0.1', ENV_FILE: '/nonexistent/.env', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  // main.ts logs one JSON line saying it is in demo mode and where the mock provider listens.
+  const demoLine = await new Promise<{ url: string; mockProvider: string }>((resolve, reject) => {
+    const lines = createInterface({ input: server.stdout! });
+    lines.on('line', (line) => {
+      if (!line.includes('DEMO MODE')) return;
+      resolve(JSON.parse(line) as { url: string; mockProvider: string });
+    });
+    server.once('exit', (code) => reject(new Error(`gateway exited with ${code}`)));
+  });
+  baseUrl = demoLine.url;
+  mockUrl = demoLine.mockProvider;
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    server.kill('SIGTERM');
+    await once(server, 'exit');
+  }
+});
+
+async function mock(method: string, path: string, body?: unknown): Promise<void> {
+  const response = await fetch(mockUrl + path, { method, ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) });
+  if (!response.ok) throw new Error(`mock ${method} ${path}: ${response.status}`);
+}
+
+async function openPage(context: BrowserContext): Promise<Page> {
+  const page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    if (EXPECTED_CONSOLE_ERRORS.some((pattern) => pattern.test(message.text()))) return;
+    consoleErrors.push(`${page.url()}: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => consoleErrors.push(`${page.url()}: ${error.message}`));
+  return page;
+}
+
+async function signIn(page: Page, name: string, role: 'user' | 'admin'): Promise<void> {
+  await page.goto(baseUrl + '/');
+  await page.getByTestId('login-name').fill(name);
+  await page.getByTestId(`login-role-${role}`).check();
+  await page.getByTestId('login-submit').click();
+  // Attached, not visible: on a phone the account sits in the closed menu.
+  await page.getByTestId('session-name').waitFor({ state: 'attached' });
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: false });
+}
+
+/** Records every length the last answer's text takes while it streams. */
+async function watchAnswerLengths(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const w = window as unknown as { __lengths: number[] };
+    w.__lengths = [];
+    new MutationObserver(() => {
+      const answers = document.querySelectorAll('[data-testid="answer-text"]');
+      const length = answers[answers.length - 1]?.textContent?.length ?? 0;
+      if (length > 0 && w.__lengths.at(-1) !== length) w.__lengths.push(length);
+    }).observe(document.querySelector('[data-testid="messages"]')!, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+describe('demo client in Chromium', () => {
+  let context: BrowserContext;
+  let chat: Page;
+  let admin: Page;
+
+  beforeAll(async () => {
+    context = await browser.newContext({ viewport: LAPTOP });
+  });
+  afterAll(() => context?.close());
+
+  it('signs in through the demo login', async () => {
+    chat = await openPage(context);
+    await chat.goto(baseUrl + '/');
+    await chat.getByTestId('login-form').waitFor();
+    await screenshot(chat, 'login-laptop');
+    await signIn(chat, 'ada', 'admin');
+    await expect(chat.getByTestId('session-name').textContent()).resolves.toBe('ada');
+    await chat.getByTestId('model-picker').locator('option[value="gpt-4o"]').waitFor({ state: 'attached' });
+  });
+
+  it('streams an answer word by word, with usage and cost', async () => {
+    await mock('POST', '/_mock/config', { chunkDelayMs: 120 });
+    await chat.getByTestId('model-picker').selectOption('gpt-4o');
+    await watchAnswerLengths(chat);
+    await chat.getByTestId('chat-input').fill('Explain key rotation briefly');
+    await chat.getByTestId('chat-send').click();
+    await chat.getByTestId('answer-meta').waitFor({ timeout: 15_000 });
+    const lengths = await chat.evaluate(() => (window as unknown as { __lengths: number[] }).__lengths);
+    expect(new Set(lengths).size).toBeGreaterThanOrEqual(2);
+    expect(lengths).toEqual([...lengths].sort((a, b) => a - b));
+    await expect(chat.getByTestId('answer-text').last().textContent()).resolves.toMatch(/^Mock answer to: Explain key rotation briefly/);
+    await expect(chat.getByTestId('answer-usage').last().textContent()).resolves.toMatch(/\d+ in · \d+ out/);
+    await screenshot(chat, 'chat-laptop');
+  });
+
+  it('stops an answer and keeps its text', async () => {
+    await mock('POST', '/_mock/config', { chunkDelayMs: 400 });
+    await chat.getByTestId('chat-input').fill('A long answer please');
+    await chat.getByTestId('chat-send').click();
+    const answer = chat.getByTestId('message-assistant').last();
+    await chat.waitForFunction(() => {
+      const all = document.querySelectorAll('[data-testid="message-assistant"]');
+      return (all[all.length - 1]?.textContent ?? '').startsWith('Mock answer to: A long');
+    });
+    await chat.getByTestId('chat-stop').click();
+    await expect.poll(() => answer.getAttribute('data-finish')).toBe('aborted');
+    const kept = await answer.getByTestId('answer-text').textContent();
+    expect(kept).toMatch(/^Mock answer to: A long/);
+    await chat.getByTestId('chat-send').waitFor();
+    await expect(answer.getByText('stopped')).toBeTruthy();
+    await mock('POST', '/_mock/config', { chunkDelayMs: 30 });
+  });
+
+  it('shows the serving key count up live in the admin panel', async () => {
+    admin = await openPage(context);
+    await signIn(admin, 'ada', 'admin');
+    await admin.getByTestId('nav-admin').click();
+    await admin.getByTestId('pool-provider-openai').waitFor();
+    await admin.locator('[data-testid="pool-live"].live-on').waitFor();
+
+    await chat.getByTestId('chat-input').fill('Count me');
+    await chat.getByTestId('chat-send').click();
+    await chat.waitForFunction(() => {
+      const all = document.querySelectorAll('[data-testid="message-assistant"]');
+      return all[all.length - 1]?.getAttribute('data-finish') === 'stop';
+    });
+    const fingerprint = await chat.getByTestId('message-assistant').last().getAttribute('data-key');
+    expect(fingerprint).toMatch(/^[0-9a-f]{16}$/);
+    const requests = admin.getByTestId(`key-row-${fingerprint}`).getByTestId('key-requests');
+    // Three answers came from gpt-4o so far; each went to one of the two openai keys. The live
+    // row must reach the total this key served, whatever it showed when the panel opened.
+    await expect.poll(async () => Number(await requests.getAttribute('data-count')), { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+    const total = async () =>
+      (await admin.getByTestId('pool-provider-openai').getByTestId('key-requests').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-count'))))).reduce((a, b) => a + b, 0);
+    await expect.poll(total, { timeout: 10_000 }).toBe(3);
+    await screenshot(admin, 'admin-laptop');
+  });
+
+  it('turns rate-limited keys to cooling and tells the user when to retry', async () => {
+    // `sonar` (Perplexity) has no fallback model: with both demo keys answering 429 the user is told.
+    for (const n of [1, 2]) await mock('POST', '/_mock/faults', { key: `sk-test-demo-perplexity-${n}`, fault: { kind: 'rateLimit', retryAfterSeconds: 45 }, sticky: true });
+    try {
+      await chat.getByTestId('model-picker').selectOption('sonar');
+      await chat.getByTestId('chat-input').fill('Anyone free?');
+      await chat.getByTestId('chat-send').click();
+      const error = chat.getByTestId('chat-error');
+      await error.waitFor({ timeout: 15_000 });
+      await expect(error.getAttribute('data-code')).resolves.toBe('rate_limited');
+      await expect(chat.getByTestId('chat-retry-after').textContent()).resolves.toMatch(/Try again in \d+s/);
+      await screenshot(chat, 'chat-busy-laptop');
+
+      const rows = admin.getByTestId('pool-provider-perplexity').locator('[data-testid^="key-row-"]');
+      await expect.poll(() => rows.evaluateAll((els) => els.map((e) => e.getAttribute('data-status'))), { timeout: 10_000 }).toEqual(['cooling', 'cooling']);
+      await expect(rows.first().getByTestId('key-status').textContent()).resolves.toMatch(/cooling \d+s/);
+      await admin.getByTestId('pool-provider-perplexity').scrollIntoViewIfNeeded();
+      await screenshot(admin, 'admin-cooling-laptop');
+    } finally {
+      await mock('DELETE', '/_mock/faults');
+    }
+  });
+
+  it('disables and re-enables a key from the panel', async () => {
+    const row = admin.getByTestId('pool-provider-groq').locator('[data-testid^="key-row-"]').first();
+    await row.getByTestId('key-disable').click();
+    await expect.poll(() => row.getAttribute('data-status'), { timeout: 10_000 }).toBe('disabled');
+    await expect(row.getByTestId('key-status').textContent()).resolves.toContain('disabled by an admin');
+    await row.getByTestId('key-enable').click();
+    await expect.poll(() => row.getAttribute('data-status'), { timeout: 10_000 }).toBe('ok');
+  });
+
+  it('reads well at phone width', async () => {
+    const phone = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+    try {
+      const page = await openPage(phone);
+      await page.goto(baseUrl + '/');
+      await page.getByTestId('login-form').waitFor();
+      await screenshot(page, 'login-phone');
+      await signIn(page, 'grace', 'admin');
+      await page.getByTestId('chat-input').fill('Hello from a phone');
+      await page.getByTestId('chat-send').click();
+      await page.getByTestId('answer-meta').waitFor({ timeout: 15_000 });
+      await screenshot(page, 'chat-phone');
+      await page.getByTestId('menu-toggle').click();
+      await screenshot(page, 'menu-phone');
+      await page.getByTestId('nav-admin').click();
+      await page.getByTestId('pool-provider-openai').waitFor();
+      await screenshot(page, 'admin-phone');
+      // Nothing may stick out sideways at phone width.
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow).toBeLessThanOrEqual(0);
+    } finally {
+      await phone.close();
+    }
+  });
+
+  it('logged no console errors', () => {
+    expect(consoleErrors).toEqual([]);
+  });
+});
