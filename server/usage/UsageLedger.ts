@@ -1,0 +1,251 @@
+import type { Logger } from '../observability/logger';
+import { systemClock, type Clock, type DocStore } from '../store/DocStore';
+import {
+  MAX_USAGE_RANGE_DAYS,
+  usageRangeSchema,
+  userLimitsSchema,
+  type UsageDay,
+  type UsageRange,
+  type UserLimits,
+  type UserUsage,
+} from '../../shared/usage';
+
+/**
+ * Per-user, per-UTC-day usage (requests, tokens, cost) and the per-user limits admins set.
+ *
+ * Store layout: `usage:day:<YYYY-MM-DD>` is one counter map per day with fields
+ * `r:<user>` requests, `i:<user>` input tokens, `o:<user>` output tokens, `c:<user>` cost in
+ * nano-USD (integers: sums stay exact, HINCRBY not HINCRBYFLOAT). One request's four counters
+ * are written in one MULTI. `usage:limits` maps user -> limits; `usage:rpm:<user>` is the
+ * user's sliding request window, shared by every instance on the same Redis.
+ *
+ * Outbox: a record that fails to write (Redis down) is kept in memory, merged per user-day, and
+ * written by the next successful record or the periodic flush. Delivery is at least once: a
+ * MULTI whose reply is lost after Redis applied it would be counted twice; we accept that
+ * rare over-count over losing usage. A crashed process loses its outbox.
+ */
+
+const NANO = 1e9;
+const DAY_MS = 86_400_000;
+const RPM_WINDOW_MS = 60_000;
+const LIMITS = 'usage:limits';
+const dayKey = (date: string) => `usage:day:${date}`;
+
+export type LimitCheck = { ok: true } | { ok: false; refused: 'rpm' | 'budget'; retryAfterMs: number };
+
+export interface UsageRecordInput {
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+
+export interface UsageLedgerOptions {
+  store: DocStore;
+  clock?: Clock;
+  /** Day counters expire after this many days. Default 400 (a year of history, and then some). */
+  retentionDays?: number;
+  /** Retry the outbox this often while it holds anything. Default 5 000 ms; null: only on record()/flush(). */
+  flushIntervalMs?: number | null;
+  /** Outbox size cap in user-days; the oldest are dropped (and logged) beyond it. Default 100 000. */
+  maxOutboxEntries?: number;
+  logger?: Logger;
+}
+
+interface Pending {
+  date: string;
+  userId: string;
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  costNano: number;
+}
+
+export function utcDateOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+function daysIn(range: UsageRange): string[] {
+  const out: string[] = [];
+  const end = Date.parse(`${range.to}T00:00:00Z`);
+  for (let t = Date.parse(`${range.from}T00:00:00Z`); t <= end; t += DAY_MS) out.push(utcDateOf(t));
+  return out;
+}
+
+export class UsageLedger {
+  private readonly store: DocStore;
+  private readonly clock: Clock;
+  private readonly ttlMs: number;
+  private readonly maxOutbox: number;
+  private readonly logger: Logger | undefined;
+  private readonly outbox = new Map<string, Pending>();
+  private flushing: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout | null;
+
+  constructor(options: UsageLedgerOptions) {
+    this.store = options.store;
+    this.clock = options.clock ?? systemClock;
+    this.ttlMs = (options.retentionDays ?? 400) * DAY_MS;
+    this.maxOutbox = options.maxOutboxEntries ?? 100_000;
+    this.logger = options.logger;
+    const interval = options.flushIntervalMs === undefined ? 5_000 : options.flushIntervalMs;
+    this.timer = interval === null ? null : setInterval(() => void (this.outbox.size > 0 && this.flush()), interval);
+    this.timer?.unref();
+  }
+
+  /** User-days waiting in the outbox. */
+  get pending(): number {
+    return this.outbox.size;
+  }
+
+  /** Adds one request's usage to today's (UTC) counters. Never throws for a store failure: it buffers. */
+  async record(userId: string, usage: UsageRecordInput): Promise<{ buffered: boolean }> {
+    const entry: Pending = {
+      date: utcDateOf(this.clock()),
+      userId,
+      requests: 1,
+      inputTokens: Math.max(0, Math.round(usage.inputTokens)),
+      outputTokens: Math.max(0, Math.round(usage.outputTokens)),
+      costNano: Math.max(0, Math.round(usage.costUsd * NANO)),
+    };
+    if (this.outbox.size > 0) await this.flush();
+    if (this.outbox.size === 0) {
+      try {
+        await this.write(entry);
+        return { buffered: false };
+      } catch (error) {
+        this.logger?.warn({ err: error instanceof Error ? error.message : 'unknown' }, 'usage write failed; kept in the outbox');
+      }
+    }
+    this.buffer(entry);
+    return { buffered: true };
+  }
+
+  /** Writes what the outbox holds, oldest first, stopping at the first failure. */
+  flush(): Promise<void> {
+    this.flushing ??= this.drain().finally(() => (this.flushing = null));
+    return this.flushing;
+  }
+
+  async mine(userId: string, range: UsageRange): Promise<UserUsage> {
+    const days = this.validDays(range);
+    const fields = ['r', 'i', 'o', 'c'].map((f) => `${f}:${userId}`);
+    const rows: UsageDay[] = [];
+    for (const date of days) {
+      const c = await this.store.counters(dayKey(date), fields);
+      if (Object.keys(c).length === 0) continue;
+      rows.push(toDay(date, c[fields[0]!], c[fields[1]!], c[fields[2]!], c[fields[3]!]));
+    }
+    return summarise(userId, rows);
+  }
+
+  /** Every user's usage in the range (admin), highest cost first. */
+  async byUser(range: UsageRange): Promise<UserUsage[]> {
+    const perUser = new Map<string, UsageDay[]>();
+    for (const date of this.validDays(range)) {
+      const counters = await this.store.counters(dayKey(date));
+      const users = new Set(Object.keys(counters).map((field) => field.slice(2)));
+      for (const userId of users) {
+        const day = toDay(date, counters[`r:${userId}`], counters[`i:${userId}`], counters[`o:${userId}`], counters[`c:${userId}`]);
+        perUser.set(userId, [...(perUser.get(userId) ?? []), day]);
+      }
+    }
+    return [...perUser].map(([userId, days]) => summarise(userId, days)).sort((a, b) => b.costUsd - a.costUsd || a.userId.localeCompare(b.userId));
+  }
+
+  async setLimits(userId: string, limits: unknown): Promise<UserLimits> {
+    const parsed = userLimitsSchema.parse(limits);
+    await this.store.mapSet(LIMITS, userId, parsed);
+    return parsed;
+  }
+
+  async getLimits(userId: string): Promise<UserLimits> {
+    const parsed = userLimitsSchema.safeParse(await this.store.mapGet(LIMITS, userId));
+    return parsed.success ? parsed.data : {};
+  }
+
+  /**
+   * Call once per request, before serving it. Budget first (refusing it costs no RPM slot), then
+   * the RPM window, which counts this request when it allows it. Store errors propagate: the
+   * gateway decides whether to fail open or closed.
+   */
+  async checkUserLimits(userId: string): Promise<LimitCheck> {
+    const now = this.clock();
+    const limits = await this.getLimits(userId);
+    if (limits.dailyBudgetUsd !== undefined) {
+      const today = utcDateOf(now);
+      const field = `c:${userId}`;
+      const stored = (await this.store.counters(dayKey(today), [field]))[field] ?? 0;
+      const buffered = this.outbox.get(`${today}\u0000${userId}`)?.costNano ?? 0;
+      if ((stored + buffered) / NANO >= limits.dailyBudgetUsd) {
+        const nextMidnight = Date.parse(`${today}T00:00:00Z`) + DAY_MS;
+        return { ok: false, refused: 'budget', retryAfterMs: nextMidnight - now };
+      }
+    }
+    if (limits.rpm !== undefined) {
+      const hit = await this.store.windowHit(`usage:rpm:${userId}`, now, RPM_WINDOW_MS, limits.rpm);
+      if (!hit.allowed) return { ok: false, refused: 'rpm', retryAfterMs: hit.retryAfterMs };
+    }
+    return { ok: true };
+  }
+
+  /** Stops the flush timer and makes one last attempt to write the outbox. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.flush();
+  }
+
+  private async write(entry: Pending): Promise<void> {
+    await this.store.increment(
+      dayKey(entry.date),
+      { [`r:${entry.userId}`]: entry.requests, [`i:${entry.userId}`]: entry.inputTokens, [`o:${entry.userId}`]: entry.outputTokens, [`c:${entry.userId}`]: entry.costNano },
+      this.ttlMs,
+    );
+  }
+
+  private buffer(entry: Pending): void {
+    const id = `${entry.date}\u0000${entry.userId}`;
+    const existing = this.outbox.get(id);
+    if (existing) {
+      existing.requests += entry.requests;
+      existing.inputTokens += entry.inputTokens;
+      existing.outputTokens += entry.outputTokens;
+      existing.costNano += entry.costNano;
+      return;
+    }
+    this.outbox.set(id, { ...entry });
+    if (this.outbox.size > this.maxOutbox) {
+      const oldest = this.outbox.keys().next().value!;
+      this.outbox.delete(oldest);
+      this.logger?.error({ outboxSize: this.maxOutbox }, 'usage outbox full; oldest user-day dropped');
+    }
+  }
+
+  private async drain(): Promise<void> {
+    for (const [id, entry] of [...this.outbox]) {
+      this.outbox.delete(id);
+      try {
+        await this.write(entry);
+      } catch {
+        // Put it back, merged with anything recorded meanwhile, and stop: the store is still down.
+        this.buffer(entry);
+        return;
+      }
+    }
+  }
+
+  private validDays(range: UsageRange): string[] {
+    const parsed = usageRangeSchema.parse(range);
+    const days = daysIn(parsed);
+    if (days.length > MAX_USAGE_RANGE_DAYS) throw new RangeError(`a usage range covers at most ${MAX_USAGE_RANGE_DAYS} days`);
+    return days;
+  }
+}
+
+function toDay(date: string, requests = 0, inputTokens = 0, outputTokens = 0, costNano = 0): UsageDay {
+  return { date, requests, inputTokens, outputTokens, costUsd: costNano / NANO };
+}
+
+function summarise(userId: string, days: UsageDay[]): UserUsage {
+  const totals = days.reduce((t, d) => ({ requests: t.requests + d.requests, inputTokens: t.inputTokens + d.inputTokens, outputTokens: t.outputTokens + d.outputTokens, nano: t.nano + Math.round(d.costUsd * NANO) }), { requests: 0, inputTokens: 0, outputTokens: 0, nano: 0 });
+  return { userId, requests: totals.requests, inputTokens: totals.inputTokens, outputTokens: totals.outputTokens, costUsd: totals.nano / NANO, days };
+}
