@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'react';
+import { PROVIDERS } from '../../../shared';
 import { useChat, useModels } from '../../sdk';
 import { Composer } from './Composer';
 import { ChatErrorBanner } from './ChatErrorBanner';
@@ -12,7 +13,9 @@ export function ChatPage() {
   const [model, setModel] = useState('');
   const list = models.data ?? [];
   useEffect(() => {
-    if (model === '' && list[0]) setModel(list[0].id);
+    // Default to the first model of the first provider in the picker's order.
+    const first = PROVIDERS.map((p) => list.find((m) => m.provider === p.id)).find(Boolean);
+    if (model === '' && first) setModel(first.id);
   }, [list, model]);
 
   const chat = useChat({ model });
