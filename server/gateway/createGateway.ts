@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { ProviderId } from '../../shared';
 import { ephemeralJwtSecret, TokenService } from '../auth/tokens';
+import { BusinessConfig } from '../business/BusinessConfig';
 import type { ModelCatalog } from '../business/types';
 import type { GatewayEnv } from '../config/env';
 import { Dispatcher, type DispatcherDeps } from '../dispatch/Dispatcher';
@@ -16,16 +17,18 @@ import { createRedisStore } from '../pool/stores/redisStore';
 import type { PoolStore } from '../pool/types';
 import { baseUrlOverrides, PROVIDER_SPECS } from '../providers/registry';
 import type { ChatEngine } from '../streams/ChatEngine';
+import type { DocStore } from '../store/DocStore';
+import { createMemoryDocStore } from '../store/memoryDocStore';
+import { createRedisDocStore } from '../store/redisDocStore';
 import { ChatStreams, type ChatStreamsOptions } from '../streams/ChatStreams';
 import { RedisStreamBuffer } from '../streams/RedisStreamBuffer';
 import type { GatewayDeps } from './context';
 import { createHttpHandler, type ReadinessReport } from './createHttpHandler';
-import { defaultsCatalog } from './defaultsCatalog';
 
 export interface CreateGatewayOptions {
   env: GatewayEnv;
   logger?: Logger;
-  /** Replaces the model catalog (default: server/business/defaults.json, active models). */
+  /** Replaces the model catalog (default: the store-backed BusinessConfig, seeded from defaults.json). */
   catalog?: ModelCatalog;
   /** Replaces the dispatcher (tests with a scripted engine). */
   engine?: ChatEngine;
@@ -52,6 +55,9 @@ export interface Gateway {
   /** Demo mode: the built-in mock provider every provider points at. */
   mock: MockProvider | null;
   pool: KeyPool;
+  /** Business data (config, models, BYOK records, usage): Redis when REDIS_URL is set. */
+  docStore: DocStore;
+  business: BusinessConfig;
   tokens: TokenService;
   deps: GatewayDeps;
   /** Stops accepting, aborts streams still running after SHUTDOWN_GRACE_MS, closes store and mock. */
@@ -120,7 +126,11 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     const pool = new KeyPool(store, { ...options.pool, logger });
     pool.setPools(poolConfigs);
 
-    const catalog = options.catalog ?? defaultsCatalog();
+    const docStore = redis ? createRedisDocStore({ redis, prefix: env.redisPrefix }) : createMemoryDocStore();
+    cleanups.push(() => docStore.close());
+    const business = new BusinessConfig({ store: docStore });
+    await business.init();
+    const catalog = options.catalog ?? business;
     const engine =
       options.engine ??
       new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, baseUrls, ...options.dispatcher, pool, catalog, logger });
@@ -192,7 +202,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         await cleanup();
       })());
 
-    return { server, url, port, demoMode: env.demoMode, mock, pool, tokens, deps, close };
+    return { server, url, port, demoMode: env.demoMode, mock, pool, docStore, business, tokens, deps, close };
   } catch (error) {
     await cleanup();
     throw error;

@@ -75,7 +75,7 @@ describe('HTTP surface (demo mode)', () => {
     const error = (await client.chat.start.mutate(chat).catch((e: unknown) => e)) as TRPCClientError<never>;
     expect(error).toBeInstanceOf(TRPCClientError);
     expect(error.data).toMatchObject({ code: 'TOO_MANY_REQUESTS', httpStatus: 429, gatewayCode: 'rate_limited' });
-    expect((error.data as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
+    expect((error.data as unknown as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
   });
 
   it('/ answers 404 with a hint when the demo client is not built', async () => {

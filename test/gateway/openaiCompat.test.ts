@@ -59,7 +59,7 @@ describe('OpenAI-compatible /v1', () => {
   it('lists models', async () => {
     const models = [];
     for await (const m of client.models.list()) models.push(m.id);
-    expect(models).toEqual(['gpt-4o', 'claude-sonnet-4', 'gemini-2.5-flash']);
+    expect(models.sort()).toEqual(['claude-sonnet-4', 'gemini-2.5-flash', 'gpt-4o']);
   });
 
   it('refuses bad input with a 400 OpenAI error body', async () => {

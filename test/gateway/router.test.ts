@@ -3,13 +3,12 @@ import { describe, expect, it } from 'vitest';
 import type { PoolStatus, StreamEvent } from '../../shared';
 import { TokenService } from '../../server/auth/tokens';
 import type { GatewayContext, GatewayDeps, PoolAdmin } from '../../server/gateway/context';
-import { defaultsCatalog } from '../../server/gateway/defaultsCatalog';
 import { GatewayFailure } from '../../server/gateway/gatewayFailure';
 import { createCaller } from '../../server/gateway/router';
 import { silentLogger } from '../../server/observability/logger';
 import type { ChatEngine, ChatEngineRequest } from '../../server/streams/ChatEngine';
 import { ChatStreams } from '../../server/streams/ChatStreams';
-import { testModel } from '../support/gatewayHarness';
+import { catalogOf, testModel } from '../support/gatewayHarness';
 
 const ANSWER: StreamEvent[] = [
   { type: 'start', provider: 'openai', model: 'gpt-4o', keyFingerprint: 'f1' },
@@ -41,13 +40,13 @@ class FakePool implements PoolAdmin {
   }
 }
 
-function setup(script: StreamEvent[] = ANSWER) {
+async function setup(script: StreamEvent[] = ANSWER) {
   const engine = new FakeEngine(script);
   const pool = new FakePool();
   const deps: GatewayDeps = {
     engine,
     streams: new ChatStreams({ engine, logger: silentLogger }),
-    catalog: defaultsCatalog([testModel('gpt-4o', 'openai'), testModel('hidden', 'openai', { is_active: false })]),
+    catalog: await catalogOf([testModel('gpt-4o', 'openai'), testModel('hidden', 'openai', { is_active: false })]),
     pool,
     tokens: new TokenService('router-test-secret-router-test-secret-0123'),
     logger: silentLogger,
@@ -76,7 +75,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
 
 describe('appRouter via createCaller', () => {
   it('refuses callers without a user (UNAUTHORIZED) and non-admins on admin procedures (FORBIDDEN)', async () => {
-    const { anonymous, alice } = setup();
+    const { anonymous, alice } = await setup();
     expect(await codeOf(anonymous.chat.complete(chat))).toBe('UNAUTHORIZED');
     expect(await codeOf(anonymous.models.list())).toBe('UNAUTHORIZED');
     expect(await codeOf(alice.pool.status())).toBe('FORBIDDEN');
@@ -85,14 +84,14 @@ describe('appRouter via createCaller', () => {
   });
 
   it('validates input (BAD_REQUEST, zod error as cause)', async () => {
-    const { alice } = setup();
+    const { alice } = await setup();
     const error = await alice.chat.complete({ model: 'gpt-4o', messages: [] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TRPCError);
     expect((error as TRPCError).code).toBe('BAD_REQUEST');
   });
 
   it('chat.complete answers whole, with provider, model, usage and cost', async () => {
-    const { alice, engine } = setup();
+    const { alice, engine } = await setup();
     expect(await alice.chat.complete(chat)).toEqual({
       text: 'Hello',
       provider: 'openai',
@@ -105,7 +104,7 @@ describe('appRouter via createCaller', () => {
   });
 
   it('every key busy: TOO_MANY_REQUESTS carrying retryAfterMs, for complete and start alike', async () => {
-    const { alice } = setup(BUSY);
+    const { alice } = await setup(BUSY);
     for (const call of [alice.chat.complete(chat), alice.chat.start(chat)]) {
       const error = (await call.catch((e: unknown) => e)) as TRPCError;
       expect(error.code).toBe('TOO_MANY_REQUESTS');
@@ -115,7 +114,7 @@ describe('appRouter via createCaller', () => {
   });
 
   it('chat.start + chat.stream yield tracked events; the stream is bound to its owner', async () => {
-    const { alice, mallory } = setup();
+    const { alice, mallory } = await setup();
     const { streamId } = await alice.chat.start(chat);
     expect(streamId).toMatch(/^[0-9a-f-]{36}$/);
     const seen: { id: string; type: string }[] = [];
@@ -135,12 +134,12 @@ describe('appRouter via createCaller', () => {
   });
 
   it('models.list shows active models with names and prices', async () => {
-    const { alice } = setup();
+    const { alice } = await setup();
     expect(await alice.models.list()).toEqual([{ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2 }]);
   });
 
   it('pool.status and pool.setKeyEnabled for admins; an unknown key is NOT_FOUND', async () => {
-    const { admin, pool } = setup();
+    const { admin, pool } = await setup();
     expect(await admin.pool.status()).toEqual(STATUS);
     expect(await admin.pool.setKeyEnabled({ provider: 'openai', fingerprint: 'known', enabled: false })).toEqual({ ok: true });
     expect(await codeOf(admin.pool.setKeyEnabled({ provider: 'openai', fingerprint: 'nope', enabled: true }))).toBe('NOT_FOUND');

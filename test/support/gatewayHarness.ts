@@ -6,7 +6,8 @@ import type { ModelEntryInput } from '../../shared/business';
 import { modelEntrySchema } from '../../shared/business';
 import { parseGatewayEnv } from '../../server/config/env';
 import { createGateway, type CreateGatewayOptions, type Gateway } from '../../server/gateway/createGateway';
-import { defaultsCatalog } from '../../server/gateway/defaultsCatalog';
+import { BusinessConfig, DEFAULT_BUSINESS_CONFIG } from '../../server/business/BusinessConfig';
+import { createMemoryDocStore } from '../../server/store/memoryDocStore';
 import type { AppRouter } from '../../server/gateway/router';
 
 /** Long enough for HS256 (32+), obviously a test value. */
@@ -44,7 +45,7 @@ export async function startTestGateway(options: TestGatewayOptions = {}): Promis
     clientDir: null,
     mockChunkDelayMs: 0,
     ...rest,
-    ...(models ? { catalog: defaultsCatalog(models.map((m) => modelEntrySchema.parse(m))) } : {}),
+    ...(models ? { catalog: await catalogOf(models) } : {}),
   });
   const clients: TRPCClient<AppRouter>[] = [];
   const close = () => gateway.close();
@@ -85,6 +86,16 @@ export function trpcClientFor(url: string, getToken: () => string | Promise<stri
       }),
     ],
   });
+}
+
+/** The real BusinessConfig over a memory store, seeded with just these models. */
+export async function catalogOf(models: ModelEntryInput[]): Promise<BusinessConfig> {
+  const business = new BusinessConfig({
+    store: createMemoryDocStore(),
+    defaults: { settings: DEFAULT_BUSINESS_CONFIG.settings, models: models.map((m) => modelEntrySchema.parse(m)) },
+  });
+  await business.init();
+  return business;
 }
 
 /** A catalog entry for tests. */
