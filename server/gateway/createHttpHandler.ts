@@ -121,7 +121,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
 }
 
 function isApiPath(path: string): boolean {
-  return path.startsWith('/trpc') || path.startsWith('/v1/') || path.startsWith('/admin/') || path.startsWith('/dev/');
+  return path.startsWith('/trpc') || path.startsWith('/v1/') || path.startsWith('/admin/api-keys') || path.startsWith('/dev/');
 }
 
 /** Sets CORS headers for allowed origins; answers preflights. False when the request is done. */
