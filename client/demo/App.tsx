@@ -1,4 +1,5 @@
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { MutationCache, QueryCache, QueryClient } from '@tanstack/react-query';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { KeyrackProvider } from '../sdk';
 import { AdminPage } from './admin/AdminPage';
 import { ByokPage } from './byok/ByokPage';
@@ -33,13 +34,15 @@ export function App() {
     setSession(null);
   }, []);
   const getToken = useCallback(() => tokenRef.current, []);
+  // One cache per session; an expired or revoked token sends the user back to the login screen.
+  const queryClient = useMemo(() => makeQueryClient(signOut), [session?.token, signOut]);
 
   if (!session) return <LoginScreen onSignedIn={signIn} />;
   const visible: Page = page === 'admin' && session.role !== 'admin' ? 'chat' : page;
 
   return (
     // A new session gets a fresh client and cache: nothing of the previous user leaks across.
-    <KeyrackProvider key={session.token} url="/trpc" getToken={getToken}>
+    <KeyrackProvider key={session.token} url="/trpc" getToken={getToken} queryClient={queryClient}>
       <Shell session={session} page={visible} onSignOut={signOut}>
         {visible === 'chat' && <ChatPage />}
         {visible === 'admin' && <AdminPage />}
@@ -47,4 +50,23 @@ export function App() {
       </Shell>
     </KeyrackProvider>
   );
+}
+
+function makeQueryClient(signOut: () => void): QueryClient {
+  const onError = (error: unknown) => {
+    if ((error as { data?: { httpStatus?: number } }).data?.httpStatus === 401) signOut();
+  };
+  return new QueryClient({
+    queryCache: new QueryCache({ onError }),
+    mutationCache: new MutationCache({ onError }),
+    defaultOptions: {
+      queries: {
+        refetchOnWindowFocus: false,
+        retry: (failures, error) => {
+          const status = (error as { data?: { httpStatus?: number } }).data?.httpStatus;
+          return failures < 2 && !(status !== undefined && status >= 400 && status < 500);
+        },
+      },
+    },
+  });
 }
