@@ -9,7 +9,11 @@ export interface UpstreamHttpOptions {
   bodyTimeoutMs?: number;
   /** How long an idle pooled connection is kept for the next request. */
   keepAliveTimeoutMs?: number;
-  /** Most connections per origin. */
+  /**
+   * Most connections per origin. Default 4096: an HTTP/1.1 stream holds its connection until the
+   * answer ends, so a cap of 64 queued the 65th concurrent stream behind whole answers (the
+   * 1,000-stream benchmark timed out waiting for headers). Rate limits belong to the key pool.
+   */
   connectionsPerOrigin?: number;
 }
 
@@ -38,7 +42,7 @@ export class UpstreamHttp {
       headersTimeout: options.headersTimeoutMs ?? 60_000,
       bodyTimeout: options.bodyTimeoutMs ?? 60_000,
       keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
-      connections: options.connectionsPerOrigin ?? 64,
+      connections: options.connectionsPerOrigin ?? 4_096,
     });
   }
 
