@@ -55,7 +55,7 @@ async function main(): Promise<number> {
 
   const profileDir = join(tmpdir(), 'keyrack-bench-profiles');
   if (values.profile) mkdirSync(profileDir, { recursive: true });
-  const step = (text: string) => process.stderr.write(`bench: ${text}\n`);
+  const step = (text: string) => process.stderr.write(`bench [${((Date.now() - startedAt.getTime()) / 1000).toFixed(0)} s]: ${text}\n`);
 
   let stack: BenchStack | undefined;
   try {
@@ -67,7 +67,7 @@ async function main(): Promise<number> {
     await checkTarget('direct', targets.direct);
     await checkTarget('bare proxy', targets.bare);
     await checkTarget('keyrack /v1', targets.keyrack);
-    measureIdleRss(stack, report, 'after start-up and one request');
+    await measureIdleRss(stack, children, report);
 
     if (runs('latency') || runs('throughput')) {
       step(`warming up (${plan.warmupS} s per target)`);
@@ -91,6 +91,11 @@ async function main(): Promise<number> {
     report.fail(0, 'setup', error);
     step(`setup failed: ${error instanceof Error ? error.message : String(error)}`);
   } finally {
+    const gw = stack?.gateway.process;
+    if (gw && (gw.exitCode !== null || gw.signalCode !== null)) {
+      report.fail(0, 'gateway', new Error(`the gateway process died during the run (exit ${gw.exitCode ?? gw.signalCode})`));
+      step(`the gateway died (exit ${gw.exitCode ?? gw.signalCode}); its last output:\n${stack?.gateway.output()}`);
+    }
     step('stopping every process');
     await children.stopAll();
   }

@@ -33,9 +33,9 @@ export function expectedAnswer(prompt: string, chunks: number): string {
 }
 
 /** An OpenAI-style SSE stream: the mock directly, the bare proxy, or Keyrack's /v1. */
-export async function openAiStream(agent: Agent, url: string, headers: Record<string, string>, body: string): Promise<StreamResult> {
+export async function openAiStream(agent: Agent, url: string, headers: Record<string, string>, body: string, signal?: AbortSignal): Promise<StreamResult> {
   const started = performance.now();
-  const res = await request(url, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json', ...headers }, body });
+  const res = await request(url, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json', ...headers }, body, signal });
   if (res.statusCode !== 200) throw new Error(`${url}: HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 300)}`);
   const out: StreamResult = { ttftMs: Number.NaN, totalMs: Number.NaN, deltas: 0, text: '', idProblems: 0, finished: false };
   const parser = createParser({
@@ -67,7 +67,7 @@ export interface TrpcTarget {
  * `data:`; the subscription's end is an SSE `return` event. The bearer token travels in a
  * header, as the SDK's eventsource fetch sends it.
  */
-export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: unknown): Promise<StreamResult> {
+export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: unknown, signal?: AbortSignal): Promise<StreamResult> {
   const started = performance.now();
   const auth = { authorization: `Bearer ${target.token}` };
   const startRes = await request(`${target.trpcUrl}/chat.start`, {
@@ -75,6 +75,7 @@ export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: un
     dispatcher: agent,
     headers: { 'content-type': 'application/json', ...auth },
     body: JSON.stringify(chatInput),
+    signal,
   });
   const startText = await startRes.body.text();
   if (startRes.statusCode !== 200) throw new Error(`chat.start: HTTP ${startRes.statusCode}: ${startText.slice(0, 300)}`);
@@ -86,6 +87,7 @@ export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: un
     method: 'GET',
     dispatcher: agent,
     headers: { accept: 'text/event-stream', ...auth },
+    signal,
   });
   if (res.statusCode !== 200) throw new Error(`chat.stream: HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 300)}`);
   const out: StreamResult = { ttftMs: Number.NaN, totalMs: Number.NaN, deltas: 0, text: '', idProblems: 0, finished: false };

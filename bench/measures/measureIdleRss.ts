@@ -1,18 +1,34 @@
+import { once } from 'node:events';
 import { BenchReport, mib } from '../BenchReport';
 import { TARGETS } from '../benchPlan';
 import type { BenchStack } from '../BenchStack';
-import { rssBytes } from '../ChildProcesses';
+import { rssBytes, type BenchChild, type ChildProcesses } from '../ChildProcesses';
 
-/** 6. RSS of the gateway process at rest: after start-up and one request on each path. */
-export function measureIdleRss(stack: BenchStack, report: BenchReport, note: string): number {
+/**
+ * 6. RSS of the gateway process at rest: after start-up and one request on each path. The
+ * gateway runs as `npm start` runs it, under tsx; an empty script under tsx, next to one under
+ * plain node, shows what the loader itself holds (its own worker thread and V8 isolate).
+ */
+export async function measureIdleRss(stack: BenchStack, children: ChildProcesses, report: BenchReport): Promise<void> {
   const rss = rssBytes(stack.gateway.pid);
+  const underTsx = await idleRss(children.spawnTs('idle under tsx', 'bench/probe/idleProcess.ts', { env: {} }));
+  const plain = await idleRss(children.spawnProgram('idle plain node', process.execPath, ['-e', "process.stdout.write('idle\\n'); setInterval(() => {}, 60000)"]));
+  const loader = underTsx - plain;
   report.add({
     section: 6,
-    measure: `Idle RSS of the gateway process (${note})`,
-    keyrack: mib(rss),
-    baseline: '',
+    measure: 'Idle RSS of the gateway process (node --import tsx server/main.ts, after start-up and one request)',
+    keyrack: `${mib(rss)}; without the tsx loader's share ~${mib(rss - loader)}`,
+    baseline: `empty script: ${mib(plain)} plain node, ${mib(underTsx)} under tsx`,
     target: `<= ${mib(TARGETS.idleRssBytes)}`,
     met: rss <= TARGETS.idleRssBytes,
   });
+}
+
+async function idleRss(child: BenchChild): Promise<number> {
+  if (!child.output().includes('idle')) await once(child.process.stdout!, 'data');
+  // Let start-up garbage settle the same way for both.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const rss = rssBytes(child.pid);
+  await child.stop();
   return rss;
 }

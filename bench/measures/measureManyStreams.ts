@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { BenchReport, kib, ms } from '../BenchReport';
 import { TARGETS, type BenchPlan } from '../benchPlan';
 import type { BenchStack } from '../BenchStack';
@@ -81,16 +82,19 @@ async function runStreams(stack: BenchStack, path: Path, plan: BenchPlan): Promi
     peakRssBytes = Math.max(peakRssBytes, rssBytes(pid));
   }, 100);
   const started = performance.now();
+  // Streams that have not finished long after the mock's pace says they should are failures.
+  const signal = AbortSignal.timeout(2 * chunks * plan.streams.chunkDelayMs + 20_000);
+  setMaxListeners(0, signal); // one signal for every stream
   const run = (i: number): Promise<StreamResult> => {
     // Each prompt is unique and echoed back: a delta from another stream would show.
     const prompt = `stream ${i} of the many streams benchmark`;
     switch (path) {
       case 'direct':
-        return openAiStream(agent, `${stack.directBase}/chat/completions`, { authorization: `Bearer ${stack.directKey}` }, chatBody(prompt, true));
+        return openAiStream(agent, `${stack.directBase}/chat/completions`, { authorization: `Bearer ${stack.directKey}` }, chatBody(prompt, true), signal);
       case 'v1':
-        return openAiStream(agent, `${stack.gatewayUrl}/v1/chat/completions`, { authorization: `Bearer ${stack.token}` }, chatBody(prompt, true));
+        return openAiStream(agent, `${stack.gatewayUrl}/v1/chat/completions`, { authorization: `Bearer ${stack.token}` }, chatBody(prompt, true), signal);
       case 'trpc':
-        return trpcStream(agent, { trpcUrl: `${stack.gatewayUrl}/trpc`, token: stack.token }, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] });
+        return trpcStream(agent, { trpcUrl: `${stack.gatewayUrl}/trpc`, token: stack.token }, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] }, signal);
     }
   };
   const settled = await Promise.allSettled(Array.from({ length: count }, (_, i) => run(i)));
