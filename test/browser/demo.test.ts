@@ -26,7 +26,15 @@ let browser: Browser;
 const consoleErrors: string[] = [];
 
 beforeAll(async () => {
-  await build({ configFile: 'vite.config.ts', logLevel: 'warn' });
+  // Vitest sets NODE_ENV=test, and Vite would then bundle React's development build; build
+  // what `npm start` builds.
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = 'production';
+  try {
+    await build({ configFile: 'vite.config.ts', logLevel: 'warn', mode: 'production' });
+  } finally {
+    process.env.NODE_ENV = nodeEnv;
+  }
   mkdirSync(ARTIFACTS, { recursive: true });
   const [port, mockPort] = [await freePort(), await freePort()];
   server = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
