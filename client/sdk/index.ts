@@ -10,8 +10,6 @@ export type { ChatStreamHandlers, ChatTransport, TrackedStreamEvent } from './ch
 export { trpcChatTransport } from './chat/trpcChatTransport';
 export { useChat, type UseChatOptions, type UseChatResult } from './useChat';
 export { usePoolStatus, type UsePoolStatusOptions, type UsePoolStatusResult } from './usePoolStatus';
-export { useByokKeys, type AddByokKeyInput, type ByokKeyInfo, type ByokTestOutput, type UseByokKeysResult } from './useByokKeys';
 export { useModels } from './useModels';
-export { useUsage } from './useUsage';
 export { trpc } from './trpc';
 export type { AppRouter, KeyrackModel, RouterInputs, RouterOutputs } from './types';

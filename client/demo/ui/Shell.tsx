@@ -2,7 +2,8 @@ import { useState, type ReactNode } from 'react';
 import type { DemoSession } from '../session/DemoSession';
 import { Logo } from './Logo';
 
-export type Page = 'chat' | 'admin' | 'byok';
+// 'byok' (My API keys) returns with the byok.* procedures (issue #5).
+export type Page = 'chat' | 'admin';
 
 const NAV: { page: Page; label: string; adminOnly?: boolean; icon: ReactNode }[] = [
   {
@@ -15,11 +16,6 @@ const NAV: { page: Page; label: string; adminOnly?: boolean; icon: ReactNode }[]
     label: 'Key pool',
     adminOnly: true,
     icon: <path d="M4 19V9M10 19V5M16 19v-7M22 19H2" />,
-  },
-  {
-    page: 'byok',
-    label: 'My API keys',
-    icon: <path d="M14 10a4 4 0 1 0-3.5 4L8 16.5V19h2.5v-2H13v-2.5zM16 8h.01" />,
   },
 ];
 
