@@ -23,9 +23,14 @@ import type { ModelCatalog, ResolvedModel } from './types';
  * Seeded once from defaults.json (the first instance to start writes it; later starts and other
  * instances leave admin changes alone).
  *
- * Reads go to the store on every call: one GET/HGETALL on Redis, so a change applies to the next
- * request on every instance without a cache to invalidate. Writes also publish on the
- * `business` channel for anyone who wants a push (an admin UI, a metrics gauge): `onChange`.
+ * Reads are served from an in-process snapshot of the settings and the model list: resolving a
+ * model is on every request's path, and a store read there cost a Redis round trip each (three
+ * with fallbacks; issue #8). Every write publishes on the `business` channel; `init()`
+ * subscribes to it and drops the snapshot when any instance announces a change, so a change
+ * applies to the next request everywhere within the pub/sub delivery time (milliseconds). The
+ * instance that wrote drops its own snapshot at once. A snapshot older than `maxAgeMs` is
+ * reloaded anyway, in case a notification was lost (a reconnect of the subscriber connection).
+ * Until `init()` has subscribed, nothing is cached: every read goes to the store.
  *
  * Store layout: `business:seeded` (marker), `business:settings` (map: setting -> number),
  * `business:models` (map: model id -> ModelEntry).
@@ -42,6 +47,18 @@ export interface BusinessConfigOptions {
   store: DocStore;
   /** What a fresh store is seeded with. Default: server/business/defaults.json. */
   defaults?: BusinessConfigDocument;
+  /** Longest a snapshot is trusted without a notification. Default 1000 ms. */
+  maxAgeMs?: number;
+  clock?: () => number;
+}
+
+/** What the hot path reads: validated once per load, not per request. */
+interface Snapshot {
+  settings: BusinessSettings;
+  byId: Map<string, ModelEntry>;
+  /** Sorted by provider then id. */
+  models: ModelEntry[];
+  loadedAt: number;
 }
 
 function issuesOf(error: z.ZodError): { path: string; message: string }[] {
@@ -51,28 +68,58 @@ function issuesOf(error: z.ZodError): { path: string; message: string }[] {
 export class BusinessConfig implements ModelCatalog {
   private readonly store: DocStore;
   private readonly defaults: BusinessConfigDocument;
+  private readonly maxAgeMs: number;
+  private readonly clock: () => number;
+  private unsubscribe: (() => Promise<void>) | null = null;
+  private snapshot: Snapshot | null = null;
+  private loading: Promise<Snapshot> | null = null;
+  /** Bumped on every invalidation: a load that started before it must not be kept. */
+  private generation = 0;
 
   constructor(options: BusinessConfigOptions) {
     this.store = options.store;
     this.defaults = options.defaults ?? DEFAULT_BUSINESS_CONFIG;
+    this.maxAgeMs = options.maxAgeMs ?? 1000;
+    this.clock = options.clock ?? Date.now;
   }
 
-  /** Seeds the store from the defaults unless some instance already did. Call once at start. */
+  /**
+   * Seeds the store from the defaults unless some instance already did, and subscribes to change
+   * notifications (which turns the snapshot on). Call once at start.
+   */
   async init(): Promise<{ seeded: boolean }> {
+    if (!this.unsubscribe) {
+      // Subscribed before the first snapshot is loaded, so no change can slip in between.
+      this.unsubscribe = await this.store.subscribe(BUSINESS_CHANNEL, () => this.invalidate());
+      this.invalidate();
+    }
     const first = await this.store.setJsonIfAbsent(SEEDED, { at: new Date().toISOString() });
     if (!first) return { seeded: false };
     for (const key of BUSINESS_SETTING_KEYS) await this.store.mapSet(SETTINGS, key, this.defaults.settings[key]);
     for (const model of this.defaults.models) await this.store.mapSet(MODELS, model.id, model);
+    this.invalidate();
     return { seeded: true };
   }
 
+  /** Stops listening for changes (the store's own close does the same). Reads go to the store again. */
+  async close(): Promise<void> {
+    const unsubscribe = this.unsubscribe;
+    this.unsubscribe = null;
+    this.invalidate();
+    if (unsubscribe) await unsubscribe();
+  }
+
   async getConfig(): Promise<BusinessConfigDocument> {
-    const [settings, models] = await Promise.all([this.getSettings(), this.allModels()]);
-    return { settings, models };
+    const current = await this.current();
+    return { settings: current.settings, models: current.models.map((m) => ({ ...m, fallbacks: [...m.fallbacks] })) };
   }
 
   /** Stored settings over the defaults (a setting added in a later version starts at its default). */
   async getSettings(): Promise<BusinessSettings> {
+    return { ...(await this.current()).settings };
+  }
+
+  private async readSettings(): Promise<BusinessSettings> {
     const stored = await this.store.mapGetAll(SETTINGS);
     const merged: Record<string, unknown> = { ...this.defaults.settings };
     for (const key of BUSINESS_SETTING_KEYS) if (stored.has(key)) merged[key] = stored.get(key);
@@ -85,10 +132,11 @@ export class BusinessConfig implements ModelCatalog {
   async setConfig(key: SetBusinessSettingInput['key'], value: unknown): Promise<BusinessSettings> {
     const input = setBusinessSettingInputSchema.safeParse({ key, value });
     if (!input.success) throw new BusinessConfigError('invalid', `invalid value for ${String(key)}`, issuesOf(input.error));
-    const next = { ...(await this.getSettings()), [input.data.key]: input.data.value };
+    const next = { ...(await this.readSettings()), [input.data.key]: input.data.value };
     const checked = businessSettingsSchema.safeParse(next);
     if (!checked.success) throw new BusinessConfigError('invalid', checked.error.issues.map((i) => i.message).join('; '), issuesOf(checked.error));
     await this.store.mapSet(SETTINGS, input.data.key, input.data.value);
+    this.invalidate();
     await this.notify();
     return checked.data;
   }
@@ -104,6 +152,7 @@ export class BusinessConfig implements ModelCatalog {
     );
     if (problems.length > 0) throw new BusinessConfigError('invalid', problems.map((p) => p.message).join('; '), problems);
     await this.store.mapSet(MODELS, model.id, model);
+    this.invalidate();
     await this.notify();
     return model;
   }
@@ -111,10 +160,11 @@ export class BusinessConfig implements ModelCatalog {
   async setModelActive(id: string, isActive: boolean): Promise<ModelEntry> {
     const input = setModelActiveInputSchema.safeParse({ id, is_active: isActive });
     if (!input.success) throw new BusinessConfigError('invalid', 'invalid input', issuesOf(input.error));
-    const current = await this.model(input.data.id);
+    const current = await this.storedModel(input.data.id);
     if (!current) throw new BusinessConfigError('not_found', `unknown model: ${input.data.id}`);
     const next = { ...current, is_active: input.data.is_active };
     if (!(await this.store.mapSetIfPresent(MODELS, next.id, next))) throw new BusinessConfigError('not_found', `unknown model: ${next.id}`);
+    this.invalidate();
     await this.notify();
     return next;
   }
@@ -129,14 +179,14 @@ export class BusinessConfig implements ModelCatalog {
    * admins could not switch them off.
    */
   async resolve(name: string): Promise<ResolvedModel | null> {
-    const exact = await this.model(name);
+    const { byId, models } = await this.current();
+    const exact = byId.get(name);
     if (exact) return exact.is_active ? toResolved(exact) : null;
     const slash = name.indexOf('/');
     if (slash <= 0) return null;
     const provider = providerIdSchema.safeParse(name.slice(0, slash));
     if (!provider.success) return null;
     const wanted = name.slice(slash + 1);
-    const models = await this.allModels();
     const match =
       models.find((m) => m.is_active && m.provider === provider.data && m.id === wanted) ??
       models.find((m) => m.is_active && m.provider === provider.data && (m.upstream_model ?? m.id) === wanted);
@@ -145,7 +195,7 @@ export class BusinessConfig implements ModelCatalog {
 
   /** Active models, for clients to choose from. */
   async list(): Promise<ResolvedModel[]> {
-    return (await this.allModels()).filter((m) => m.is_active).map(toResolved);
+    return (await this.current()).models.filter((m) => m.is_active).map(toResolved);
   }
 
   /** Called after any change made through any instance. Returns an unsubscribe function. */
@@ -153,7 +203,44 @@ export class BusinessConfig implements ModelCatalog {
     return this.store.subscribe(BUSINESS_CHANNEL, () => listener());
   }
 
-  private async model(id: string): Promise<ModelEntry | null> {
+  /** Drops the snapshot; the next read loads a fresh one. */
+  private invalidate(): void {
+    this.generation += 1;
+    this.snapshot = null;
+    this.loading = null;
+  }
+
+  /** The snapshot, loaded when missing or stale; without a subscription, a fresh read every time. */
+  private current(): Promise<Snapshot> {
+    if (!this.unsubscribe) return this.load();
+    const snapshot = this.snapshot;
+    if (snapshot && this.clock() - snapshot.loadedAt < this.maxAgeMs) return Promise.resolve(snapshot);
+    if (this.loading) return this.loading;
+    const generation = this.generation;
+    const loading = this.load().then(
+      (loaded) => {
+        if (this.generation === generation) {
+          this.snapshot = loaded;
+          this.loading = null;
+        }
+        return loaded;
+      },
+      (error: unknown) => {
+        if (this.generation === generation) this.loading = null;
+        throw error;
+      },
+    );
+    this.loading = loading;
+    return loading;
+  }
+
+  private async load(): Promise<Snapshot> {
+    const loadedAt = this.clock();
+    const [settings, models] = await Promise.all([this.readSettings(), this.allModels()]);
+    return { settings, models, byId: new Map(models.map((m) => [m.id, m])), loadedAt };
+  }
+
+  private async storedModel(id: string): Promise<ModelEntry | null> {
     const stored = await this.store.mapGet(MODELS, id);
     if (stored === null) return null;
     const parsed = modelEntrySchema.safeParse(stored);
@@ -171,7 +258,7 @@ export class BusinessConfig implements ModelCatalog {
   }
 
   private async notify(): Promise<void> {
-    // Best effort: readers go to the store anyway, so a lost notification delays nothing.
+    // Best effort: a lost notification delays a change on other instances by at most maxAgeMs.
     await this.store.publish(BUSINESS_CHANNEL, 'changed').catch(() => {});
   }
 }

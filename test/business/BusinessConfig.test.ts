@@ -115,4 +115,38 @@ describe('BusinessConfig', () => {
     await changed;
     await unsubscribe();
   });
+
+  it('serves reads from a snapshot that a change notification from any instance drops (shared Redis)', async () => {
+    const prefix = `test-business-${randomUUID()}`;
+    const storeA = redisStore(prefix);
+    const storeB = redisStore(prefix);
+    const a = new BusinessConfig({ store: storeA });
+    const b = new BusinessConfig({ store: storeB });
+    await Promise.all([a.init(), b.init()]);
+    expect(await b.resolve('gpt-4o')).not.toBeNull(); // b's snapshot is now warm
+    let notified!: () => void;
+    const changed = new Promise<void>((resolve) => (notified = resolve));
+    const unsubscribe = await b.onChange(notified);
+    await a.setModelActive('gpt-4o', false);
+    expect(await a.resolve('gpt-4o')).toBeNull(); // the writer drops its own snapshot at once
+    await changed; // b's own listener was registered first, so it already dropped the snapshot
+    expect(await b.resolve('gpt-4o')).toBeNull();
+    await unsubscribe();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('reloads a snapshot older than maxAgeMs even without a notification', async () => {
+    const store = createMemoryDocStore();
+    let now = 0;
+    const reader = new BusinessConfig({ store, maxAgeMs: 1000, clock: () => now });
+    await reader.init();
+    expect(await reader.resolve('gpt-4o')).not.toBeNull();
+    // A writer whose notification never arrives: it writes the store directly.
+    const entry = (await store.mapGet('business:models', 'gpt-4o')) as Record<string, unknown>;
+    await store.mapSet('business:models', 'gpt-4o', { ...entry, is_active: false });
+    expect(await reader.resolve('gpt-4o')).not.toBeNull(); // still the snapshot
+    now = 1000;
+    expect(await reader.resolve('gpt-4o')).toBeNull();
+    await reader.close();
+  });
 });
