@@ -84,10 +84,8 @@ export class Dispatcher {
 
     try {
       let model: ResolvedModel | null;
-      let chain: ResolvedModel[];
       try {
         model = await this.deps.catalog.resolve(req.chat.model);
-        chain = model ? [model, ...(await this.resolveFallbacks(model))] : [];
       } catch (error) {
         log.error({ err: describe(error) }, 'model catalog failed');
         yield { type: 'error', code: 'internal', message: 'model catalog unavailable' };
@@ -100,12 +98,30 @@ export class Dispatcher {
 
       const state: RequestState = { attempts: 0, deadline: this.clock() + this.deadlineMs };
       const failures: Failure[] = [];
-      for (const candidate of chain) {
+      // Fallbacks are resolved one at a time, only once the model before them failed: most
+      // requests never need one, and each resolve may cost a catalog read.
+      const tried = new Set<string>();
+      let candidate: ResolvedModel | null = model;
+      let next = 0;
+      while (candidate) {
+        tried.add(candidate.id);
         const result = yield* this.serve(candidate, req, upstream.signal, state, log);
         if (result === 'done') return;
         failures.push(result);
         if (result.final) break;
-        if (candidate !== chain[chain.length - 1]) log.info({ model: candidate.id }, 'provider exhausted, trying fallback model');
+        const previous: ResolvedModel = candidate;
+        candidate = null;
+        try {
+          while (!candidate && next < model.fallbacks.length) {
+            const resolved = await this.deps.catalog.resolve(model.fallbacks[next++]!);
+            if (resolved && !tried.has(resolved.id)) candidate = resolved;
+          }
+        } catch (error) {
+          log.error({ err: describe(error) }, 'model catalog failed');
+          failures.push({ code: 'internal', message: 'model catalog unavailable', final: true });
+          break;
+        }
+        if (candidate) log.info({ model: previous.id }, 'provider exhausted, trying fallback model');
       }
       if (upstream.signal.aborted) {
         yield { type: 'done', finishReason: 'aborted' };
@@ -124,15 +140,6 @@ export class Dispatcher {
       req.signal.removeEventListener('abort', onAbort);
       upstream.abort();
     }
-  }
-
-  private async resolveFallbacks(model: ResolvedModel): Promise<ResolvedModel[]> {
-    const out: ResolvedModel[] = [];
-    for (const id of model.fallbacks) {
-      const resolved = await this.deps.catalog.resolve(id);
-      if (resolved && resolved.id !== model.id && !out.some((m) => m.id === resolved.id)) out.push(resolved);
-    }
-    return out;
   }
 
   private async acquire(provider: ProviderId, sources: readonly KeySource[]): Promise<AcquireResult> {

@@ -221,6 +221,18 @@ describe('Dispatcher', () => {
     expect(events[0]).toEqual({ type: 'start', provider: 'openai', model: 'gpt-test', keyFingerprint: 'fp-ok-1' });
   });
 
+  it('resolves fallback models only when the model before them failed', async () => {
+    const resolved: string[] = [];
+    const counting: ModelCatalog = { resolve: async (name) => (resolved.push(name), catalog.resolve(name)), list: catalog.list };
+    const served = setup({ mistral: ['sk-test-ok-1'], openai: ['sk-test-ok-2'] }, { catalog: counting });
+    expect((await run(served.dispatcher, 'mistral-first'))[0]).toMatchObject({ type: 'start', provider: 'mistral' });
+    expect(resolved).toEqual(['mistral-first']);
+    resolved.length = 0;
+    const fellBack = setup({ openai: ['sk-test-ok-1'] }, { catalog: counting });
+    expect((await run(fellBack.dispatcher, 'mistral-first'))[0]).toMatchObject({ type: 'start', provider: 'openai', model: 'gpt-test' });
+    expect(resolved).toEqual(['mistral-first', 'gpt-test']);
+  });
+
   it('closes the upstream connection when the caller aborts', async () => {
     const { dispatcher } = setup({ openai: ['sk-test-hang-1'] });
     const controller = new AbortController();
