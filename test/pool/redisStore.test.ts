@@ -78,3 +78,19 @@ it('an injected clock wins over Redis TIME', async () => {
   await store.record(def, 'f1', { kind: 'rate_limited', cooldownMs: 1_000 });
   expect((await store.status(def))[0]!.until).toBe(43_000);
 });
+
+it('sums unlimited-TPM successes in process and writes them at once: another instance sees them after a flush', async () => {
+  const prefix = `test-redis-${randomUUID()}`;
+  const unlimited: PoolDefinition = { ...def, rpm: 0, tpm: 0 };
+  const writer = createRedisStore({ redis, prefix, tokenFlushMs: 60_000 });
+  const reader = createRedisStore({ redis, prefix });
+  await writer.pick(unlimited);
+  await writer.record(unlimited, 'f1', { kind: 'success', tokens: 10 });
+  await writer.record(unlimited, 'f1', { kind: 'success', tokens: 5 });
+  await writer.record(unlimited, 'f2', { kind: 'success', tokens: 0 });
+  expect((await reader.status(unlimited)).map((s) => s.tokensThisWindow)).toEqual([0, 0]); // not written yet
+  expect((await writer.status(unlimited)).map((s) => s.tokensThisWindow)).toEqual([15, 0]); // status flushes first
+  await writer.record(unlimited, 'f2', { kind: 'success', tokens: 7 });
+  await writer.close(); // so does close
+  expect((await reader.status(unlimited)).map((s) => s.tokensThisWindow)).toEqual([15, 7]);
+});

@@ -20,6 +20,11 @@ export interface RedisStoreOptions {
   stateTtlMs?: number;
   /** Quit the connection in close(). Default false: whoever made the connection closes it. */
   quitOnClose?: boolean;
+  /**
+   * Token counts of successes on unlimited-TPM pools are summed in process and written at most
+   * this often (one script call per account), not once per request. Default 50 ms.
+   */
+  tokenFlushMs?: number;
 }
 
 /** Request/token logs outlive the window by this margin before Redis expires them. */
@@ -64,6 +69,39 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
   for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { lua });
   const scripted = redis as unknown as ScriptedRedis;
   const prepared = new WeakMap<PoolDefinition, Prepared>();
+  const tokenFlushMs = options.tokenFlushMs ?? 50;
+
+  // Successes on a pool without a TPM limit only feed the status estimate and least-loaded:
+  // nothing is refused on them, so their token counts need not cost a Redis write per request
+  // (issue #8: that write was the second round trip of every request). They wait here, summed
+  // per account, until the next flush; status() and close() flush first.
+  const pendingTokens = new Map<string, { pool: PoolDefinition; fingerprint: string; tokens: number }>();
+  let flushTimer: NodeJS.Timeout | null = null;
+  let flushing: Promise<void> = Promise.resolve();
+
+  function recordArgs(pool: PoolDefinition, keys: string[], kind: string, fingerprint: string, account: string, amount: number, reason: string): ScriptArg[] {
+    return [4, ...keys, clock ? clock() : '', kind, fingerprint, account, amount, reason, pool.windowMs, stateTtlMs, pool.windowMs + LOG_TTL_MARGIN_MS, pool.tpm];
+  }
+
+  function flushTokens(): Promise<void> {
+    if (flushTimer) {
+      clearTimeout(flushTimer);
+      flushTimer = null;
+    }
+    if (pendingTokens.size === 0) return flushing;
+    const batch = [...pendingTokens.values()];
+    pendingTokens.clear();
+    const writes = batch.map(({ pool, fingerprint, tokens }) => {
+      const key = prepare(pool).byFingerprint.get(fingerprint);
+      return key ? scripted.keyrackPoolRecord(...recordArgs(pool, key.keys, 'success', fingerprint, key.account, tokens, '')) : Promise.resolve(0);
+    });
+    // Counts for a display: a failed write loses them, it does not fail a request.
+    flushing = Promise.all([flushing, ...writes]).then(
+      () => undefined,
+      () => undefined,
+    );
+    return flushing;
+  }
 
   function prepare(pool: PoolDefinition): Prepared {
     const cached = prepared.get(pool);
@@ -119,22 +157,27 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
       if (!key) return; // the key left the pool's configuration meanwhile
       const amount =
         outcome.kind === 'success' ? Math.max(0, Math.round(outcome.tokens)) : outcome.kind === 'rejected' ? 0 : Math.max(0, Math.round(outcome.cooldownMs));
+      if (outcome.kind === 'success') {
+        if (amount === 0) return; // nothing to count
+        if (pool.tpm === 0) {
+          const slot = `${pool.id}\u0000${key.account}`;
+          const pending = pendingTokens.get(slot);
+          if (pending && pending.pool === pool) pending.tokens += amount;
+          else {
+            // A new definition object (config reload): its predecessor's sum goes out first.
+            if (pending) void flushTokens();
+            pendingTokens.set(slot, { pool, fingerprint, tokens: amount });
+          }
+          if (!flushTimer) {
+            flushTimer = setTimeout(() => void flushTokens(), tokenFlushMs);
+            flushTimer.unref();
+          }
+          return;
+        }
+      }
       const kind = outcome.kind === 'success' ? 'success' : outcome.kind === 'rejected' ? 'rejected' : 'cool';
       const reason = outcome.kind === 'rate_limited' || outcome.kind === 'quota_exhausted' ? outcome.kind : '';
-      await scripted.keyrackPoolRecord(
-        4,
-        ...key.keys,
-        clock ? clock() : '',
-        kind,
-        fingerprint,
-        key.account,
-        amount,
-        reason,
-        pool.windowMs,
-        stateTtlMs,
-        pool.windowMs + LOG_TTL_MARGIN_MS,
-        pool.tpm,
-      );
+      await scripted.keyrackPoolRecord(...recordArgs(pool, key.keys, kind, fingerprint, key.account, amount, reason));
     },
 
     async setEnabled(pool, fingerprint, enabled) {
@@ -145,6 +188,7 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
 
     async status(pool) {
       if (pool.keys.length === 0) return [];
+      await flushTokens();
       const p = prepare(pool);
       const reply = await scripted.keyrackPoolStatus(...withNow(p.statusArgs, p.nowIndex));
       return pool.keys.map((key, i): KeyState => {
@@ -170,6 +214,7 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
     },
 
     async close() {
+      await flushTokens();
       if (options.quitOnClose) await redis.quit();
     },
   };
