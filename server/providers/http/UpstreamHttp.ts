@@ -1,4 +1,6 @@
-import { Agent } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { Agent, request } from 'undici';
 import { ProviderError } from '../ProviderError';
 import { scrubSecrets } from './scrubSecrets';
 
@@ -15,6 +17,13 @@ export interface UpstreamHttpOptions {
    * 1,000-stream benchmark timed out waiting for headers). Rate limits belong to the key pool.
    */
   connectionsPerOrigin?: number;
+  /**
+   * 'undici': undici.request, Node streams end to end (the default of the process-wide pool).
+   * 'fetch': the global fetch, which msw (our test double for recorded provider answers)
+   * intercepts; undici's own entry points bypass it. Default 'fetch' for a pool made with
+   * `new UpstreamHttp()`, as the adapter tests do.
+   */
+  transport?: 'undici' | 'fetch';
 }
 
 export interface UpstreamRequestInit {
@@ -30,14 +39,19 @@ export interface UpstreamRequestInit {
  * Pooled, kept-alive HTTP to the providers. One undici Agent holds one connection pool per
  * origin, so every request to api.openai.com reuses warm TLS connections.
  *
- * Requests go through the global fetch with the Agent as dispatcher rather than undici.request:
- * msw (our test double for recorded provider answers) intercepts the global fetch but not
- * undici's own entry points. Aborting the signal destroys the socket mid-response at once.
+ * The gateway's pool sends with undici.request: the global fetch wraps every body in WHATWG
+ * streams, and its abort path builds a DOMException each time; together about a quarter of the
+ * gateway's busy time per request in the issue #8 profile. The answer is handed back as a
+ * Response-shaped object (status, ok, headers, body as an async iterable of bytes, text, json)
+ * so adapters read either transport the same way. Tests that stub providers with msw keep the
+ * fetch transport. Aborting the signal destroys the socket mid-response at once.
  */
 export class UpstreamHttp {
   readonly agent: Agent;
+  readonly transport: 'undici' | 'fetch';
 
   constructor(options: UpstreamHttpOptions = {}) {
+    this.transport = options.transport ?? 'fetch';
     this.agent = new Agent({
       headersTimeout: options.headersTimeoutMs ?? 60_000,
       bodyTimeout: options.bodyTimeoutMs ?? 60_000,
@@ -49,6 +63,16 @@ export class UpstreamHttp {
   /** Resolves with any HTTP status; rejects only with a transient ProviderError (network, timeout, abort). */
   async fetch(url: string, init: UpstreamRequestInit): Promise<Response> {
     try {
+      if (this.transport === 'undici') {
+        const answer = await request(url, {
+          method: init.method,
+          headers: init.headers,
+          body: init.body ?? null,
+          signal: init.signal,
+          dispatcher: this.agent,
+        });
+        return new NodeResponse(answer.statusCode, answer.headers, answer.body, init.apiKey) as unknown as Response;
+      }
       return await fetch(url, {
         method: init.method,
         headers: init.headers,
@@ -64,6 +88,53 @@ export class UpstreamHttp {
 
   async close(): Promise<void> {
     await this.agent.close();
+  }
+}
+
+/**
+ * The parts of a WHATWG Response that the adapters use, over undici.request's answer. The body
+ * is a Node stream (an async iterable of Buffers, which are Uint8Arrays); headers become a real
+ * Headers object only when read, which happens on error answers.
+ */
+class NodeResponse {
+  private headersObject: Headers | undefined;
+
+  constructor(
+    readonly status: number,
+    private readonly rawHeaders: IncomingHttpHeaders,
+    readonly body: Readable,
+    private readonly apiKey: string,
+  ) {}
+
+  get ok(): boolean {
+    return this.status >= 200 && this.status < 300;
+  }
+
+  get headers(): Headers {
+    if (!this.headersObject) {
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(this.rawHeaders)) {
+        if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+        else if (value !== undefined) headers.set(name, value);
+      }
+      this.headersObject = headers;
+    }
+    return this.headersObject;
+  }
+
+  async text(): Promise<string> {
+    let text = '';
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of this.body as AsyncIterable<Uint8Array>) text += decoder.decode(chunk, { stream: true });
+    } catch (error) {
+      throw networkError(error, this.apiKey);
+    }
+    return text + decoder.decode();
+  }
+
+  async json(): Promise<unknown> {
+    return JSON.parse(await this.text()) as unknown;
   }
 }
 
@@ -102,6 +173,6 @@ let shared: UpstreamHttp | undefined;
 
 /** The process-wide pool, created on first use. */
 export function sharedUpstreamHttp(): UpstreamHttp {
-  shared ??= new UpstreamHttp();
+  shared ??= new UpstreamHttp({ transport: 'undici' });
   return shared;
 }
