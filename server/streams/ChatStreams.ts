@@ -102,14 +102,15 @@ export class ChatStreams {
     this.streams.set(stream.id, stream);
     const { durable } = this.options;
     const log = this.options.logger.child({ streamId: stream.id, requestId: input.requestId });
-    // Durable writes are chained so they land in order; a failed write is logged, not fatal:
-    // the local copy still serves this instance's subscribers.
-    let durableChain: Promise<void> = durable ? durable.create(stream.id, input.userId) : Promise.resolve();
+    // Durable writes are issued in order without waiting for each other (the buffer keeps
+    // their order and batches those of one tick); a failed write is logged, not fatal: the
+    // local copy still serves this instance's subscribers.
     const writeThrough = (write: () => Promise<void>) => {
-      durableChain = durableChain.then(write).catch((error: unknown) => {
+      write().catch((error: unknown) => {
         log.warn({ err: error instanceof Error ? error.message : String(error) }, 'durable stream buffer write failed');
       });
     };
+    if (durable) writeThrough(() => durable.create(stream.id, input.userId));
 
     this.armGrace(stream, this.attachTimeoutMs);
     void (async () => {

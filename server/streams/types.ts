@@ -12,6 +12,10 @@ export interface BufferedEvent {
  * the upstream call writes; any instance reads.
  */
 export interface DurableStreamBuffer {
+  /**
+   * The writer calls create, append..., finish in order without awaiting each call: an
+   * implementation must apply them in call order (and may batch them).
+   */
   create(streamId: string, owner: string): Promise<void>;
   /** `seq` starts at 1 and has no gaps. */
   append(streamId: string, seq: number, event: StreamEvent): Promise<void>;
