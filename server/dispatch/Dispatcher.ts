@@ -16,6 +16,8 @@ export interface DispatchRequest {
   requestId?: string;
   /** Tried before the provider's env pool, in order (e.g. the user's BYOK keys). */
   keySources?: KeySource[];
+  /** Whether the provider's shared env pool may serve after `keySources` (a BYOK user's setting). Default: yes. */
+  useSharedPool?: (provider: ProviderId) => boolean;
 }
 
 export interface DispatcherDeps {
@@ -159,7 +161,8 @@ export class Dispatcher {
     const adapter = this.adapters[provider];
     if (!adapter) return { code: 'no_keys', message: `no adapter for ${provider}`, final: false };
     const baseUrl = baseUrlFor(provider, this.deps.baseUrls);
-    const sources: KeySource[] = [...(req.keySources ?? []), (p) => this.deps.pool.acquire(p)];
+    const shared: KeySource[] = req.useSharedPool?.(provider) === false ? [] : [(p) => this.deps.pool.acquire(p)];
+    const sources: KeySource[] = [...(req.keySources ?? []), ...shared];
     const upstreamReq: UpstreamRequest = {
       provider,
       model: model.upstreamModel,

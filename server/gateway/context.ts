@@ -2,7 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import type { PoolStatus } from '../../shared';
 import type { AuthUser, TokenRefusal, TokenService } from '../auth/tokens';
 import { bearerToken } from '../auth/tokens';
+import type { ByokKeyTester, ByokVault } from '../byok/ByokVault';
+import type { BusinessConfig } from '../business/BusinessConfig';
 import type { ModelCatalog } from '../business/types';
+import type { UsageLedger } from '../usage/UsageLedger';
 import type { Logger } from '../observability/logger';
 import type { ChatEngine } from '../streams/ChatEngine';
 import type { ChatStreams } from '../streams/ChatStreams';
@@ -22,8 +25,18 @@ export interface GatewayDeps {
   pool: PoolAdmin;
   tokens: TokenService;
   logger: Logger;
+  /** Business data behind byok.*, config.*, models.upsert/setActive, usage.*, users.*. */
+  domain?: DomainDeps;
   /** pool.watch polls the pool this often and pushes when something changed. Default 1000. */
   poolWatchIntervalMs?: number;
+}
+
+export interface DomainDeps {
+  business: BusinessConfig;
+  vault: ByokVault;
+  ledger: UsageLedger;
+  /** A cheap authenticated upstream call (list models) for byok.test. */
+  testKey: ByokKeyTester;
 }
 
 export interface GatewayContext {

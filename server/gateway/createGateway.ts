@@ -5,7 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { ProviderId } from '../../shared';
 import { ephemeralJwtSecret, TokenService } from '../auth/tokens';
+import { randomBytes } from 'node:crypto';
 import { BusinessConfig } from '../business/BusinessConfig';
+import { ByokVault } from '../byok/ByokVault';
+import { createAdapters } from '../providers/createAdapters';
+import { baseUrlFor } from '../providers/registry';
+import { UsageLedger } from '../usage/UsageLedger';
+import { createMeteredChatEngine } from './meteredChatEngine';
 import type { ModelCatalog } from '../business/types';
 import type { GatewayEnv } from '../config/env';
 import { Dispatcher, type DispatcherDeps } from '../dispatch/Dispatcher';
@@ -131,9 +137,29 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     const business = new BusinessConfig({ store: docStore });
     await business.init();
     const catalog = options.catalog ?? business;
+    let encryptionKey = env.encryptionKey;
+    if (!encryptionKey) {
+      // Without ENCRYPTION_KEY users' keys cannot outlive the process: fine for the demo, loud otherwise.
+      encryptionKey = randomBytes(32);
+      if (env.demoMode) logger.warn('ENCRYPTION_KEY is unset: BYOK keys are encrypted with a random key for this process only');
+      else logger.error('ENCRYPTION_KEY is unset: BYOK keys added now become unreadable after a restart; set ENCRYPTION_KEY');
+    }
+    const vault = new ByokVault({ store: docStore, encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
+    const ledger = new UsageLedger({ store: docStore, logger });
+    cleanups.push(() => ledger.close());
+    const adapters = createAdapters();
+    const testKey = (provider: ProviderId, apiKey: string) =>
+      adapters[provider].testKey({ apiKey, baseUrl: baseUrlFor(provider, baseUrls), signal: AbortSignal.timeout(10_000) });
     const engine =
       options.engine ??
-      new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, baseUrls, ...options.dispatcher, pool, catalog, logger });
+      createMeteredChatEngine({
+        inner: new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, baseUrls, ...options.dispatcher, pool, catalog, logger }),
+        business,
+        ledger,
+        vault,
+        pool,
+        logger,
+      });
     const durable = redis ? new RedisStreamBuffer({ redis, prefix: env.redisPrefix }) : undefined;
     if (durable) cleanups.push(() => durable.close());
     const streams = new ChatStreams({ engine, logger, ...(durable ? { durable } : {}), ...options.streams });
@@ -144,6 +170,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       pool,
       tokens,
       logger,
+      domain: { business, vault, ledger, testKey },
       ...(options.poolWatchIntervalMs !== undefined ? { poolWatchIntervalMs: options.poolWatchIntervalMs } : {}),
     };
 

@@ -1,16 +1,23 @@
+import { byokRouter } from './routers/byokRouter';
 import { chatRouter } from './routers/chatRouter';
+import { configRouter } from './routers/configRouter';
 import { modelsRouter } from './routers/modelsRouter';
 import { poolRouter } from './routers/poolRouter';
+import { usageRouter } from './routers/usageRouter';
+import { usersRouter } from './routers/usersRouter';
 import { createCallerFactory, router } from './trpc';
 
 /**
- * The gateway's procedures. One sub-router per file in ./routers; later ones (byok, config,
- * usage) are added here. Clients import the type only: `import type { AppRouter } from ...`.
+ * The gateway's procedures. One sub-router per file in ./routers; each added here. Clients import the type only: `import type { AppRouter } from ...`.
  */
 export const appRouter = router({
   chat: chatRouter,
   models: modelsRouter,
   pool: poolRouter,
+  byok: byokRouter,
+  config: configRouter,
+  usage: usageRouter,
+  users: usersRouter,
 });
 
 export type AppRouter = typeof appRouter;

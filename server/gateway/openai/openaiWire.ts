@@ -74,7 +74,7 @@ export const OPENAI_ERROR_OF: Record<GatewayErrorCode, { status: number; type: s
   upstream_error: { status: 502, type: 'server_error' },
   stream_interrupted: { status: 502, type: 'server_error' },
   prompt_too_long: { status: 400, type: 'invalid_request_error' },
-  budget_exceeded: { status: 403, type: 'insufficient_quota' },
+  budget_exceeded: { status: 429, type: 'insufficient_quota' },
   shutting_down: { status: 503, type: 'server_error' },
   not_found: { status: 404, type: 'invalid_request_error' },
   internal: { status: 500, type: 'server_error' },

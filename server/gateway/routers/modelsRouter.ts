@@ -1,5 +1,7 @@
 import { modelsListOutputSchema, type ModelInfo } from '../../../shared/api';
-import { authedProcedure, router } from '../trpc';
+import { setModelActiveInputSchema, upsertModelInputSchema } from '../../../shared/business';
+import { adminProcedure, authedProcedure, router } from '../trpc';
+import { domainCall, domainOf } from './domainErrors';
 
 export const modelsRouter = router({
   /** Active models with display names and prices (USD per 1M tokens). */
@@ -7,4 +9,12 @@ export const modelsRouter = router({
     const models = await ctx.deps.catalog.list();
     return models.map((m) => ({ id: m.id, provider: m.provider, displayName: m.displayName, inputPrice: m.inputPrice, outputPrice: m.outputPrice }));
   }),
+
+  /** Adds or replaces a model (admin). Fallbacks must name existing models. */
+  upsert: adminProcedure.input(upsertModelInputSchema).mutation(({ ctx, input }) => domainCall(() => domainOf(ctx).business.upsertModel(input))),
+
+  /** Takes a model out of the list or puts it back (admin). */
+  setActive: adminProcedure
+    .input(setModelActiveInputSchema)
+    .mutation(({ ctx, input }) => domainCall(() => domainOf(ctx).business.setModelActive(input.id, input.is_active))),
 });

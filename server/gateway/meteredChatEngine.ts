@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto';
+import type { ProviderId, StreamEvent } from '../../shared';
+import type { ByokVault } from '../byok/ByokVault';
+import type { BusinessConfig } from '../business/BusinessConfig';
+import { checkPrompt } from '../business/checkPrompt';
+import { actualCost, estimateCost } from '../business/cost';
+import type { DispatchRequest } from '../dispatch/Dispatcher';
+import type { KeySource } from '../dispatch/types';
+import type { Logger } from '../observability/logger';
+import type { AcquireResult, KeyPool } from '../pool/KeyPool';
+import type { ChatEngine, ChatEngineRequest } from '../streams/ChatEngine';
+import type { UsageLedger } from '../usage/UsageLedger';
+
+/** What the metered engine needs of the dispatcher: its stream, with extra key sources. */
+export interface KeyedChatEngine {
+  stream(req: DispatchRequest): AsyncIterable<StreamEvent>;
+}
+
+export interface MeteredChatEngineDeps {
+  inner: KeyedChatEngine;
+  business: BusinessConfig;
+  ledger: UsageLedger;
+  vault: ByokVault;
+  pool: Pick<KeyPool, 'acquireFrom'>;
+  logger: Logger;
+}
+
+/**
+ * The business rules around one chat, for tRPC and /v1 alike: the user's limits (RPM, daily
+ * budget), the prompt limits (a `warning` over the soft limit, refused over the hard one, both
+ * before any upstream call), the user's own keys first (BYOK), and cost: estimated before the
+ * call, actual from the provider's reported usage, both in the `usage` event and in the user's
+ * ledger.
+ */
+export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine {
+  return {
+    async *stream(req: ChatEngineRequest): AsyncGenerator<StreamEvent> {
+      const { userId } = req;
+      const limits = await deps.ledger.checkUserLimits(userId).catch((error: unknown) => {
+        // Fail open: an unreachable store must not stop paying users; the pool still guards the keys.
+        deps.logger.warn({ err: errorName(error) }, 'user limits unavailable; request allowed');
+        return { ok: true } as const;
+      });
+      if (!limits.ok) {
+        yield limits.refused === 'budget'
+          ? { type: 'error', code: 'budget_exceeded', message: 'Your daily budget is used up; it renews at midnight UTC.', retryAfterMs: limits.retryAfterMs }
+          : { type: 'error', code: 'rate_limited', message: 'You are sending requests too fast for your per-minute limit.', retryAfterMs: limits.retryAfterMs };
+        return;
+      }
+
+      const settings = await deps.business.getSettings();
+      const prompt = checkPrompt(req.chat.messages, settings);
+      if (prompt.status === 'refused') {
+        yield { type: 'error', code: 'prompt_too_long', message: prompt.message };
+        return;
+      }
+      if (prompt.status === 'warning') {
+        yield { type: 'warning', code: 'prompt_over_soft_limit', message: prompt.message, promptTokens: prompt.promptTokens };
+      }
+
+      const model = await deps.business.resolve(req.chat.model);
+      const estimatedUsd = model ? estimateCost(model, prompt.promptTokens, settings) : 0;
+      const { keySources, ownProviders, fallbackToSharedPool } = await userKeySources(deps, userId);
+
+      let priced = model;
+      let servedBy: ProviderId | null = null;
+      for await (const event of deps.inner.stream({
+        ...req,
+        keySources,
+        useSharedPool: (provider) => fallbackToSharedPool || !ownProviders.has(provider),
+      })) {
+        if (event.type === 'start') {
+          servedBy = event.provider;
+          // A fallback may serve: price the answer by the model that actually answered.
+          if (model && event.provider !== model.provider) priced = (await deps.business.resolve(`${event.provider}/${event.model}`)) ?? model;
+        }
+        if (event.type === 'usage') {
+          const actualUsd = priced ? actualCost(priced, event.usage, settings, servedBy ?? priced.provider) : 0;
+          await deps.ledger.record(userId, { inputTokens: event.usage.inputTokens, outputTokens: event.usage.outputTokens, costUsd: actualUsd });
+          yield { ...event, cost: { estimatedUsd, actualUsd } };
+          continue;
+        }
+        yield event;
+      }
+    },
+  };
+}
+
+/** The user's own keys as a key source per provider, each provider its own small pool with its own cooldowns. */
+async function userKeySources(
+  deps: MeteredChatEngineDeps,
+  userId: string,
+): Promise<{ keySources: KeySource[]; ownProviders: Set<ProviderId>; fallbackToSharedPool: boolean }> {
+  const [keys, settings] = await Promise.all([deps.vault.list(userId), deps.vault.getSettings(userId)]);
+  const ownProviders = new Set(keys.filter((k) => k.status === 'ok').map((k) => k.provider));
+  if (ownProviders.size === 0) return { keySources: [], ownProviders, fallbackToSharedPool: true };
+  const poolOwner = createHash('sha256').update(userId).digest('hex').slice(0, 16);
+  const source: KeySource = async (provider): Promise<AcquireResult> => {
+    if (!ownProviders.has(provider)) return { ok: false, reason: 'no_keys', retryAfterMs: null };
+    const secrets = await deps.vault.getSecrets(userId, provider);
+    if (secrets.length === 0) return { ok: false, reason: 'no_keys', retryAfterMs: null };
+    return deps.pool.acquireFrom({
+      id: `byok:${poolOwner}:${provider}`,
+      provider,
+      strategy: 'round-robin',
+      rpm: 0,
+      tpm: 0,
+      keys: secrets.map((s) => ({ secret: s.secret, account: null })),
+    });
+  };
+  return { keySources: [source], ownProviders, fallbackToSharedPool: settings.fallbackToSharedPool };
+}
+
+function errorName(error: unknown): string {
+  return error instanceof Error ? error.name : 'unknown';
+}

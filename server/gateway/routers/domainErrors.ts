@@ -1,0 +1,32 @@
+import { TRPCError } from '@trpc/server';
+import type { DomainDeps, GatewayContext } from '../context';
+
+/** The business-data services, or a clear error when this gateway was built without them. */
+export function domainOf(ctx: GatewayContext): DomainDeps {
+  if (!ctx.deps.domain) throw new TRPCError({ code: 'NOT_IMPLEMENTED', message: 'this gateway has no business store' });
+  return ctx.deps.domain;
+}
+
+/**
+ * Turns the domain's typed errors (ByokError, BusinessConfigError, the store's secret guard)
+ * into tRPC codes. Their messages name fields, never values, so they pass through as they are.
+ */
+export function toTRPCError(error: unknown): unknown {
+  if (error instanceof TRPCError || !(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  if (code === 'not_found') return new TRPCError({ code: 'NOT_FOUND', message: error.message, cause: error });
+  if (code === 'invalid' || code === 'invalid_input' || code === 'duplicate' || code === 'limit_reached' || error.name === 'SecretGuardError') {
+    return new TRPCError({ code: 'BAD_REQUEST', message: error.message, cause: error });
+  }
+  if (code === 'corrupt') return new TRPCError({ code: 'CONFLICT', message: error.message, cause: error });
+  return error;
+}
+
+/** Runs a domain call, mapping its typed errors. */
+export async function domainCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw toTRPCError(error);
+  }
+}
