@@ -9,6 +9,9 @@ import { createLogger } from './observability/logger';
  * exits 1.
  */
 async function main(): Promise<void> {
+  // Snapshot before the file is loaded: pool.reload / SIGHUP re-read the file on top of this, so a
+  // key deleted from the file really leaves.
+  const baseEnv = { ...process.env };
   // Variables already in the environment win over the file.
   loadDotenv({ path: process.env.ENV_FILE ?? '.env', quiet: true });
   let env;
@@ -22,7 +25,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger({ level: env.logLevel });
-  const gateway = await createGateway({ env, logger });
+  const gateway = await createGateway({ env, logger, baseEnv });
   logger.info({ url: gateway.url }, `Keyrack gateway listening on ${gateway.url}`);
 
   let stopping = false;
@@ -35,6 +38,12 @@ async function main(): Promise<void> {
       () => process.exit(1),
     );
   };
+  process.on('SIGHUP', () => {
+    gateway.deps.reload?.().then(
+      (report) => logger.info({ ok: report.ok, ...(report.ok ? {} : { problems: report.problems }) }, 'SIGHUP: pool reload'),
+      (error: unknown) => logger.error({ err: error instanceof Error ? error.message : String(error) }, 'SIGHUP: pool reload failed'),
+    );
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

@@ -6,6 +6,7 @@ import type { ByokKeyTester, ByokVault } from '../byok/ByokVault';
 import type { BusinessConfig } from '../business/BusinessConfig';
 import type { ModelCatalog } from '../business/types';
 import type { UsageLedger } from '../usage/UsageLedger';
+import type { ReloadReport } from '../ops/envReloader';
 import type { Logger } from '../observability/logger';
 import type { ChatEngine } from '../streams/ChatEngine';
 import type { ChatStreams } from '../streams/ChatStreams';
@@ -27,6 +28,8 @@ export interface GatewayDeps {
   logger: Logger;
   /** Business data behind byok.*, config.*, models.upsert/setActive, usage.*, users.*. */
   domain?: DomainDeps;
+  /** Re-reads ENV_FILE and applies the key difference (pool.reload). */
+  reload?: () => Promise<ReloadReport>;
   /** pool.watch polls the pool this often and pushes when something changed. Default 1000. */
   poolWatchIntervalMs?: number;
 }

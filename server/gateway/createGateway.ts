@@ -11,6 +11,8 @@ import { ByokVault } from '../byok/ByokVault';
 import { createAdapters } from '../providers/createAdapters';
 import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
+import { createMetrics, type GatewayMetrics } from '../observability/metrics';
+import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
 import { createMeteredChatEngine } from './meteredChatEngine';
 import type { ModelCatalog } from '../business/types';
 import type { GatewayEnv } from '../config/env';
@@ -50,6 +52,8 @@ export interface CreateGatewayOptions {
   clientDir?: string | null;
   poolWatchIntervalMs?: number;
   maxBodyBytes?: number;
+  /** The process environment without the ENV_FILE's variables (snapshot before dotenv): what pool.reload re-reads on top of. */
+  baseEnv?: Record<string, string | undefined>;
 }
 
 export interface Gateway {
@@ -66,6 +70,9 @@ export interface Gateway {
   business: BusinessConfig;
   tokens: TokenService;
   deps: GatewayDeps;
+  metrics: GatewayMetrics;
+  /** Re-reads ENV_FILE and applies the key difference (pool.reload, SIGHUP). */
+  reloader: EnvReloader;
   /** Stops accepting, aborts streams still running after SHUTDOWN_GRACE_MS, closes store and mock. */
   close(): Promise<void>;
 }
@@ -147,13 +154,21 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     const vault = new ByokVault({ store: docStore, encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
     const ledger = new UsageLedger({ store: docStore, logger });
     cleanups.push(() => ledger.close());
+    const metrics = createMetrics();
+    const onAttempt: NonNullable<NonNullable<DispatcherDeps['hooks']>['onAttempt']> = (attempt) => {
+      metrics.upstreamLatency.observe({ provider: attempt.provider, outcome: attempt.outcome }, attempt.durationMs / 1000);
+      if (attempt.outcome !== 'success' && attempt.outcome !== 'aborted') metrics.retries.inc({ provider: attempt.provider, reason: attempt.outcome });
+      if (attempt.outcome === 'rate_limited' || attempt.outcome === 'quota_exhausted' || attempt.outcome === 'rejected') {
+        metrics.cooldowns.inc({ provider: attempt.provider, kind: attempt.outcome });
+      }
+    };
     const adapters = createAdapters();
     const testKey = (provider: ProviderId, apiKey: string) =>
       adapters[provider].testKey({ apiKey, baseUrl: baseUrlFor(provider, baseUrls), signal: AbortSignal.timeout(10_000) });
     const engine =
       options.engine ??
       createMeteredChatEngine({
-        inner: new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, baseUrls, ...options.dispatcher, pool, catalog, logger }),
+        inner: new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, baseUrls, hooks: { onAttempt }, ...options.dispatcher, pool, catalog, logger }),
         business,
         ledger,
         vault,
@@ -163,6 +178,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     const durable = redis ? new RedisStreamBuffer({ redis, prefix: env.redisPrefix }) : undefined;
     if (durable) cleanups.push(() => durable.close());
     const streams = new ChatStreams({ engine, logger, ...(durable ? { durable } : {}), ...options.streams });
+    // Demo pools are made up in code: a reload would replace them with the (empty) file's.
+    const reloader = createEnvReloader({ pool, envFile: env.envFile, baseEnv: options.baseEnv ?? {}, current: env, logger });
+    const reload = async () => {
+      if (env.demoMode) return { ok: false as const, problems: [{ variable: 'ENV_FILE', problem: 'demo mode has no provider keys to reload; restart with keys set' }] };
+      return reloader.reload();
+    };
     const deps: GatewayDeps = {
       engine,
       streams,
@@ -171,6 +192,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       tokens,
       logger,
       domain: { business, vault, ledger, testKey },
+      reload,
       ...(options.poolWatchIntervalMs !== undefined ? { poolWatchIntervalMs: options.poolWatchIntervalMs } : {}),
     };
 
@@ -187,6 +209,13 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       return { ok: Object.values(checks).every((c) => c === 'ok'), checks };
     };
 
+    const refreshPoolGauges = async () => {
+      const status = await pool.status();
+      for (const p of status.providers) {
+        metrics.coolingKeys.set({ provider: p.provider }, p.totals.cooling);
+        metrics.disabledKeys.set({ provider: p.provider }, p.totals.disabled);
+      }
+    };
     const server = createServer(
       createHttpHandler({
         deps,
@@ -195,6 +224,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         clientDir: options.clientDir === undefined ? DEFAULT_CLIENT_DIR : options.clientDir,
         devTokens: env.demoMode,
         readiness,
+        metrics: { registry: metrics.registry, token: env.metricsToken, refresh: refreshPoolGauges },
       }),
     );
     server.listen(env.port, env.host);
@@ -229,7 +259,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         await cleanup();
       })());
 
-    return { server, url, port, demoMode: env.demoMode, mock, pool, docStore, business, tokens, deps, close };
+    return { server, url, port, demoMode: env.demoMode, mock, pool, docStore, business, tokens, deps, metrics, reloader, close };
   } catch (error) {
     await cleanup();
     throw error;

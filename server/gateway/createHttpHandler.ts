@@ -1,4 +1,5 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Registry } from 'prom-client';
 import { existsSync } from 'node:fs';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
@@ -15,6 +16,21 @@ export interface ReadinessReport {
   checks: Record<string, 'ok' | string>;
 }
 
+export interface MetricsSource {
+  registry: Registry;
+  /** METRICS_TOKEN; null = open (bind to a private interface then). */
+  token: string | null;
+  /** Brings scrape-time gauges (pool state) up to date. */
+  refresh?: () => Promise<void>;
+}
+
+/** Constant-time comparison, so a wrong token's timing says nothing about the right one. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 export interface HttpHandlerOptions {
   deps: GatewayDeps;
   /** Browser origins allowed to call the API cross-origin; empty = same-origin only. */
@@ -26,6 +42,8 @@ export interface HttpHandlerOptions {
   /** Present only in demo mode: `POST /dev/token` mints tokens for the demo's login screen. */
   devTokens?: boolean;
   readiness: () => Promise<ReadinessReport>;
+  /** GET /metrics; absent = no metrics endpoint. */
+  metrics?: MetricsSource;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -77,12 +95,24 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     });
   };
 
+  /** Prometheus text; with METRICS_TOKEN set, only for `Authorization: Bearer <METRICS_TOKEN>`. */
+  async function metrics(req: IncomingMessage, res: ServerResponse, source: MetricsSource): Promise<void> {
+    if (source.token && !sameSecret(bearerToken(req.headers.authorization) ?? '', source.token)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      return sendJson(res, 401, { error: 'metrics token required' });
+    }
+    await source.refresh?.();
+    res.writeHead(200, { 'content-type': source.registry.contentType });
+    res.end(await source.registry.metrics());
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse, path: string, requestId: string): Promise<void> {
     if (path === '/healthz') return sendJson(res, 200, { ok: true });
     if (path === '/readyz') {
       const report = await options.readiness();
       return sendJson(res, report.ok ? 200 : 503, report);
     }
+    if (path === '/metrics' && options.metrics) return metrics(req, res, options.metrics);
     if (path === '/trpc' || path.startsWith('/trpc/')) return trpc(req, res);
     if (await handleOpenAIRequest(req, res, path, requestId, { deps, maxBodyBytes })) return;
     if (path === '/admin/api-keys/status') return adminKeyStatus(req, res);

@@ -40,4 +40,16 @@ export const poolRouter = router({
       ctx.deps.logger.info({ provider: input.provider, fingerprint: input.fingerprint, enabled: input.enabled, by: ctx.user.id }, 'key switched by admin');
       return { ok: true as const };
     }),
+
+  /**
+   * Re-reads ENV_FILE and applies the difference: new keys join, removed keys leave (in-flight
+   * requests on them finish), unchanged keys keep their counters and cooldowns. An invalid file
+   * changes nothing; the report names variables, never values. SIGHUP does the same.
+   */
+  reload: adminProcedure.mutation(async ({ ctx }) => {
+    if (!ctx.deps.reload) throw new TRPCError({ code: 'NOT_IMPLEMENTED', message: 'this gateway cannot reload' });
+    const report = await ctx.deps.reload();
+    ctx.deps.logger.info({ ok: report.ok, by: ctx.user.id }, 'pool reload');
+    return report;
+  }),
 });
