@@ -1,6 +1,5 @@
-import { config as loadDotenv } from 'dotenv';
 import { createServer as createViteServer } from 'vite';
-import { ConfigError, parseGatewayEnv } from './config/env';
+import { loadEnvironmentOrExit } from './config/loadEnvironment';
 import { createGateway } from './gateway/createGateway';
 import { createLogger } from './observability/logger';
 
@@ -9,17 +8,7 @@ import { createLogger } from './observability/logger';
  * server with hot reload, whose proxy (vite.config.ts) sends /trpc, /v1 and /dev to the gateway.
  */
 async function main(): Promise<void> {
-  loadDotenv({ path: process.env.ENV_FILE ?? '.env', quiet: true });
-  let env;
-  try {
-    env = parseGatewayEnv(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const { env } = loadEnvironmentOrExit();
   const logger = createLogger({ level: env.logLevel });
   // The Vite proxy targets 127.0.0.1:3002; the built client is not served in dev.
   const gateway = await createGateway({ env: { ...env, port: 3002, host: '127.0.0.1' }, logger, clientDir: null });

@@ -1,5 +1,4 @@
-import { config as loadDotenv } from 'dotenv';
-import { ConfigError, parseGatewayEnv } from './config/env';
+import { loadEnvironmentOrExit } from './config/loadEnvironment';
 import { createGateway } from './gateway/createGateway';
 import { createLogger } from './observability/logger';
 
@@ -9,21 +8,9 @@ import { createLogger } from './observability/logger';
  * exits 1.
  */
 async function main(): Promise<void> {
-  // Snapshot before the file is loaded: pool.reload / SIGHUP re-read the file on top of this, so a
-  // key deleted from the file really leaves.
-  const baseEnv = { ...process.env };
-  // Variables already in the environment win over the file.
-  loadDotenv({ path: process.env.ENV_FILE ?? '.env', quiet: true });
-  let env;
-  try {
-    env = parseGatewayEnv(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(1);
-    }
-    throw error;
-  }
+  // baseEnv is the environment before the file: pool.reload / SIGHUP re-read the file on top of
+  // it, so a key deleted from the file really leaves.
+  const { env, baseEnv } = loadEnvironmentOrExit();
   const logger = createLogger({ level: env.logLevel });
   const gateway = await createGateway({ env, logger, baseEnv });
   logger.info({ url: gateway.url }, `Keyrack gateway listening on ${gateway.url}`);

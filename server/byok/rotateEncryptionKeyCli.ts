@@ -1,6 +1,5 @@
-import 'dotenv/config';
 import { Redis } from 'ioredis';
-import { ConfigError, parseGatewayEnv } from '../config/env';
+import { loadEnvironmentOrExit } from '../config/loadEnvironment';
 import { createRedisDocStore } from '../store/redisDocStore';
 import { ByokVault } from './ByokVault';
 
@@ -15,16 +14,7 @@ import { ByokVault } from './ByokVault';
  * It is safe to run again: records already under the new key are left alone.
  */
 async function main(): Promise<number> {
-  let env;
-  try {
-    env = parseGatewayEnv(process.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      return 2;
-    }
-    throw error;
-  }
+  const { env } = loadEnvironmentOrExit(2);
   if (!env.redisUrl) {
     console.error('REDIS_URL is not set. Without Redis, BYOK keys live only in the gateway process (in-memory store) and vanish on restart, so there is nothing to rotate. Set REDIS_URL to the Redis your gateways use.');
     return 2;
