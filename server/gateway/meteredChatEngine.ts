@@ -64,11 +64,8 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
 
       let priced = model;
       let servedBy: ProviderId | null = null;
-      for await (const event of deps.inner.stream({
-        ...req,
-        keySources,
-        useSharedPool: (provider) => fallbackToSharedPool || !ownProviders.has(provider),
-      })) {
+      let recorded = false;
+      const meter = async (event: StreamEvent): Promise<StreamEvent> => {
         if (event.type === 'start') {
           servedBy = event.provider;
           // A fallback may serve: price the answer by the model that actually answered.
@@ -76,11 +73,40 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
         }
         if (event.type === 'usage') {
           const actualUsd = priced ? actualCost(priced, event.usage, settings, servedBy ?? priced.provider) : 0;
+          recorded = true;
+          // Before the event leaves: a client gone after this point cannot lose the record.
           await deps.ledger.record(userId, { inputTokens: event.usage.inputTokens, outputTokens: event.usage.outputTokens, costUsd: actualUsd });
-          yield { ...event, cost: { estimatedUsd, actualUsd } };
-          continue;
+          return { ...event, cost: { estimatedUsd, actualUsd } };
         }
-        yield event;
+        if (event.type === 'done' && !recorded && servedBy !== null && event.finishReason !== 'aborted') {
+          // An answer whose provider reported no usage still counts as a request.
+          recorded = true;
+          await deps.ledger.record(userId, { inputTokens: 0, outputTokens: 0, costUsd: 0 });
+        }
+        return event;
+      };
+
+      const events = deps.inner.stream({
+        ...req,
+        keySources,
+        useSharedPool: (provider) => fallbackToSharedPool || !ownProviders.has(provider),
+      })[Symbol.asyncIterator]();
+      let finished = false;
+      try {
+        for (;;) {
+          const next = await events.next().catch((error: unknown) => {
+            finished = true;
+            throw error;
+          });
+          if (next.done) break;
+          yield await meter(next.value);
+        }
+        finished = true;
+      } finally {
+        // The consumer stopped reading (a client gone) without aborting the upstream call: read
+        // the rest in the background so an answer that completes is still recorded and billed.
+        // An aborted signal ends the upstream call, and with it this drain, promptly.
+        if (!finished) void drain(events, meter, deps.logger);
       }
     },
   };
@@ -109,6 +135,18 @@ async function userKeySources(
     });
   };
   return { keySources: [source], ownProviders, fallbackToSharedPool: settings.fallbackToSharedPool };
+}
+
+async function drain(events: AsyncIterator<StreamEvent>, meter: (event: StreamEvent) => Promise<StreamEvent>, logger: Logger): Promise<void> {
+  try {
+    for (;;) {
+      const next = await events.next();
+      if (next.done) return;
+      await meter(next.value);
+    }
+  } catch (error) {
+    logger.warn({ err: errorName(error) }, 'reading the rest of an abandoned answer failed');
+  }
 }
 
 function errorName(error: unknown): string {
