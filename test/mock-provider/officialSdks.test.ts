@@ -7,7 +7,7 @@ import { startMockProvider, type MockProvider } from '../../server/mock-provider
 /** The official SDKs, pointed at the mock, work unchanged: the mock speaks their wire formats. */
 
 const OPENAI_KEY = 'sk-test-openai-000000000001';
-const ANTHROPIC_KEY = 'sk-ant-test-000000000000001';
+const ANTHROPIC_KEY = 'sk-test-ant-000000000000001';
 const GEMINI_KEY = 'AIza-test-gemini-0000000001';
 
 let mock: MockProvider;

@@ -9,9 +9,9 @@ const randomBase62 = (n: number) => [...randomBytes(n)].map((b) => BASE62[b % 62
 
 describe('secret guard', () => {
   it.each([
-    ['OpenAI project key', 'sk-proj-abcDEF123456ghiJKL789012mnoPQR'],
+    ['OpenAI project key', 'sk-proj-' + 'abcDEF123456ghiJKL789012mnoPQR'],
     ['OpenAI key', 'sk-test-0123456789abcdefghij'],
-    ['Anthropic key', 'sk-ant-api03-abcdefghijklmnop0123'],
+    ['Anthropic key', 'sk-ant-' + 'api03-abcdefghijklmnop0123'],
     ['DeepSeek/Kimi key', 'sk-0123456789abcdef0123456789abcdef'],
     ['Google key', 'AIzaSyA-test-0123456789abcdefghijklmno'],
     ['Groq key', 'gsk_test0123456789abcdefABCDEF'],
