@@ -2,6 +2,7 @@ import { MutationCache, QueryCache, QueryClient } from '@tanstack/react-query';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { KeyrackProvider } from '../sdk';
 import { AdminPage } from './admin/AdminPage';
+import { ByokPage } from './byok/ByokPage';
 import { ChatPage } from './chat/ChatPage';
 import { loadSession, saveSession, type DemoSession } from './session/DemoSession';
 import { LoginScreen } from './session/LoginScreen';
@@ -9,7 +10,7 @@ import { Shell, type Page } from './ui/Shell';
 
 function pageFromHash(): Page {
   const page = window.location.hash.replace(/^#\/?/, '');
-  return page === 'admin' ? page : 'chat';
+  return page === 'admin' || page === 'byok' ? page : 'chat';
 }
 
 export function App() {
@@ -45,6 +46,7 @@ export function App() {
       <Shell session={session} page={visible} onSignOut={signOut}>
         {visible === 'chat' && <ChatPage />}
         {visible === 'admin' && <AdminPage />}
+        {visible === 'byok' && <ByokPage />}
       </Shell>
     </KeyrackProvider>
   );

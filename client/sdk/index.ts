@@ -11,5 +11,8 @@ export { trpcChatTransport } from './chat/trpcChatTransport';
 export { useChat, type UseChatOptions, type UseChatResult } from './useChat';
 export { usePoolStatus, type UsePoolStatusOptions, type UsePoolStatusResult } from './usePoolStatus';
 export { useModels } from './useModels';
+export { useByokKeys, type AddByokKeyInput, type ByokKeyInfo, type ByokTestOutput, type UseByokKeysResult } from './useByokKeys';
+export { useByokSettings, type ByokSettings, type UseByokSettingsResult } from './useByokSettings';
+export { useUsage, type MyUsage, type UsageRangeInput } from './useUsage';
 export { trpc } from './trpc';
 export type { AppRouter, KeyrackModel, RouterInputs, RouterOutputs } from './types';

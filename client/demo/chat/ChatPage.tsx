@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { PROVIDERS } from '../../../shared';
-import { useChat, useModels } from '../../sdk';
+import { trpc, useChat, useModels, useUsage } from '../../sdk';
+import { formatCount, formatUsd } from '../ui/format';
 import { Composer } from './Composer';
 import { ChatErrorBanner } from './ChatErrorBanner';
 import { MessageBubble } from './MessageBubble';
@@ -20,6 +21,12 @@ export function ChatPage() {
 
   const chat = useChat({ model });
   const busy = chat.status === 'submitted' || chat.status === 'streaming';
+  const today = useUsage();
+  const utils = trpc.useUtils();
+  // The ledger records an answer when it ends: refresh today's total then, not only every 30 s.
+  useEffect(() => {
+    if (!busy) void utils.usage.mine.invalidate();
+  }, [busy, utils]);
   const endRef = useRef<HTMLDivElement>(null);
   const lastContent = chat.messages.at(-1)?.content;
   useEffect(() => {
@@ -31,7 +38,15 @@ export function ChatPage() {
       <header className="page-head chat-head">
         <div>
           <h1>Chat</h1>
-          <p className="muted">Streamed through the shared key pool.</p>
+          <p className="muted">
+            Streamed through your own keys first, then the shared pool.
+            {today.data && (
+              <span className="chat-today" data-testid="usage-today">
+                {' '}
+                Today: {formatCount(today.data.requests)} {today.data.requests === 1 ? 'request' : 'requests'} · {formatUsd(today.data.costUsd)}
+              </span>
+            )}
+          </p>
         </div>
         <div className="chat-head-actions">
           <ModelPicker models={list} value={model} onChange={setModel} loading={models.isLoading} disabled={busy} />

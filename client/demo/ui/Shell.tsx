@@ -2,14 +2,18 @@ import { useState, type ReactNode } from 'react';
 import type { DemoSession } from '../session/DemoSession';
 import { Logo } from './Logo';
 
-// 'byok' (My API keys) returns with the byok.* procedures (issue #5).
-export type Page = 'chat' | 'admin';
+export type Page = 'chat' | 'admin' | 'byok';
 
 const NAV: { page: Page; label: string; adminOnly?: boolean; icon: ReactNode }[] = [
   {
     page: 'chat',
     label: 'Chat',
     icon: <path d="M4 5h16v10H9l-5 4z" />,
+  },
+  {
+    page: 'byok',
+    label: 'My API keys',
+    icon: <path d="M14 10a4 4 0 1 0-3.5 4L8 16.5V19h2.5v-2H13v-2.5zM16 8h.01" />,
   },
   {
     page: 'admin',
