@@ -2,7 +2,7 @@
 import { act, cleanup, renderHook, waitFor } from '@testing-library/react';
 import type { ReactNode } from 'react';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createKeyrackClient, KeyrackProvider, useChat, useModels, usePoolStatus, type KeyrackClient } from '../../client/sdk';
+import { createKeyrackClient, KeyrackProvider, useByokKeys, useChat, useModels, usePoolStatus, useUsage, type KeyrackClient } from '../../client/sdk';
 import { answerWords } from '../../server/mock-provider/mockAnswer';
 import { startDemoGateway, type DemoGateway } from './support/startDemoGateway';
 
@@ -75,8 +75,9 @@ describe('useChat', () => {
     expect(answer).toMatchObject({ role: 'assistant', content: expectedAnswer('hello from the hook test'), finishReason: 'stop', provider: 'openai' });
     expect(lengths.size).toBeGreaterThanOrEqual(2);
     expect(result.current.usage?.outputTokens).toBeGreaterThan(0);
-    // Cost arrives with the usage event once the gateway prices answers (issue #5).
-    if (result.current.cost) expect(result.current.cost.estimatedUsd).toBeGreaterThan(0);
+    // The usage event carries the answer's cost (issue #5), and the answer keeps it.
+    expect(result.current.cost?.estimatedUsd).toBeGreaterThan(0);
+    expect(answer.cost?.estimatedUsd).toBe(result.current.cost?.estimatedUsd);
     expect(finished).toEqual([answer.content]);
   });
 
@@ -181,5 +182,45 @@ describe('usePoolStatus', () => {
     await waitFor(() => expect(result.current.error).not.toBeNull(), { timeout: 10_000 });
     expect(result.current.error!.code).toBe('forbidden');
     expect(result.current.status).toBeUndefined();
+  });
+});
+
+describe('useByokKeys', () => {
+  it('adds a key (shown only masked), tests it and removes it, refreshing the list each time', async () => {
+    const { result } = renderHook(() => useByokKeys(), { wrapper: wrapperWith(clientFor(() => userToken)) });
+    await waitFor(() => expect(result.current.isLoading).toBe(false));
+    const secret = 'sk-test-byok-hook-0123456789abcdef';
+    let added!: Awaited<ReturnType<typeof result.current.add>>;
+    await act(async () => {
+      added = await result.current.add({ provider: 'openai', apiKey: secret, label: 'hook test' });
+    });
+    expect(added.mask).not.toContain(secret.slice(8, -4));
+    await waitFor(() => expect(result.current.keys.map((k) => k.id)).toContain(added.id));
+    expect(JSON.stringify(result.current.keys)).not.toContain(secret);
+    let tested!: Awaited<ReturnType<typeof result.current.test>>;
+    await act(async () => {
+      tested = await result.current.test(added.id);
+    });
+    expect(tested.result).toBe('valid');
+    await waitFor(() => expect(result.current.keys.find((k) => k.id === added.id)?.lastTest?.result).toBe('valid'));
+    await act(() => result.current.remove(added.id));
+    await waitFor(() => expect(result.current.keys.map((k) => k.id)).not.toContain(added.id));
+  });
+});
+
+describe('useUsage', () => {
+  it("returns the caller's own usage for today", async () => {
+    const token = await gateway.token('hook-usage-user', 'user');
+    const { result } = renderHook(() => ({ usage: useUsage(), chat: useChat({ model: 'gpt-4o' }) }), { wrapper: wrapperWith(clientFor(() => token)) });
+    await waitFor(() => expect(result.current.usage.data).toBeDefined());
+    expect(result.current.usage.data).toMatchObject({ userId: 'hook-usage-user', requests: 0, costUsd: 0 });
+    await act(() => result.current.chat.send('count this one'));
+    // The ledger records the answer as it ends, possibly just after the client saw it end.
+    await waitFor(async () => {
+      await result.current.usage.refetch();
+      expect(result.current.usage.data?.requests).toBe(1);
+    });
+    expect(result.current.usage.data!.costUsd).toBeGreaterThan(0);
+    expect(result.current.usage.data!.days).toHaveLength(1);
   });
 });
