@@ -137,6 +137,9 @@ describe('demo client in Chromium', () => {
     expect(lengths).toEqual([...lengths].sort((a, b) => a - b));
     await expect(chat.getByTestId('answer-text').last().textContent()).resolves.toMatch(/^Mock answer to: Explain key rotation briefly/);
     await expect(chat.getByTestId('answer-usage').last().textContent()).resolves.toMatch(/\d+ in · \d+ out/);
+    // The usage event carries the answer's cost (issue #5).
+    await expect(chat.getByTestId('answer-cost').last().textContent()).resolves.toMatch(/^\$\d/);
+    await chat.getByTestId('usage-today').waitFor();
     await screenshot(chat, 'chat-laptop');
   });
 
@@ -215,6 +218,43 @@ describe('demo client in Chromium', () => {
     await expect.poll(() => row.getAttribute('data-status'), { timeout: 10_000 }).toBe('ok');
   });
 
+  it('adds a BYOK key, shows only its mask, tests and removes it', async () => {
+    const page = await openPage(context);
+    await signIn(page, 'byok-user', 'user');
+    await page.getByTestId('nav-byok').click();
+    await page.getByTestId('byok-add').waitFor();
+    await page.getByTestId('usage-today').waitFor();
+    const secret = 'sk-test-byok-browser-0123456789abcdef';
+    await page.getByTestId('byok-provider').selectOption('openai');
+    await page.getByTestId('byok-key').fill(secret);
+    await expect(page.getByTestId('byok-key').getAttribute('type')).resolves.toBe('password');
+    await page.getByTestId('byok-label').fill('personal');
+    await page.getByTestId('byok-add').click();
+    await expect(page.getByTestId('byok-notice').textContent()).resolves.toMatch(/^Saved /);
+    const row = page.locator('.byok-row');
+    await row.waitFor();
+    const mask = (await row.getByTestId('byok-mask').textContent())!;
+    expect(mask).not.toBe(secret);
+    expect(mask.endsWith(secret.slice(-4))).toBe(true);
+    await expect(row.getByTestId('byok-row-label').textContent()).resolves.toBe('personal');
+    // The key itself appears nowhere: not in the markup, not in the (cleared) input.
+    expect(await page.content()).not.toContain(secret);
+    expect(await page.content()).not.toContain(secret.slice(8, -4));
+    await expect(page.getByTestId('byok-key').inputValue()).resolves.toBe('');
+
+    await row.getByTestId('byok-test').click();
+    await expect.poll(() => row.getAttribute('data-result'), { timeout: 10_000 }).toBe('valid');
+    await expect.poll(() => page.getByTestId('byok-row-notice').textContent()).toContain('accepted the key');
+    await screenshot(page, 'byok-laptop');
+
+    await row.getByTestId('byok-remove').click();
+    await row.getByTestId('byok-remove-confirm').click();
+    await expect.poll(() => page.getByTestId('byok-row-notice').textContent()).toMatch(/^Removed /);
+    await expect.poll(() => page.locator('.byok-row').count(), { timeout: 10_000 }).toBe(0);
+    expect(await page.content()).not.toContain(secret);
+    await page.close();
+  });
+
   it('reads well at phone width', async () => {
     const phone = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
     try {
@@ -232,6 +272,15 @@ describe('demo client in Chromium', () => {
       await page.getByTestId('nav-admin').click();
       await page.getByTestId('pool-provider-openai').waitFor();
       await screenshot(page, 'admin-phone');
+      await page.getByTestId('menu-toggle').click();
+      await page.getByTestId('nav-byok').click();
+      await page.getByTestId('byok-key').fill('sk-test-byok-phone-0123456789abcdef');
+      await page.getByTestId('byok-label').fill('phone');
+      await page.getByTestId('byok-add').click();
+      await page.locator('.byok-row').getByTestId('byok-test').click();
+      await expect.poll(() => page.locator('.byok-row').getAttribute('data-result'), { timeout: 10_000 }).toBe('valid');
+      expect(await page.content()).not.toContain('sk-test-byok-phone-0123456789abcdef');
+      await screenshot(page, 'byok-phone');
       // Nothing may stick out sideways at phone width.
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow).toBeLessThanOrEqual(0);
