@@ -1,6 +1,7 @@
 import { loadEnvironmentOrExit } from './config/loadEnvironment';
 import { createGateway } from './gateway/createGateway';
 import { createLogger } from './observability/logger';
+import { handleProcessSignals } from './ops/handleProcessSignals';
 
 /**
  * `npm start`: reads .env (ENV_FILE; a missing file is fine), checks the environment, starts
@@ -15,24 +16,16 @@ async function main(): Promise<void> {
   const gateway = await createGateway({ env, logger, baseEnv });
   logger.info({ url: gateway.url }, `Keyrack gateway listening on ${gateway.url}`);
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(1); // a second signal: do not wait
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    gateway.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGHUP', () => {
-    gateway.deps.reload?.().then(
-      (report) => logger.info({ ok: report.ok, ...(report.ok ? {} : { problems: report.problems }) }, 'SIGHUP: pool reload'),
-      (error: unknown) => logger.error({ err: error instanceof Error ? error.message : String(error) }, 'SIGHUP: pool reload failed'),
-    );
+  // SIGHUP: reload here and on every instance sharing Redis. SIGTERM/SIGINT: graceful shutdown
+  // (open streams finish within SHUTDOWN_GRACE_MS, usage flushed, Redis closed), exit 0.
+  handleProcessSignals({
+    logger,
+    reload: async () => {
+      const report = await gateway.reload();
+      logger.info({ ok: report.ok, ...(report.ok ? {} : { problems: report.problems }) }, 'SIGHUP: pool reload');
+    },
+    shutdown: () => gateway.close(),
   });
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 main().catch((error: unknown) => {

@@ -13,6 +13,12 @@ import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
 import { createMetrics, type GatewayMetrics } from '../observability/metrics';
 import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
+import { createGatewayRedis } from '../ops/createGatewayRedis';
+import { createInstanceRegistry } from '../ops/instanceRegistry';
+import { createReloadBroadcaster, type ReloadBroadcaster } from '../ops/reloadBroadcaster';
+import { createResilientStore, type ResilientStore } from '../ops/resilientStore';
+import { createShutdownCoordinator, type ShutdownCoordinator, type ShutdownReport } from '../ops/shutdown';
+import { createTrackedEngine } from './trackedEngine';
 import { createMeteredChatEngine } from './meteredChatEngine';
 import type { ModelCatalog } from '../business/types';
 import type { GatewayEnv } from '../config/env';
@@ -31,6 +37,7 @@ import { createRedisDocStore } from '../store/redisDocStore';
 import { ChatStreams, type ChatStreamsOptions } from '../streams/ChatStreams';
 import { RedisStreamBuffer } from '../streams/RedisStreamBuffer';
 import type { GatewayDeps } from './context';
+import type { ReloadReport } from '../ops/envReloader';
 import { createHttpHandler, type ReadinessReport } from './createHttpHandler';
 
 export interface CreateGatewayOptions {
@@ -73,6 +80,14 @@ export interface Gateway {
   metrics: GatewayMetrics;
   /** Re-reads ENV_FILE and applies the key difference (pool.reload, SIGHUP). */
   reloader: EnvReloader;
+  /** pool.reload / SIGHUP: reload here, then tell every instance sharing Redis. */
+  reload(): Promise<ReloadReport>;
+  /** The pool store's Redis-outage fallback (null without REDIS_URL). */
+  resilientStore: ResilientStore | null;
+  /** Tracks every answer in flight; close() drains it. */
+  coordinator: ShutdownCoordinator;
+  /** What the last close() did (null before). */
+  shutdownReport(): ShutdownReport | null;
   /** Stops accepting, aborts streams still running after SHUTDOWN_GRACE_MS, closes store and mock. */
   close(): Promise<void>;
 }
@@ -99,14 +114,27 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     }
     const tokens = new TokenService(jwtSecret);
 
+    // Two connections: the pool's fails fast while Redis is away (the resilient store falls
+    // back to a local limiter); the data one (business config, BYOK, usage, stream buffers)
+    // queues briefly across reconnects and allows blocking reads. Neither blocks start-up.
     let redis: Redis | null = null;
+    let poolRedis: Redis | null = null;
+    let resilientStore: ResilientStore | null = null;
+    let redisUpAtStart = true;
     let store: PoolStore;
     if (env.redisUrl) {
-      redis = new Redis(env.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
-      await redis.connect();
-      const r = redis;
-      cleanups.push(() => void r.disconnect());
-      store = createRedisStore({ redis, prefix: env.redisPrefix });
+      const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger });
+      const dr = createGatewayRedis(env.redisUrl, { role: 'data', offlineQueue: true, commandTimeoutMs: 10_000, logger });
+      poolRedis = pr;
+      redis = dr;
+      cleanups.push(() => void dr.disconnect());
+      cleanups.push(() => void pr.disconnect());
+      redisUpAtStart = await readyWithin(dr, 2_000);
+      const registry = createInstanceRegistry({ redis: pr, prefix: env.redisPrefix, logger });
+      registry.start();
+      cleanups.push(() => registry.stop());
+      resilientStore = createResilientStore({ redis: pr, primary: createRedisStore({ redis: pr, prefix: env.redisPrefix }), instanceCount: registry.count, logger });
+      store = resilientStore;
     } else {
       store = createMemoryStore();
     }
@@ -141,8 +169,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
 
     const docStore = redis ? createRedisDocStore({ redis, prefix: env.redisPrefix }) : createMemoryDocStore();
     cleanups.push(() => docStore.close());
-    const business = new BusinessConfig({ store: docStore });
-    await business.init();
+    const business = await startBusinessConfig(docStore, redisUpAtStart, logger, cleanups);
     const catalog = options.catalog ?? business;
     let encryptionKey = env.encryptionKey;
     if (!encryptionKey) {
@@ -153,8 +180,8 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     }
     const vault = new ByokVault({ store: docStore, encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
     const ledger = new UsageLedger({ store: docStore, logger });
-    cleanups.push(() => ledger.close());
     const metrics = createMetrics();
+    const coordinator = createShutdownCoordinator({ logger, onOpenStreams: (n) => metrics.openStreams.set(n) });
     const onAttempt: NonNullable<NonNullable<DispatcherDeps['hooks']>['onAttempt']> = (attempt) => {
       metrics.upstreamLatency.observe({ provider: attempt.provider, outcome: attempt.outcome }, attempt.durationMs / 1000);
       if (attempt.outcome !== 'success' && attempt.outcome !== 'aborted') metrics.retries.inc({ provider: attempt.provider, reason: attempt.outcome });
@@ -165,7 +192,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     const adapters = createAdapters();
     const testKey = (provider: ProviderId, apiKey: string) =>
       adapters[provider].testKey({ apiKey, baseUrl: baseUrlFor(provider, baseUrls), signal: AbortSignal.timeout(10_000) });
-    const engine =
+    const innerEngine =
       options.engine ??
       createMeteredChatEngine({
         inner: new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, baseUrls, hooks: { onAttempt }, ...options.dispatcher, pool, catalog, logger }),
@@ -175,14 +202,31 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         pool,
         logger,
       });
+    const engine = createTrackedEngine({ inner: innerEngine, coordinator, metrics });
     const durable = redis ? new RedisStreamBuffer({ redis, prefix: env.redisPrefix }) : undefined;
     if (durable) cleanups.push(() => durable.close());
     const streams = new ChatStreams({ engine, logger, ...(durable ? { durable } : {}), ...options.streams });
     // Demo pools are made up in code: a reload would replace them with the (empty) file's.
     const reloader = createEnvReloader({ pool, envFile: env.envFile, baseEnv: options.baseEnv ?? {}, current: env, logger });
-    const reload = async () => {
+    const reloadHere = async (): Promise<ReloadReport> => {
       if (env.demoMode) return { ok: false as const, problems: [{ variable: 'ENV_FILE', problem: 'demo mode has no provider keys to reload; restart with keys set' }] };
       return reloader.reload();
+    };
+    let broadcaster: ReloadBroadcaster | null = null;
+    if (redis && poolRedis) {
+      // Its own connection (a subscribed client can do nothing else), queueing until Redis is up.
+      const subscriber = redis.duplicate();
+      subscriber.on('error', () => {});
+      cleanups.push(() => void subscriber.disconnect());
+      const b = createReloadBroadcaster({ subscriber, publisher: poolRedis, prefix: env.redisPrefix, reload: reloadHere, logger });
+      broadcaster = b;
+      void b.start();
+      cleanups.push(() => b.close());
+    }
+    const reload = async (): Promise<ReloadReport> => {
+      const report = await reloadHere();
+      if (report.ok && broadcaster) await broadcaster.announce();
+      return report;
     };
     const deps: GatewayDeps = {
       engine,
@@ -205,6 +249,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       } catch {
         checks.store = 'unreachable';
       }
+      if (resilientStore?.isDegraded()) checks.store = 'degraded: serving from the local fallback limiter';
       checks.providers = poolConfigs.length > 0 ? 'ok' : 'no provider has keys';
       return { ok: Object.values(checks).every((c) => c === 'ok'), checks };
     };
@@ -238,28 +283,53 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       );
     }
 
+    // Shutdown: stop accepting, let answers in flight finish within SHUTDOWN_GRACE_MS, end the
+    // rest with `shutting_down`, then flush usage before Redis goes (cleanups run in reverse).
+    let report: ShutdownReport | null = null;
     let closing: Promise<void> | null = null;
     const close = () =>
       (closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        // Streams in flight may finish within the grace; then they are cut.
-        const grace = setTimeout(() => {
-          streams.close();
-          server.closeAllConnections();
-        }, env.shutdownGraceMs);
-        grace.unref();
-        if (streams.active === 0) {
-          streams.close();
-          server.closeAllConnections();
-        }
-        await stopped;
-        clearTimeout(grace);
-        streams.close();
-        await cleanup();
+        report = await coordinator.shutdown({
+          graceMs: env.shutdownGraceMs,
+          // Not awaited: an idle subscription (pool.watch) would hold it; the closer below cuts those.
+          stopAccepting: () => {
+            server.close();
+            server.closeIdleConnections();
+          },
+          closers: [
+            {
+              name: 'connections',
+              close: () => {
+                streams.close();
+                server.closeAllConnections();
+              },
+            },
+            { name: 'usage flush', close: () => ledger.close() },
+            { name: 'stores and redis', close: cleanup },
+          ],
+        });
       })());
 
-    return { server, url, port, demoMode: env.demoMode, mock, pool, docStore, business, tokens, deps, metrics, reloader, close };
+    return {
+      server,
+      url,
+      port,
+      demoMode: env.demoMode,
+      mock,
+      pool,
+      docStore,
+      business,
+      tokens,
+      deps,
+      metrics,
+      reloader,
+      reload,
+      resilientStore,
+      coordinator,
+      shutdownReport: () => report,
+      close,
+    };
   } catch (error) {
     await cleanup();
     throw error;
@@ -274,4 +344,73 @@ async function startDemoMock(env: GatewayEnv, chunkDelayMs: number, logger: Logg
     logger.warn({ port: env.mockProviderPort }, 'MOCK_PROVIDER_PORT is taken; the mock provider uses a free port instead');
     return startMockProvider({ port: 0, chunkDelayMs });
   }
+}
+
+/** True once the connection is ready, false when `ms` passes first (Redis down: start anyway). */
+function readyWithin(redis: Redis, ms: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      resolve(false);
+    }, ms);
+    redis.once('ready', onReady);
+  });
+}
+
+/**
+ * The business catalog and settings. With Redis away at start-up the gateway still starts:
+ * the catalog is served from defaults.json in memory (config edits meanwhile are not shared)
+ * and the shared one replaces it as soon as Redis answers.
+ */
+async function startBusinessConfig(
+  docStore: DocStore,
+  redisUp: boolean,
+  logger: Logger,
+  cleanups: (() => Promise<void> | void)[],
+): Promise<BusinessConfig> {
+  const shared = new BusinessConfig({ store: docStore });
+  if (redisUp) {
+    try {
+      await shared.init();
+      return shared;
+    } catch (error) {
+      logger.error({ err: error instanceof Error ? error.name : 'error' }, 'business config unavailable at start-up');
+    }
+  }
+  logger.error('REDIS UNAVAILABLE AT START-UP: serving the model catalog from defaults.json in memory until Redis answers');
+  const local = new BusinessConfig({ store: createMemoryDocStore() });
+  await local.init();
+  let current = local;
+  let stopped = false;
+  let trying = false;
+  const retry = setInterval(() => {
+    if (trying) return;
+    trying = true;
+    shared.init().finally(() => (trying = false)).then(
+      () => {
+        if (stopped) return;
+        clearInterval(retry);
+        current = shared;
+        logger.info('business config: back on the shared store');
+      },
+      () => undefined,
+    );
+  }, 2_000);
+  retry.unref();
+  cleanups.push(() => {
+    stopped = true;
+    clearInterval(retry);
+  });
+  // Callers hold this one object; it forwards to whichever config is current.
+  return new Proxy(local, {
+    get(_target, property) {
+      const value = Reflect.get(current, property, current) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(current) : value;
+    },
+  });
 }

@@ -1,0 +1,68 @@
+import type { StreamEvent } from '../../shared';
+import type { GatewayMetrics } from '../observability/metrics';
+import { ShuttingDownError, type ShutdownCoordinator } from '../ops/shutdown';
+import type { ChatEngine, ChatEngineRequest } from '../streams/ChatEngine';
+
+export interface TrackedEngineOptions {
+  inner: ChatEngine;
+  coordinator: ShutdownCoordinator;
+  metrics: GatewayMetrics;
+  now?: () => number;
+}
+
+/**
+ * Every answer the gateway produces passes here (tRPC streams, chat.complete, /v1), so this is
+ * where shutdown and the per-request metrics hook in:
+ * - each answer is tracked by the shutdown coordinator; one cut by shutdown ends with an `error`
+ *   event `shutting_down` (clients retry elsewhere) instead of a bare `done: aborted`;
+ * - requests by provider/model/status, time to first delta, tokens and cost. Labels come from
+ *   the `start` event (catalog provider and upstream model), never from user input or keys.
+ */
+export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
+  const { inner, coordinator, metrics } = options;
+  const now = options.now ?? (() => performance.now());
+  return {
+    async *stream(req: ChatEngineRequest): AsyncGenerator<StreamEvent> {
+      const local = new AbortController();
+      const onCallerAbort = () => local.abort(req.signal.reason);
+      if (req.signal.aborted) local.abort(req.signal.reason);
+      else req.signal.addEventListener('abort', onCallerAbort, { once: true });
+      const untrack = coordinator.track(local);
+      const startedAt = now();
+      let provider = 'none';
+      let model = 'none';
+      let status = 'aborted';
+      let firstDelta = true;
+      try {
+        for await (const event of inner.stream({ ...req, signal: local.signal })) {
+          if (ShuttingDownError.isInstance(local.signal.reason)) break;
+          if (event.type === 'start') {
+            provider = event.provider;
+            model = event.model;
+          } else if (event.type === 'delta' && firstDelta) {
+            firstDelta = false;
+            if (provider !== 'none') metrics.timeToFirstToken.observe({ provider }, (now() - startedAt) / 1000);
+          } else if (event.type === 'usage') {
+            metrics.tokens.inc({ provider, model, direction: 'input' }, event.usage.inputTokens);
+            metrics.tokens.inc({ provider, model, direction: 'output' }, event.usage.outputTokens);
+            const usd = event.cost?.actualUsd ?? event.cost?.estimatedUsd;
+            if (usd) metrics.costUsd.inc({ provider, model }, usd);
+          } else if (event.type === 'done') {
+            status = event.finishReason === 'aborted' ? 'aborted' : 'ok';
+          } else if (event.type === 'error') {
+            status = event.code;
+          }
+          yield event;
+        }
+        if (ShuttingDownError.isInstance(local.signal.reason)) {
+          status = 'shutting_down';
+          yield { type: 'error', code: 'shutting_down', message: new ShuttingDownError().message };
+        }
+      } finally {
+        req.signal.removeEventListener('abort', onCallerAbort);
+        untrack();
+        metrics.requests.inc({ provider, model, status });
+      }
+    },
+  };
+}
