@@ -5,7 +5,6 @@ import { createInterface } from 'node:readline';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../support/redisServer';
 
 /**
  * The demo client in a real Chromium against the gateway started the way `npm start` starts it
@@ -36,9 +35,10 @@ beforeAll(async () => {
     process.env.NODE_ENV = nodeEnv;
   }
   mkdirSync(ARTIFACTS, { recursive: true });
-  const [port, mockPort] = [await freePort(), await freePort()];
+  // Port 0 for both: a port probed free beforehand can be taken by a parallel test before the
+  // gateway binds it (seen in CI as EADDRINUSE). The demo line says where each one listens.
   server = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: String(port), MOCK_PROVIDER_PORT: String(mockPort), HOST: '127.0.0.1', ENV_FILE: '/nonexistent/.env', LOG_LEVEL: 'info' },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', MOCK_PROVIDER_PORT: '0', HOST: '127.0.0.1', ENV_FILE: '/nonexistent/.env', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   // main.ts logs one JSON line saying it is in demo mode and where the mock provider listens.
