@@ -13,12 +13,14 @@ import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
 import { createMetrics, type GatewayMetrics } from '../observability/metrics';
 import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
-import { createGatewayRedis } from '../ops/createGatewayRedis';
+import { createGatewayRedis, gatewayRedisOptions } from '../ops/createGatewayRedis';
 import { createInstanceRegistry } from '../ops/instanceRegistry';
 import { createReloadBroadcaster, type ReloadBroadcaster } from '../ops/reloadBroadcaster';
 import { createResilientStore, type ResilientStore } from '../ops/resilientStore';
 import { createShutdownCoordinator, type ShutdownCoordinator, type ShutdownReport } from '../ops/shutdown';
 import { createTrackedEngine } from './trackedEngine';
+import { withDegradedReads } from './degradedReads';
+import { DEFAULT_BYOK_SETTINGS } from '../../shared/byok';
 import { createMeteredChatEngine } from './meteredChatEngine';
 import type { ModelCatalog } from '../business/types';
 import type { GatewayEnv } from '../config/env';
@@ -59,6 +61,12 @@ export interface CreateGatewayOptions {
   clientDir?: string | null;
   poolWatchIntervalMs?: number;
   maxBodyBytes?: number;
+  /**
+   * Slow clients (slowloris): a request whose headers are not in within headersTimeoutMs, or whose
+   * body is not in within requestTimeoutMs, is cut. Defaults 10 s / 30 s (responses, streams
+   * included, are not limited by these).
+   */
+  http?: { headersTimeoutMs?: number; requestTimeoutMs?: number };
   /** The process environment without the ENV_FILE's variables (snapshot before dotenv): what pool.reload re-reads on top of. */
   baseEnv?: Record<string, string | undefined>;
 }
@@ -124,7 +132,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     let store: PoolStore;
     if (env.redisUrl) {
       const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger });
-      const dr = createGatewayRedis(env.redisUrl, { role: 'data', offlineQueue: true, commandTimeoutMs: 10_000, logger });
+      const dr = createDataRedis(env.redisUrl, logger);
       poolRedis = pr;
       redis = dr;
       cleanups.push(() => void dr.disconnect());
@@ -169,7 +177,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
 
     const docStore = redis ? createRedisDocStore({ redis, prefix: env.redisPrefix }) : createMemoryDocStore();
     cleanups.push(() => docStore.close());
-    const business = await startBusinessConfig(docStore, redisUpAtStart, logger, cleanups);
+    const business = await startBusinessConfig(docStore, redis, redisUpAtStart, logger, cleanups);
     const catalog = options.catalog ?? business;
     let encryptionKey = env.encryptionKey;
     if (!encryptionKey) {
@@ -198,7 +206,14 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         inner: new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, baseUrls, hooks: { onAttempt }, ...options.dispatcher, pool, catalog, logger }),
         business,
         ledger,
-        vault,
+        // A chat must not fail because BYOK records are unreadable (Redis away): no own keys then.
+        vault: withDegradedReads<ByokVault>({
+          target: () => vault,
+          name: 'byok vault',
+          logger,
+          cacheLastGood: false,
+          fallbacks: { list: async () => [], getSettings: async () => ({ ...DEFAULT_BYOK_SETTINGS }), getSecrets: async () => [] },
+        }),
         pool,
         logger,
       });
@@ -215,7 +230,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     let broadcaster: ReloadBroadcaster | null = null;
     if (redis && poolRedis) {
       // Its own connection (a subscribed client can do nothing else), queueing until Redis is up.
-      const subscriber = redis.duplicate();
+      const subscriber = redis.duplicate({ maxRetriesPerRequest: null });
       subscriber.on('error', () => {});
       cleanups.push(() => void subscriber.disconnect());
       const b = createReloadBroadcaster({ subscriber, publisher: poolRedis, prefix: env.redisPrefix, reload: reloadHere, logger });
@@ -261,7 +276,14 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         metrics.disabledKeys.set({ provider: p.provider }, p.totals.disabled);
       }
     };
+    const headersTimeout = options.http?.headersTimeoutMs ?? 10_000;
     const server = createServer(
+      {
+        headersTimeout,
+        requestTimeout: Math.max(headersTimeout, options.http?.requestTimeoutMs ?? 30_000),
+        // How often Node checks those timeouts (default 30 s would let a slow client linger).
+        connectionsCheckingInterval: Math.min(1_000, headersTimeout),
+      },
       createHttpHandler({
         deps,
         corsOrigins: env.corsOrigins,
@@ -369,27 +391,43 @@ function readyWithin(redis: Redis, ms: number): Promise<boolean> {
  */
 async function startBusinessConfig(
   docStore: DocStore,
+  docStoreRedis: Redis | null,
   redisUp: boolean,
   logger: Logger,
   cleanups: (() => Promise<void> | void)[],
 ): Promise<BusinessConfig> {
   const shared = new BusinessConfig({ store: docStore });
+  // defaults.json in memory: what reads fall back to while the shared store is away.
+  const local = new BusinessConfig({ store: createMemoryDocStore() });
+  await local.init();
+  let current = shared;
+  const degradable = () =>
+    withDegradedReads<BusinessConfig>({
+      target: () => current,
+      name: 'business config',
+      logger,
+      fallbacks: {
+        getConfig: () => local.getConfig(),
+        getSettings: () => local.getSettings(),
+        resolve: (name: string) => local.resolve(name),
+        list: () => local.list(),
+      },
+    });
   if (redisUp) {
     try {
       await shared.init();
-      return shared;
+      return degradable();
     } catch (error) {
       logger.error({ err: error instanceof Error ? error.name : 'error' }, 'business config unavailable at start-up');
     }
   }
   logger.error('REDIS UNAVAILABLE AT START-UP: serving the model catalog from defaults.json in memory until Redis answers');
-  const local = new BusinessConfig({ store: createMemoryDocStore() });
-  await local.init();
-  let current = local;
+  current = local;
   let stopped = false;
   let trying = false;
   const retry = setInterval(() => {
-    if (trying) return;
+    // Only once connected: a SUBSCRIBE failed while down would be remembered by the store.
+    if (trying || docStoreRedis?.status !== 'ready') return;
     trying = true;
     shared.init().finally(() => (trying = false)).then(
       () => {
@@ -407,10 +445,30 @@ async function startBusinessConfig(
     clearInterval(retry);
   });
   // Callers hold this one object; it forwards to whichever config is current.
-  return new Proxy(local, {
-    get(_target, property) {
-      const value = Reflect.get(current, property, current) as unknown;
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(current) : value;
-    },
+  return degradable();
+}
+
+/**
+ * The data connection (business config, BYOK, usage, stream buffers). Commands wait in the
+ * offline queue across a reconnect (so a fresh duplicate's SUBSCRIBE or XREAD waits for its first
+ * connect), but while Redis is away every queued command fails at the next reconnect attempt
+ * (every 250 ms at most): callers fall back (degraded reads, the usage outbox) instead of waiting.
+ */
+function createDataRedis(url: string, logger: Logger): Redis {
+  const redis = new Redis(url, {
+    ...gatewayRedisOptions({ offlineQueue: true, commandTimeoutMs: 10_000 }),
+    maxRetriesPerRequest: 0,
+    retryStrategy: (attempt) => Math.min(50 * attempt, 250),
   });
+  let down = false;
+  redis.on('error', (error: Error) => {
+    if (down) return;
+    down = true;
+    logger.warn({ role: 'data', error: { name: error.name, code: (error as { code?: string }).code } }, 'redis connection error; reconnecting in the background');
+  });
+  redis.on('ready', () => {
+    if (down) logger.info({ role: 'data' }, 'redis connection back');
+    down = false;
+  });
+  return redis;
 }

@@ -58,7 +58,11 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: maxBodyBytes,
-    createContext: ({ req }) => createContextFor(deps, req, requestIds.get(req) ?? randomUUID()),
+    createContext: ({ req }) => {
+      const requestId = requestIds.get(req) ?? randomUUID();
+      // Every line a procedure logs carries the request id.
+      return createContextFor({ ...deps, logger: deps.logger.child({ requestId }) }, req, requestId);
+    },
     onError: ({ error, path, ctx }) => {
       if (error.code === 'INTERNAL_SERVER_ERROR') {
         deps.logger.error({ path, requestId: ctx?.requestId, err: error.cause instanceof Error ? error.cause.message : error.message }, 'procedure failed');
@@ -114,7 +118,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     }
     if (path === '/metrics' && options.metrics) return metrics(req, res, options.metrics);
     if (path === '/trpc' || path.startsWith('/trpc/')) return trpc(req, res);
-    if (await handleOpenAIRequest(req, res, path, requestId, { deps, maxBodyBytes })) return;
+    if (path.startsWith('/v1/') && (await handleOpenAIRequest(req, res, path, requestId, { deps: { ...deps, logger: deps.logger.child({ requestId }) }, maxBodyBytes }))) return;
     if (path === '/admin/api-keys/status') return adminKeyStatus(req, res);
     if (path === '/dev/token' && options.devTokens) return devToken(req, res);
     if ((req.method === 'GET' || req.method === 'HEAD') && statics && !isApiPath(path)) {
