@@ -64,9 +64,10 @@ describe('operations', () => {
     const response = await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(response.status).toBe(200);
     const text = await response.text();
-    for (const name of ['keyrack_upstream_latency_seconds', 'keyrack_keys_disabled', 'keyrack_keys_cooling', 'keyrack_process_nodejs_eventloop_lag_p99_seconds']) {
+    for (const name of ['keyrack_requests_total', 'keyrack_time_to_first_token_seconds', 'keyrack_tokens_total', 'keyrack_open_streams', 'keyrack_upstream_latency_seconds', 'keyrack_keys_disabled', 'keyrack_keys_cooling', 'keyrack_process_nodejs_eventloop_lag_p99_seconds']) {
       expect(text).toContain(name);
     }
+    expect(text).toMatch(/keyrack_requests_total\{provider="openai",model="[^"]+",status="ok"\} [1-9]/);
     expect(text).toMatch(/keyrack_upstream_latency_seconds_count\{provider="openai",outcome="success"\} [1-9]/);
     for (const secret of [KEY_1, KEY_2, TEST_JWT_SECRET, METRICS_TOKEN]) expect(text).not.toContain(secret);
   });
