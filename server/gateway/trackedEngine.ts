@@ -33,6 +33,16 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
       let model = 'none';
       let status = 'aborted';
       let firstDelta = true;
+      let settled = false;
+      // Done before a terminal event is handed out: a reader may stop at `done`/`error` without
+      // ever resuming this generator, and the answer must not stay counted as open.
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        req.signal.removeEventListener('abort', onCallerAbort);
+        untrack();
+        metrics.requests.inc({ provider, model, status });
+      };
       try {
         for await (const event of inner.stream({ ...req, signal: local.signal })) {
           if (ShuttingDownError.isInstance(local.signal.reason)) break;
@@ -49,19 +59,20 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
             if (usd) metrics.costUsd.inc({ provider, model }, usd);
           } else if (event.type === 'done') {
             status = event.finishReason === 'aborted' ? 'aborted' : 'ok';
+            settle();
           } else if (event.type === 'error') {
             status = event.code;
+            settle();
           }
           yield event;
         }
         if (ShuttingDownError.isInstance(local.signal.reason)) {
           status = 'shutting_down';
+          settle();
           yield { type: 'error', code: 'shutting_down', message: new ShuttingDownError().message };
         }
       } finally {
-        req.signal.removeEventListener('abort', onCallerAbort);
-        untrack();
-        metrics.requests.inc({ provider, model, status });
+        settle();
       }
     },
   };
