@@ -217,7 +217,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         pool,
         logger,
       });
-    const engine = createTrackedEngine({ inner: innerEngine, coordinator, metrics });
+    const engine = createTrackedEngine({ inner: innerEngine, coordinator, metrics, idleTimeoutMs: env.requestTimeoutMs });
     const durable = redis ? new RedisStreamBuffer({ redis, prefix: env.redisPrefix }) : undefined;
     if (durable) cleanups.push(() => durable.close());
     const streams = new ChatStreams({ engine, logger, ...(durable ? { durable } : {}), ...options.streams });

@@ -7,6 +7,11 @@ export interface TrackedEngineOptions {
   inner: ChatEngine;
   coordinator: ShutdownCoordinator;
   metrics: GatewayMetrics;
+  /**
+   * REQUEST_TIMEOUT_MS: an answer with no event for this long is cut (a stalled upstream would
+   * otherwise hold the request until the HTTP client's own 60 s timeouts). Default: none.
+   */
+  idleTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -28,6 +33,14 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
       if (req.signal.aborted) local.abort(req.signal.reason);
       else req.signal.addEventListener('abort', onCallerAbort, { once: true });
       const untrack = coordinator.track(local);
+      const stalled = new Error('upstream stalled');
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const armIdle = () => {
+        if (options.idleTimeoutMs === undefined) return;
+        clearTimeout(idle);
+        idle = setTimeout(() => local.abort(stalled), options.idleTimeoutMs);
+      };
+      armIdle();
       const startedAt = now();
       let provider = 'none';
       let model = 'none';
@@ -39,13 +52,15 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
       const settle = () => {
         if (settled) return;
         settled = true;
+        clearTimeout(idle);
         req.signal.removeEventListener('abort', onCallerAbort);
         untrack();
         metrics.requests.inc({ provider, model, status });
       };
       try {
         for await (const event of inner.stream({ ...req, signal: local.signal })) {
-          if (ShuttingDownError.isInstance(local.signal.reason)) break;
+          if (ShuttingDownError.isInstance(local.signal.reason) || local.signal.reason === stalled) break;
+          armIdle();
           if (event.type === 'start') {
             provider = event.provider;
             model = event.model;
@@ -66,7 +81,12 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
           }
           yield event;
         }
-        if (ShuttingDownError.isInstance(local.signal.reason)) {
+        if (local.signal.reason === stalled && !settled) {
+          const code = firstDelta ? 'upstream_error' : 'stream_interrupted';
+          status = code;
+          settle();
+          yield { type: 'error', code, message: `${provider === 'none' ? 'the provider' : provider} sent nothing for ${options.idleTimeoutMs} ms` };
+        } else if (ShuttingDownError.isInstance(local.signal.reason)) {
           status = 'shutting_down';
           settle();
           yield { type: 'error', code: 'shutting_down', message: new ShuttingDownError().message };
