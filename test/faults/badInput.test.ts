@@ -36,7 +36,7 @@ afterAll(async () => {
 
 /** Every key under this gateway's prefix with its serialized value. */
 async function dump(): Promise<Record<string, string>> {
-  const keys = (await redis.keys(`${PREFIX}*`)).filter((k) => !k.endsWith(':instances')).sort();
+  const keys = (await redis.keys(`*${PREFIX}*`)).filter((k) => !k.endsWith(':instances')).sort();
   const out: Record<string, string> = {};
   for (const key of keys) out[key] = ((await redis.dump(key)) ?? '').toString();
   return out;
