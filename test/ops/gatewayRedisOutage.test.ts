@@ -58,6 +58,12 @@ describe('Redis lost and back while serving', () => {
     await gw.gateway.business.init();
     expect((await ask('after')).text).toContain('Mock answer');
     expect(mock.statsFor(KEY).total.requests).toBe(7);
+    // Usage of the answers served during the outage waited in the outbox and is now in Redis
+    // (the one before the outage went with the old, non-persistent redis-server).
+    const ledger = gw.gateway.deps.domain!.ledger;
+    await ledger.flush();
+    expect(ledger.pending).toBe(0);
+    expect((await user.usage.mine.query()).requests).toBe(6);
   });
 });
 
