@@ -172,7 +172,8 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       poolConfigs = poolConfigsFromEnv(env);
       baseUrls = baseUrlOverrides(env.providers);
     }
-    const pool = new KeyPool(store, { ...options.pool, logger });
+    const metrics = createMetrics();
+    const pool = new KeyPool(timedStore(store, metrics), { ...options.pool, logger });
     pool.setPools(poolConfigs);
 
     const docStore = redis ? createRedisDocStore({ redis, prefix: env.redisPrefix }) : createMemoryDocStore();
@@ -188,7 +189,6 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     }
     const vault = new ByokVault({ store: docStore, encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
     const ledger = new UsageLedger({ store: docStore, logger });
-    const metrics = createMetrics();
     const coordinator = createShutdownCoordinator({ logger, onOpenStreams: (n) => metrics.openStreams.set(n) });
     const onAttempt: NonNullable<NonNullable<DispatcherDeps['hooks']>['onAttempt']> = (attempt) => {
       metrics.upstreamLatency.observe({ provider: attempt.provider, outcome: attempt.outcome }, attempt.durationMs / 1000);
@@ -471,4 +471,26 @@ function createDataRedis(url: string, logger: Logger): Redis {
     down = false;
   });
   return redis;
+}
+
+/** The pool store's pick/record latency into keyrack_store_latency_seconds (two calls per request). */
+function timedStore(store: PoolStore, metrics: GatewayMetrics): PoolStore {
+  const timed =
+    <A extends unknown[], R>(operation: string, fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const end = metrics.storeLatency.startTimer({ operation });
+      try {
+        return await fn(...args);
+      } finally {
+        end();
+      }
+    };
+  return {
+    pick: timed('pick', (pool) => store.pick(pool)),
+    record: timed('record', (pool, fingerprint, outcome) => store.record(pool, fingerprint, outcome)),
+    setEnabled: (pool, fingerprint, enabled) => store.setEnabled(pool, fingerprint, enabled),
+    status: (pool) => store.status(pool),
+    now: () => store.now(),
+    close: () => store.close(),
+  };
 }
