@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { chatStreamInputSchema } from '../../shared/api';
+import { bearerToken, type TokenService } from '../auth/tokens';
+import type { Logger } from '../observability/logger';
+import type { ChatStreams } from './ChatStreams';
+
+export interface ChatStreamSseOptions {
+  tokens: Pick<TokenService, 'verify'>;
+  streams: Pick<ChatStreams, 'open'>;
+  logger: Logger;
+  /** tRPC's `sse` settings (server/gateway/trpc.ts), so this path pings and advises the client alike. */
+  sse?: { ping?: { enabled?: boolean; intervalMs?: number }; client?: { reconnectAfterInactivityMs?: number } };
+}
+
+const PATH = '/trpc/chat.stream';
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * `GET /trpc/chat.stream` for the common case, written straight to the socket in tRPC's own SSE
+ * wire format (what httpSubscriptionLink reads: `connected` with the client options, each
+ * tracked item as `data:` + `id:`, `ping` when quiet, `return` at the end).
+ *
+ * Why: tRPC builds each subscription's body from WHATWG streams (a ReadableStream from the
+ * generator, a TransformStream, a TextEncoderStream) plus a Promise.race per item for pings. At
+ * 1,000 concurrent streams that machinery was most of the gateway's CPU and ~1 MiB of RSS per
+ * stream (issue #8). Here each event is one JSON.stringify and one res.write, with backpressure.
+ *
+ * Only the happy path is served here: an authenticated same-origin request for a stream its
+ * user owns. Anything else (bad input, no or bad token, unknown stream, a cross-origin request
+ * that needs CORS headers) resolves false and is left to tRPC, which answers it exactly as
+ * before. Nothing is written to `res` before deciding.
+ */
+export function createChatStreamSse(options: ChatStreamSseOptions): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+  const pingMs = options.sse?.ping?.enabled ? (options.sse.ping.intervalMs ?? 1_000) : 0;
+  const connected = `event: connected\ndata: ${JSON.stringify(options.sse?.client ?? {})}\n\n\n`;
+
+  return async (req, res) => {
+    if (req.method !== 'GET' || req.headers.origin !== undefined) return false;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    if ((q < 0 ? url : url.slice(0, q)) !== PATH) return false;
+    const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    let raw: unknown;
+    try {
+      raw = JSON.parse(params.get('input') ?? 'null');
+    } catch {
+      return false;
+    }
+    // As tRPC does: a reconnecting EventSource's Last-Event-ID overrides the input's.
+    const lastEventId = req.headers['last-event-id'] ?? params.get('lastEventId') ?? params.get('Last-Event-Id');
+    if (typeof lastEventId === 'string' && lastEventId !== '' && typeof raw === 'object' && raw !== null) raw = { ...raw, lastEventId };
+    const input = chatStreamInputSchema.safeParse(raw);
+    if (!input.success) return false;
+    const verified = await options.tokens.verify(bearerToken(req.headers.authorization));
+    if (!verified.ok) return false;
+    const read = await options.streams.open({ streamId: input.data.streamId, userId: verified.user.id, lastEventId: input.data.lastEventId ?? null });
+    if (!read) return false;
+
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    const ac = new AbortController();
+    res.on('close', () => ac.abort());
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive',
+      'x-request-id': requestId,
+    });
+    res.write(connected);
+    let quiet = true;
+    const ping = pingMs > 0 ? setInterval(() => {
+      if (quiet) res.write('event: ping\ndata: \n\n\n');
+      quiet = true;
+    }, pingMs) : undefined;
+    try {
+      for await (const { id, event } of read(ac.signal)) {
+        quiet = false;
+        if (!res.write(`data: ${JSON.stringify(event)}\nid: ${id}\n\n\n`) && !ac.signal.aborted) await drained(res, ac.signal);
+      }
+      if (!ac.signal.aborted) res.end('event: return\ndata: \n\n\n');
+    } catch (error) {
+      options.logger.error({ requestId, path: 'chat.stream', err: error instanceof Error ? error.message : String(error) }, 'procedure failed');
+      // tRPC's shape for an INTERNAL_SERVER_ERROR with the gateway's errorFormatter (no stack).
+      const shape = { message: 'internal error', code: -32603, data: { code: 'INTERNAL_SERVER_ERROR', httpStatus: 500, path: 'chat.stream', requestId } };
+      if (!ac.signal.aborted) res.end(`event: serialized-error\ndata: ${JSON.stringify(shape)}\n\n\n`);
+    } finally {
+      clearInterval(ping);
+      ac.abort();
+    }
+    return true;
+  };
+}
+
+/** Waits for the socket to take more, or for the client to leave. */
+function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.on('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
