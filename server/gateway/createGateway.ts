@@ -41,6 +41,8 @@ import { RedisStreamBuffer } from '../streams/RedisStreamBuffer';
 import type { GatewayDeps } from './context';
 import type { ReloadReport } from '../ops/envReloader';
 import { createHttpHandler, type ReadinessReport } from './createHttpHandler';
+import { createChatStreamSse } from '../streams/chatStreamSse';
+import { appRouter } from './router';
 
 export interface CreateGatewayOptions {
   env: GatewayEnv;
@@ -277,6 +279,31 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       }
     };
     const headersTimeout = options.http?.headersTimeoutMs ?? 10_000;
+    const httpHandler = createHttpHandler({
+      deps,
+      corsOrigins: env.corsOrigins,
+      ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+      clientDir: options.clientDir === undefined ? DEFAULT_CLIENT_DIR : options.clientDir,
+      devTokens: env.demoMode,
+      readiness,
+      metrics: { registry: metrics.registry, token: env.metricsToken, refresh: refreshPoolGauges },
+    });
+    // chat.stream's common case is written straight to the socket (tRPC's SSE body costs ~1 MiB
+    // and most of the CPU per stream at 1,000 streams, issue #8); anything else goes to tRPC.
+    const chatStreamSse = createChatStreamSse({ tokens, streams, logger, sse: appRouter._def._config.sse ?? {} });
+    const listener: Parameters<typeof createServer>[1] = (req, res) => {
+      if (req.method !== 'GET' || !req.url?.startsWith('/trpc/chat.stream?')) return httpHandler(req, res);
+      chatStreamSse(req, res).then(
+        (handled) => {
+          if (!handled) httpHandler(req, res);
+        },
+        (error: unknown) => {
+          logger.error({ err: error instanceof Error ? error.message : String(error) }, 'chat.stream fast path failed');
+          if (!res.headersSent) httpHandler(req, res);
+          else res.destroy();
+        },
+      );
+    };
     const server = createServer(
       {
         headersTimeout,
@@ -284,15 +311,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         // How often Node checks those timeouts (default 30 s would let a slow client linger).
         connectionsCheckingInterval: Math.min(1_000, headersTimeout),
       },
-      createHttpHandler({
-        deps,
-        corsOrigins: env.corsOrigins,
-        ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
-        clientDir: options.clientDir === undefined ? DEFAULT_CLIENT_DIR : options.clientDir,
-        devTokens: env.demoMode,
-        readiness,
-        metrics: { registry: metrics.registry, token: env.metricsToken, refresh: refreshPoolGauges },
-      }),
+      listener,
     );
     server.listen(env.port, env.host);
     await once(server, 'listening');
