@@ -155,6 +155,27 @@ describe('OpenAI-compatible adapter', () => {
     expect(error).toMatchObject({ kind: 'rate_limited' });
   });
 
+  it('reads plain delta chunks without the schema, and still refuses chunks of the wrong shape', async () => {
+    // Two choices and a null delta take the schema path; both paths agree on the text.
+    const two = { choices: [{ delta: { content: 'a' } }, { delta: { content: 'b' } }] };
+    server.use(http.post(`${BASE}/chat/completions`, () => sseResponse([data(chunk('x')), data({ choices: [{ delta: null, finish_reason: null }] }), data(two), data(chunk(null, 'length')), 'data: [DONE]\n\n'])));
+    expect(await collect(adapters.openai.stream(req, ctx()))).toEqual([
+      { type: 'delta', text: 'x' },
+      { type: 'delta', text: 'a' },
+      { type: 'delta', text: 'b' },
+      { type: 'done', finishReason: 'length' },
+    ]);
+    for (const bad of [{ choices: [{ delta: { content: 5 } }] }, { choices: [{ delta: 'text' }] }, { choices: [{ finish_reason: 1 }] }, { choices: 'x' }, [1]]) {
+      server.use(http.post(`${BASE}/chat/completions`, () => sseResponse([data(bad)])));
+      const { error } = await collectUntilError(adapters.openai.stream(req, ctx()));
+      expect(error).toMatchObject({ kind: 'transient' });
+      expect((error as Error).message).toMatch(/unreadable stream chunk \(unexpected shape/);
+    }
+    server.use(http.post(`${BASE}/chat/completions`, () => sseResponse(['data: {nope\n\n'])));
+    const notJson = await collectUntilError(adapters.openai.stream(req, ctx()));
+    expect((notJson.error as Error).message).toMatch(/unreadable stream chunk \(not JSON\)/);
+  });
+
   it('treats a stream cut mid-way, or ending without [DONE], as transient (never a silent end)', async () => {
     server.use(http.post(`${BASE}/chat/completions`, () => sseResponse([data(chunk('partial'))], { cut: true })));
     const cut = await collectUntilError(adapters.openai.stream(req, ctx()));

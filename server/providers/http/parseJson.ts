@@ -13,6 +13,11 @@ export function safeParseJson<S extends z.ZodType>(text: string, schema: S): Saf
   } catch {
     return { success: false, error: 'not JSON' };
   }
+  return safeParseValue(raw, schema);
+}
+
+/** The schema half of safeParseJson, for a caller that has parsed the JSON already (a fast path that fell back). */
+export function safeParseValue<S extends z.ZodType>(raw: unknown, schema: S): SafeParseJsonResult<z.infer<S>> {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return { success: true, value: parsed.data };
   const paths = parsed.error.issues.slice(0, 3).map((i) => i.path.join('.') || '(root)');

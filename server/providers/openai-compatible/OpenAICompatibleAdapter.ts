@@ -1,6 +1,6 @@
 import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
-import { safeParseJson } from '../http/parseJson';
+import { safeParseValue } from '../http/parseJson';
 import { sseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
 import { networkError, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
@@ -42,11 +42,26 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     let sawDone = false;
     try {
       for await (const event of sseEvents(response.body)) {
-        if (event.data.trim() === '[DONE]') {
+        const data = event.data;
+        if (data === '[DONE]' || (data.charCodeAt(0) !== 123 /* { */ && data.trim() === '[DONE]')) {
           sawDone = true;
           break;
         }
-        const parsed = safeParseJson(event.data, openaiChunkSchema);
+        let raw: unknown;
+        try {
+          raw = JSON.parse(data);
+        } catch {
+          throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable stream chunk (not JSON)` });
+        }
+        // Nearly every chunk is one choice with a text delta: read it with typeof checks alone.
+        const plain = plainDeltaChunk(raw);
+        if (plain) {
+          const text = plain.delta?.content;
+          if (text) yield { type: 'delta', text };
+          if (plain.finish_reason) finishReason = mapOpenAIFinishReason(plain.finish_reason);
+          continue;
+        }
+        const parsed = safeParseValue(raw, openaiChunkSchema);
         if (!parsed.success) {
           throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable stream chunk (${parsed.error})` });
         }
@@ -85,4 +100,33 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       ...(this.spec.rejectedKeyMessage ? { rejectedMessage: this.spec.rejectedKeyMessage } : {}),
     });
   }
+}
+
+interface PlainChoice {
+  delta?: { content?: string | null } | null;
+  finish_reason?: string | null;
+}
+
+/**
+ * The common chunk, `{"choices":[{"delta":{"content":"..."},"finish_reason":null}], ...}`, checked
+ * with typeof alone (the zod pass was ~5% of the gateway's CPU at 20,000 chunks/s, issue #8).
+ * Undefined for anything else: usage, errors, several choices or any unexpected type go through
+ * openaiChunkSchema, which classifies them exactly as before.
+ */
+function plainDeltaChunk(raw: unknown): PlainChoice | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const chunk = raw as { choices?: unknown; usage?: unknown; x_groq?: unknown; error?: unknown };
+  if (chunk.usage != null || chunk.x_groq != null || chunk.error != null) return undefined;
+  const choices = chunk.choices;
+  if (!Array.isArray(choices) || choices.length !== 1) return undefined;
+  const choice = choices[0] as { delta?: unknown; finish_reason?: unknown; usage?: unknown } | null;
+  if (typeof choice !== 'object' || choice === null || Array.isArray(choice) || choice.usage != null) return undefined;
+  const finish = choice.finish_reason;
+  if (finish != null && typeof finish !== 'string') return undefined;
+  const delta = choice.delta as { content?: unknown } | null | undefined;
+  if (delta != null) {
+    if (typeof delta !== 'object' || Array.isArray(delta)) return undefined;
+    if (delta.content != null && typeof delta.content !== 'string') return undefined;
+  }
+  return choice as PlainChoice;
 }
