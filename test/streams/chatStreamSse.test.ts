@@ -61,7 +61,7 @@ describe('chat.stream fast path', () => {
   it("leaves refusals to tRPC: someone else's stream, no token, bad input", async () => {
     const streamId = await start(alice);
     const bob = await gw.token('bob');
-    for (const headers of [{ authorization: `Bearer ${bob}` }, {}]) {
+    for (const headers of [{ authorization: `Bearer ${bob}` }, {}] as Record<string, string>[]) {
       const fast = await readStream(streamId, headers);
       const viaTrpc = await readStream(streamId, { ...headers, origin: 'http://elsewhere.test' });
       expect(fast.text.replace(/"requestId":"[^"]+"/g, '')).toBe(viaTrpc.text.replace(/"requestId":"[^"]+"/g, ''));
