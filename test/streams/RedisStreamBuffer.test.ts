@@ -42,3 +42,25 @@ it('events appended on later ticks follow in order, and a write failure rejects 
   expect((await collect(buffer.read(id, 0, new AbortController().signal))).map((e) => e.id)).toEqual(['1', '2']);
   await buffer.close();
 });
+
+it('gathers appends of several ticks into one entry per stream; a resume inside that entry skips what the reader had', async () => {
+  const prefix = `test-rsb-${randomUUID()}`;
+  const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200, flushIntervalMs: 50 });
+  const id = randomUUID();
+  await buffer.create(id, 'carol');
+  const writes: Promise<void>[] = [];
+  for (let seq = 1; seq <= 5; seq += 1) {
+    writes.push(buffer.append(id, seq, { type: 'delta', text: `w${seq}` }));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  writes.push(buffer.finish(id, 5));
+  await Promise.all(writes);
+  // One entry for the five events, one for the end.
+  expect(await redis.xlen(`${prefix}:{chat:${id}}:events`)).toBe(2);
+  const after = await collect(buffer.read(id, 3, new AbortController().signal));
+  expect(after).toEqual([
+    { id: '4', event: { type: 'delta', text: 'w4' } },
+    { id: '5', event: { type: 'delta', text: 'w5' } },
+  ]);
+  await buffer.close();
+});
