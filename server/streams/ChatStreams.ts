@@ -55,16 +55,17 @@ class LocalStream {
     this.wake();
   }
 
-  /** Resolves on the next event, the end, or the signal. */
-  changed(signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.waiters.push(done);
-      signal.addEventListener('abort', done, { once: true });
-    });
+  /**
+   * Resolves on the next event or the end. Callers that also stop on a signal wake themselves
+   * (readLocal registers one abort listener for its whole life, not one per event).
+   */
+  changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Wakes every waiter now (a reader whose signal aborted). */
+  wakeAll(): void {
+    this.wake();
   }
 
   private wake(): void {
@@ -141,7 +142,7 @@ export class ChatStreams {
     const onCallerAbort = () => stream.upstream.abort();
     input.signal?.addEventListener('abort', onCallerAbort, { once: true });
     try {
-      while (stream.events.length === 0 && !stream.finished) await stream.changed(new AbortController().signal);
+      while (stream.events.length === 0 && !stream.finished) await stream.changed();
     } finally {
       input.signal?.removeEventListener('abort', onCallerAbort);
     }
@@ -182,6 +183,8 @@ export class ChatStreams {
   private async *readLocal(stream: LocalStream, after: number, signal: AbortSignal): AsyncGenerator<BufferedEvent> {
     stream.subscribers += 1;
     clearTimeout(stream.graceTimer);
+    const onAbort = () => stream.wakeAll();
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       let next = after;
       while (!signal.aborted) {
@@ -191,9 +194,10 @@ export class ChatStreams {
           yield { id: String(next), event };
         }
         if (stream.finished) return;
-        await stream.changed(signal);
+        await stream.changed();
       }
     } finally {
+      signal.removeEventListener('abort', onAbort);
       stream.subscribers -= 1;
       if (stream.subscribers === 0 && !stream.finished) this.armGrace(stream, this.graceMs);
     }
