@@ -1,7 +1,7 @@
 import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
 import { safeParseValue } from '../http/parseJson';
-import { sseEvents } from '../http/sseEvents';
+import { createSseReader } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
 import { networkError, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { ProviderSpec } from '../registry';
@@ -37,55 +37,75 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       throw classifyOpenAIError({ spec: this.spec, status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
     }
 
-    let finishReason: FinishReason | undefined;
-    let usage: TokenUsage | undefined;
-    let sawDone = false;
+    const state: ChunkState = { finishReason: undefined, usage: undefined, done: false };
+    /** Texts of the event being read; reused, so a plain chunk allocates nothing here. */
+    const texts: string[] = [];
+    const sse = createSseReader();
     try {
-      for await (const event of sseEvents(response.body)) {
-        const data = event.data;
-        if (data === '[DONE]' || (data.charCodeAt(0) !== 123 /* { */ && data.trim() === '[DONE]')) {
-          sawDone = true;
-          break;
+      // The body is read here rather than through sseEvents: one async generator level less per chunk.
+      reading: for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) {
+        for (const event of sse.feed(bytes)) {
+          this.readEvent(event.data, state, texts, ctx.apiKey);
+          for (const text of texts) yield { type: 'delta', text };
+          if (state.done) break reading;
         }
-        let raw: unknown;
-        try {
-          raw = JSON.parse(data);
-        } catch {
-          throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable stream chunk (not JSON)` });
-        }
-        // Nearly every chunk is one choice with a text delta: read it with typeof checks alone.
-        const plain = plainDeltaChunk(raw);
-        if (plain) {
-          const text = plain.delta?.content;
-          if (text) yield { type: 'delta', text };
-          if (plain.finish_reason) finishReason = mapOpenAIFinishReason(plain.finish_reason);
-          continue;
-        }
-        const parsed = safeParseValue(raw, openaiChunkSchema);
-        if (!parsed.success) {
-          throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable stream chunk (${parsed.error})` });
-        }
-        const chunk = parsed.value;
-        if (chunk.error) throw classifyOpenAIStreamError(this.spec, chunk.error, ctx.apiKey);
-        // Usage arrives in one of three places depending on the provider; Perplexity repeats it
-        // cumulatively, so the last one seen wins.
-        const reported = chunk.usage ?? chunk.x_groq?.usage ?? chunk.choices?.find((c) => c.usage)?.usage;
-        if (reported) usage = convertOpenAIUsage(reported);
-        for (const choice of chunk.choices ?? []) {
-          const text = choice.delta?.content;
-          if (text) yield { type: 'delta', text };
-          if (choice.finish_reason) finishReason = mapOpenAIFinishReason(choice.finish_reason);
+      }
+      if (!state.done) {
+        for (const event of sse.end()) {
+          this.readEvent(event.data, state, texts, ctx.apiKey);
+          for (const text of texts) yield { type: 'delta', text };
+          if (state.done) break;
         }
       }
     } catch (error) {
       throw networkError(error, ctx.apiKey);
     }
+    const { finishReason, usage } = state;
+    const sawDone = state.done;
     // A stream that ends without [DONE] or a finish reason was cut, not finished.
     if (!sawDone && finishReason === undefined) {
       throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: stream ended before the answer was complete`, providerCode: 'truncated' });
     }
     if (usage) yield { type: 'usage', usage };
     yield { type: 'done', finishReason: finishReason ?? 'stop' };
+  }
+
+  /** One SSE event's data: its texts into `texts` (emptied first), finish reason and usage into `state`. Throws ProviderError. */
+  private readEvent(data: string, state: ChunkState, texts: string[], apiKey: string): void {
+    texts.length = 0;
+    if (data === '[DONE]' || (data.charCodeAt(0) !== 123 /* { */ && data.trim() === '[DONE]')) {
+      state.done = true;
+      return;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(data);
+    } catch {
+      throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable stream chunk (not JSON)` });
+    }
+    // Nearly every chunk is one choice with a text delta: read it with typeof checks alone.
+    const plain = plainDeltaChunk(raw);
+    if (plain) {
+      const text = plain.delta?.content;
+      if (text) texts.push(text);
+      if (plain.finish_reason) state.finishReason = mapOpenAIFinishReason(plain.finish_reason);
+      return;
+    }
+    const parsed = safeParseValue(raw, openaiChunkSchema);
+    if (!parsed.success) {
+      throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable stream chunk (${parsed.error})` });
+    }
+    const chunk = parsed.value;
+    if (chunk.error) throw classifyOpenAIStreamError(this.spec, chunk.error, apiKey);
+    // Usage arrives in one of three places depending on the provider; Perplexity repeats it
+    // cumulatively, so the last one seen wins.
+    const reported = chunk.usage ?? chunk.x_groq?.usage ?? chunk.choices?.find((c) => c.usage)?.usage;
+    if (reported) state.usage = convertOpenAIUsage(reported);
+    for (const choice of chunk.choices ?? []) {
+      const text = choice.delta?.content;
+      if (text) texts.push(text);
+      if (choice.finish_reason) state.finishReason = mapOpenAIFinishReason(choice.finish_reason);
+    }
   }
 
   testKey(ctx: AdapterContext): Promise<KeyTestResult> {
@@ -100,6 +120,13 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       ...(this.spec.rejectedKeyMessage ? { rejectedMessage: this.spec.rejectedKeyMessage } : {}),
     });
   }
+}
+
+interface ChunkState {
+  finishReason: FinishReason | undefined;
+  usage: TokenUsage | undefined;
+  /** [DONE] was read. */
+  done: boolean;
 }
 
 interface PlainChoice {
