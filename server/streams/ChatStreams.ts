@@ -22,6 +22,13 @@ export interface ChatStreamsOptions {
   retainMs?: number;
 }
 
+/** Where ChatStreams.follow pushes a stream's events. */
+export interface FollowSink {
+  /** False: stop until `resume()` (the socket is full). */
+  write(id: string, event: StreamEvent): boolean;
+  end(): void;
+}
+
 export interface StartedStream {
   streamId: string;
   /** The stream's first event, or null when it ended without any. */
@@ -38,6 +45,8 @@ class LocalStream {
   subscribers = 0;
   readonly upstream = new AbortController();
   private waiters: (() => void)[] = [];
+  /** Told synchronously of every event and of the end (ChatStreams.follow). */
+  readonly followers = new Set<() => void>();
   graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -69,6 +78,7 @@ class LocalStream {
   }
 
   private wake(): void {
+    for (const follower of this.followers) follower();
     const waiters = this.waiters;
     this.waiters = [];
     for (const wake of waiters) wake();
@@ -165,6 +175,69 @@ export class ChatStreams {
     const owner = await durable.owner(input.streamId);
     if (owner === null || owner !== input.userId) return null;
     return (signal) => durable.read(input.streamId, after, signal);
+  }
+
+  /**
+   * A stream of this process, pushed to `sink` as events arrive: no generator, promise or
+   * wrapper per event (issue #8: the SSE path of chat.stream). Null when the stream is not
+   * here or not the user's; then `open` (which also reads the durable copy) decides.
+   * `start()` writes what the stream has after `lastEventId`, then each event as it comes,
+   * pausing while `sink.write` returns false until `resume()`; `sink.end()` at the end. The
+   * signal detaches the follower (client gone); the grace timer then runs as for any reader.
+   */
+  follow(input: { streamId: string; userId: string; lastEventId?: string | null }, sink: FollowSink, signal: AbortSignal): { start(): void; resume(): void } | null {
+    const stream = this.streams.get(input.streamId);
+    if (!stream || stream.owner !== input.userId) return null;
+    let next = input.lastEventId ? Number(input.lastEventId) : 0;
+    let paused = false;
+    let closed = false;
+    const stop = () => {
+      if (closed) return;
+      closed = true;
+      stream.followers.delete(onChange);
+      signal.removeEventListener('abort', stop);
+      stream.subscribers -= 1;
+      if (stream.subscribers === 0 && !stream.finished) this.armGrace(stream, this.graceMs);
+    };
+    const pump = () => {
+      while (!closed && next < stream.events.length) {
+        const event = stream.events[next]!;
+        next += 1;
+        if (!sink.write(String(next), event)) {
+          paused = true;
+          return;
+        }
+      }
+      paused = false;
+      if (!closed && stream.finished) {
+        stop();
+        sink.end();
+      }
+    };
+    const onChange = () => {
+      if (paused || closed) return;
+      try {
+        pump();
+      } catch (error) {
+        // A sink that throws must not break the producer's loop; it loses its subscriber.
+        this.options.logger.error({ streamId: stream.id, err: error instanceof Error ? error.message : String(error) }, 'stream follower failed');
+        stop();
+      }
+    };
+    return {
+      start: () => {
+        if (signal.aborted) return;
+        stream.subscribers += 1;
+        clearTimeout(stream.graceTimer);
+        stream.followers.add(onChange);
+        signal.addEventListener('abort', stop, { once: true });
+        onChange();
+      },
+      resume: () => {
+        paused = false;
+        onChange();
+      },
+    };
   }
 
   /** Streams still producing in this process. */

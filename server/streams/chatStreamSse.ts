@@ -7,7 +7,7 @@ import type { ChatStreams } from './ChatStreams';
 
 export interface ChatStreamSseOptions {
   tokens: Pick<TokenService, 'verify'>;
-  streams: Pick<ChatStreams, 'open'>;
+  streams: Pick<ChatStreams, 'open' | 'follow'>;
   logger: Logger;
   /** tRPC's `sse` settings (server/gateway/trpc.ts), so this path pings and advises the client alike. */
   sse?: { ping?: { enabled?: boolean; intervalMs?: number }; client?: { reconnectAfterInactivityMs?: number } };
@@ -54,12 +54,26 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
     if (!input.success) return false;
     const verified = await options.tokens.verify(bearerToken(req.headers.authorization));
     if (!verified.ok) return false;
-    const read = await options.streams.open({ streamId: input.data.streamId, userId: verified.user.id, lastEventId: input.data.lastEventId ?? null });
-    if (!read) return false;
+    const target = { streamId: input.data.streamId, userId: verified.user.id, lastEventId: input.data.lastEventId ?? null };
+    const ac = new AbortController();
+    let quiet = true;
+    // A stream of this process is pushed to the socket as its events arrive.
+    let ended: () => void = () => {};
+    const follower = options.streams.follow(target, {
+      write: (id, event) => {
+        quiet = false;
+        return res.write(`data: ${JSON.stringify(event)}\nid: ${id}\n\n\n`);
+      },
+      end: () => {
+        res.end('event: return\ndata: \n\n\n');
+        ended();
+      },
+    }, ac.signal);
+    const read = follower ? null : await options.streams.open(target);
+    if (!follower && !read) return false;
 
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    const ac = new AbortController();
     res.on('close', () => ac.abort());
     res.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -69,13 +83,23 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
       'x-request-id': requestId,
     });
     res.write(connected);
-    let quiet = true;
     const ping = pingMs > 0 ? setInterval(() => {
       if (quiet) res.write('event: ping\ndata: \n\n\n');
       quiet = true;
     }, pingMs) : undefined;
+    if (follower) {
+      await new Promise<void>((resolve) => {
+        ended = resolve;
+        ac.signal.addEventListener('abort', () => resolve(), { once: true });
+        res.on('drain', follower.resume);
+        follower.start();
+      });
+      clearInterval(ping);
+      ac.abort();
+      return true;
+    }
     try {
-      for await (const { id, event } of read(ac.signal)) {
+      for await (const { id, event } of read!(ac.signal)) {
         quiet = false;
         if (!res.write(`data: ${JSON.stringify(event)}\nid: ${id}\n\n\n`) && !ac.signal.aborted) await drained(res, ac.signal);
       }

@@ -83,6 +83,53 @@ describe('ChatStreams (in process)', () => {
     expect(engine.calls).toBe(1);
   });
 
+  it('follow pushes events as they come, pauses while the sink is full, and aborts upstream when the follower leaves', async () => {
+    const engine = new ScriptedEngine(SCRIPT, true);
+    const streams = new ChatStreams({ engine, logger: silentLogger, detachGraceMs: 0 });
+    const { streamId } = await streams.start({ chat, userId: 'alice' });
+    expect(streams.follow({ streamId, userId: 'mallory' }, { write: () => true, end: () => {} }, new AbortController().signal)).toBeNull();
+    const got: string[] = [];
+    let full = false;
+    let ended = false;
+    const leave = new AbortController();
+    const follower = streams.follow(
+      { streamId, userId: 'alice' },
+      {
+        write: (id) => {
+          got.push(id);
+          return !full;
+        },
+        end: () => (ended = true),
+      },
+      leave.signal,
+    )!;
+    follower.start();
+    expect(got).toEqual(['1']);
+    full = true;
+    engine.release();
+    engine.release();
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    // Event 2 was taken (write returned false after taking it); 3 waits for resume.
+    expect(got).toEqual(['1', '2']);
+    full = false;
+    follower.resume();
+    expect(got).toEqual(['1', '2', '3']);
+    expect(ended).toBe(false);
+    leave.abort(); // the only subscriber left: upstream is aborted after the (zero) grace
+    await engine.aborted;
+  });
+
+  it('follow from lastEventId on a finished stream writes the rest and ends', async () => {
+    const streams = new ChatStreams({ engine: new ScriptedEngine(SCRIPT), logger: silentLogger });
+    const { streamId } = await streams.start({ chat, userId: 'alice' });
+    await collect((await streams.open({ streamId, userId: 'alice' }))!(new AbortController().signal));
+    const got: string[] = [];
+    let ended = false;
+    streams.follow({ streamId, userId: 'alice', lastEventId: '3' }, { write: (id) => (got.push(id), true), end: () => (ended = true) }, new AbortController().signal)!.start();
+    expect(got).toEqual(['4', '5']);
+    expect(ended).toBe(true);
+  });
+
   it("hides another user's stream and unknown ids alike", async () => {
     const streams = new ChatStreams({ engine: new ScriptedEngine(SCRIPT), logger: silentLogger });
     const { streamId } = await streams.start({ chat, userId: 'alice' });
