@@ -17,7 +17,11 @@ const t = initTRPC.context<GatewayContext>().create({
     if (ctx?.requestId) extra.requestId = ctx.requestId;
     // No stack traces on the wire, whatever NODE_ENV says.
     const { stack: _stack, ...data } = shape.data;
-    return { ...shape, data: { ...data, ...extra } };
+    // An unexpected failure's own message can carry internals (a file path, a store reply, an
+    // upstream body that echoes a key): the caller gets a generic message and the request id;
+    // the real message goes to the (redacted) log in the HTTP handler's onError.
+    const message = isUnexpected(error) ? INTERNAL_ERROR_MESSAGE : shape.message;
+    return { ...shape, message, data: { ...data, ...extra } };
   },
   isDev: false,
   sse: {
@@ -26,6 +30,14 @@ const t = initTRPC.context<GatewayContext>().create({
     client: { reconnectAfterInactivityMs: 25_000 },
   },
 });
+
+/** What a caller reads for any failure the gateway did not mean to report. */
+export const INTERNAL_ERROR_MESSAGE = 'internal error; quote the request id when reporting it';
+
+/** An INTERNAL_SERVER_ERROR is deliberate only when the gateway raised it with a GatewayFailure. */
+function isUnexpected(error: TRPCError): boolean {
+  return error.code === 'INTERNAL_SERVER_ERROR' && !(error.cause instanceof GatewayFailure);
+}
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;

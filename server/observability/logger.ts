@@ -1,4 +1,5 @@
 import pino, { type Logger, type DestinationStream } from 'pino';
+import { scrubSecrets } from './scrubSecrets';
 
 export type { Logger };
 
@@ -49,10 +50,43 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       base: { service: 'keyrack' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: scrubFreeText },
+      // The message string itself (format arguments included) is free text too.
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrubSecrets(arg) : arg)) as Parameters<typeof method>);
+        },
+      },
     },
     options.destination,
   );
+}
+
+/** Fields that carry free text (error messages, upstream bodies) are scrubbed of key-shaped substrings. */
+const FREE_TEXT_FIELDS = ['err', 'error', 'message', 'reason', 'detail', 'body'] as const;
+
+function scrubFreeText(fields: Record<string, unknown>): Record<string, unknown> {
+  let out = fields;
+  for (const name of FREE_TEXT_FIELDS) {
+    const value = fields[name];
+    if (value instanceof Error) {
+      out = { ...out, [name]: scrubbedError(value) };
+      continue;
+    }
+    if (typeof value !== 'string') continue;
+    const clean = scrubSecrets(value);
+    if (clean !== value) out = { ...out, [name]: clean };
+  }
+  return out;
+}
+
+/** A copy of the error with its message scrubbed; the stack keeps its frames (its first line repeats the message). */
+function scrubbedError(error: Error): Error {
+  const copy = new Error(scrubSecrets(error.message));
+  copy.name = error.name;
+  const frames = error.stack?.split('\n').slice(1).join('\n');
+  copy.stack = `${error.name}: ${copy.message}${frames ? `\n${frames}` : ''}`;
+  return copy;
 }
 
 /** A logger that writes nowhere, for tests and tools that do not care. */
