@@ -23,6 +23,10 @@ export const byokKeyRefSchema = z.object({ id: byokKeyIdSchema });
 export const byokTestResultSchema = z.enum(['valid', 'rejected', 'unreachable', 'corrupt']);
 export type ByokTestResult = z.infer<typeof byokTestResultSchema>;
 
+/** `corrupt`: the record no longer decrypts (tampered, or sealed under a key the gateway no longer has); it is never used. */
+export const byokKeyStatusSchema = z.enum(['ok', 'corrupt']);
+export type ByokKeyStatus = z.infer<typeof byokKeyStatusSchema>;
+
 /** A stored key as its owner sees it: never the key, only a mask. */
 export const byokKeySchema = z.object({
   id: z.string(),
@@ -33,6 +37,7 @@ export const byokKeySchema = z.object({
   /** ISO 8601. */
   createdAt: z.string(),
   lastTest: z.object({ result: byokTestResultSchema, at: z.string() }).nullable(),
+  status: byokKeyStatusSchema,
 });
 export type ByokKey = z.infer<typeof byokKeySchema>;
 

@@ -13,10 +13,10 @@ import type { AppRouter } from '../../server/gateway/router';
 /** Long enough for HS256 (32+), obviously a test value. */
 export const TEST_JWT_SECRET = 'test-jwt-secret-keyrack-gateway-harness-0123456789';
 
-export interface TestGatewayOptions extends Omit<CreateGatewayOptions, 'env' | 'catalog'> {
+export interface TestGatewayOptions extends Omit<CreateGatewayOptions, 'env'> {
   /** Environment variables on top of PORT=0, MOCK_PROVIDER_PORT=0 and TEST_JWT_SECRET. */
   env?: Record<string, string>;
-  /** Catalog models (default: server/business/defaults.json). */
+  /** Catalog models (default: server/business/defaults.json); takes precedence over `catalog`. */
   models?: ModelEntryInput[];
 }
 
