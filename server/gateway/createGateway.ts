@@ -313,6 +313,11 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       },
       listener,
     );
+    // Idle keep-alive connections stay open 65 s (Node's default is 5 s): a client reusing one
+    // just as the server closes it gets ECONNRESET, which happened to 1-9% of chat.stream GETs
+    // at 1,000 streams, when both event loops lag past undici's 1 s margin (issue #8).
+    // Longer than the clients' idle timeouts and the usual 60 s of a load balancer in front.
+    server.keepAliveTimeout = 65_000;
     server.listen(env.port, env.host);
     await once(server, 'listening');
     const port = (server.address() as AddressInfo).port;
@@ -415,7 +420,10 @@ async function startBusinessConfig(
   logger: Logger,
   cleanups: (() => Promise<void> | void)[],
 ): Promise<BusinessConfig> {
-  const shared = new BusinessConfig({ store: docStore });
+  const shared = new BusinessConfig({
+    store: docStore,
+    onReseed: () => logger.error('BUSINESS DATA WAS GONE FROM REDIS (restarted without persistence?): the model catalog and settings were re-seeded from defaults.json; admin changes are lost'),
+  });
   // defaults.json in memory: what reads fall back to while the shared store is away.
   const local = new BusinessConfig({ store: createMemoryDocStore() });
   await local.init();
