@@ -50,6 +50,8 @@ export interface BusinessConfigOptions {
   /** Longest a snapshot is trusted without a notification. Default 1000 ms. */
   maxAgeMs?: number;
   clock?: () => number;
+  /** Told when the store was found emptied while running (Redis restarted without persistence) and defaults were written again. */
+  onReseed?: () => void;
 }
 
 /** What the hot path reads: validated once per load, not per request. */
@@ -70,6 +72,7 @@ export class BusinessConfig implements ModelCatalog {
   private readonly defaults: BusinessConfigDocument;
   private readonly maxAgeMs: number;
   private readonly clock: () => number;
+  private readonly onReseed: () => void;
   private unsubscribe: (() => Promise<void>) | null = null;
   private snapshot: Snapshot | null = null;
   private loading: Promise<Snapshot> | null = null;
@@ -81,6 +84,7 @@ export class BusinessConfig implements ModelCatalog {
     this.defaults = options.defaults ?? DEFAULT_BUSINESS_CONFIG;
     this.maxAgeMs = options.maxAgeMs ?? 1000;
     this.clock = options.clock ?? Date.now;
+    this.onReseed = options.onReseed ?? (() => {});
   }
 
   /**
@@ -93,12 +97,17 @@ export class BusinessConfig implements ModelCatalog {
       this.unsubscribe = await this.store.subscribe(BUSINESS_CHANNEL, () => this.invalidate());
       this.invalidate();
     }
+    return { seeded: await this.seedIfAbsent() };
+  }
+
+  /** Writes the defaults when no instance has yet (the marker is set first, so exactly one instance writes). */
+  private async seedIfAbsent(): Promise<boolean> {
     const first = await this.store.setJsonIfAbsent(SEEDED, { at: new Date().toISOString() });
-    if (!first) return { seeded: false };
+    if (!first) return false;
     for (const key of BUSINESS_SETTING_KEYS) await this.store.mapSet(SETTINGS, key, this.defaults.settings[key]);
     for (const model of this.defaults.models) await this.store.mapSet(MODELS, model.id, model);
     this.invalidate();
-    return { seeded: true };
+    return true;
   }
 
   /** Stops listening for changes (the store's own close does the same). Reads go to the store again. */
@@ -236,8 +245,17 @@ export class BusinessConfig implements ModelCatalog {
 
   private async load(): Promise<Snapshot> {
     const loadedAt = this.clock();
-    const [settings, models] = await Promise.all([this.readSettings(), this.allModels()]);
-    return { settings, models, byId: new Map(models.map((m) => [m.id, m])), loadedAt };
+    const [settings, models, seeded] = await Promise.all([this.readSettings(), this.allModels(), this.store.getJson(SEEDED)]);
+    // The marker gone while running means the store lost everything (a Redis restarted without
+    // persistence): an empty catalog would refuse every model, so the defaults go back in (admin
+    // changes since are lost; the README's operations section says to run Redis with persistence).
+    // Until the writing instance is done the store is partial, so this load answers from the
+    // defaults themselves (what is being written) and is not kept: the next read loads again.
+    if (seeded === null && this.unsubscribe) {
+      if (await this.seedIfAbsent()) this.onReseed();
+      return snapshotOf(this.defaults.settings, [...this.defaults.models], Number.NEGATIVE_INFINITY);
+    }
+    return snapshotOf(settings, models, loadedAt);
   }
 
   private async storedModel(id: string): Promise<ModelEntry | null> {
@@ -261,6 +279,11 @@ export class BusinessConfig implements ModelCatalog {
     // Best effort: a lost notification delays a change on other instances by at most maxAgeMs.
     await this.store.publish(BUSINESS_CHANNEL, 'changed').catch(() => {});
   }
+}
+
+function snapshotOf(settings: BusinessSettings, models: ModelEntry[], loadedAt: number): Snapshot {
+  models.sort((a, b) => a.provider.localeCompare(b.provider) || a.id.localeCompare(b.id));
+  return { settings, models, byId: new Map(models.map((m) => [m.id, m])), loadedAt };
 }
 
 export function toResolved(model: ModelEntry): ResolvedModel {

@@ -149,4 +149,31 @@ describe('BusinessConfig', () => {
     expect(await reader.resolve('gpt-4o')).toBeNull();
     await reader.close();
   });
+
+  it('re-seeds the defaults when the shared store comes back empty (Redis restarted without persistence), once across instances', async () => {
+    const prefix = `test-business-${randomUUID()}`;
+    let now = 0;
+    const reseeds: string[] = [];
+    const a = new BusinessConfig({ store: redisStore(prefix), clock: () => now, onReseed: () => reseeds.push('a') });
+    const b = new BusinessConfig({ store: redisStore(prefix), clock: () => now, onReseed: () => reseeds.push('b') });
+    await Promise.all([a.init(), b.init()]);
+    await a.setConfig('markup_percentage', 45);
+    expect(await a.resolve('gpt-4o')).not.toBeNull();
+
+    // What a Redis restart without persistence leaves: none of the business keys.
+    const raw = new Redis(inject('redisUrl'));
+    redisClients.push(raw);
+    const keys = await raw.keys(`${prefix}*`);
+    expect(keys.length).toBeGreaterThan(0);
+    await raw.del(...keys);
+
+    now = 5_000; // past maxAgeMs: both snapshots reload from the store
+    const [fromA, fromB] = await Promise.all([a.resolve('gpt-4o'), b.resolve('gpt-4o')]);
+    expect(fromA).toMatchObject({ id: 'gpt-4o' });
+    expect(fromB).toMatchObject({ id: 'gpt-4o' });
+    expect(reseeds).toHaveLength(1); // the marker is written first: one instance writes the defaults
+    expect((await a.getSettings()).markup_percentage).toBe(DEFAULT_BUSINESS_CONFIG.settings.markup_percentage);
+    expect(await raw.hlen(keys.find((k) => k.endsWith('business:models')) ?? `${prefix}:business:models`)).toBe(DEFAULT_BUSINESS_CONFIG.models.length);
+    await Promise.all([a.close(), b.close()]);
+  });
 });
