@@ -61,6 +61,8 @@ export interface MockProvider {
   nextEvent(name: MockEventName, match?: { key?: string; provider?: MockProviderName }): Promise<MockRequestEvent>;
   /** Changes limits and pace at run time (the control API's `/_mock/config`). */
   configure(settings: { rpmPerKey?: number | null; chunkDelayMs?: number; chunkCount?: number | null }): void;
+  /** Requests received whose response has not ended or closed yet: 0 when no caller left one hanging. */
+  openResponses(): number;
   /** Clears faults, counters and RPM windows; keeps the configuration. */
   reset(): void;
   close(): Promise<void>;
@@ -85,6 +87,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
   let chunkDelayMs = options.chunkDelayMs ?? 0;
   let defaultChunkCount = options.chunkCount;
   let serial = 0;
+  let openResponses = 0;
   const fingerprints = new Map<string, string>();
 
   /** Hashing each request's key is measurable in benchmarks; keys are few, so remember them. */
@@ -103,6 +106,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     baseUrls: { openai: '', anthropic: '', gemini: '' },
     faults,
     stats: () => stats.snapshot(),
+    openResponses: () => openResponses,
     statsFor: (key) => stats.forKey(key),
     nextEvent(name, match = {}) {
       const fingerprint = match.key === undefined ? undefined : fingerprintOf(match.key);
@@ -244,6 +248,8 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
   }
 
   const server = createServer((req, res) => {
+    openResponses += 1;
+    res.once('close', () => (openResponses -= 1));
     handle(req, res).catch((error: unknown) => {
       // Programming errors only: request input is validated. Never echo headers (they hold keys).
       if (!res.headersSent) send(res, { status: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { message: 'mock provider error', detail: String(error).slice(0, 200) } }) });

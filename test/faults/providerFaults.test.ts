@@ -53,8 +53,14 @@ async function withGateway(env: Record<string, string>, run: (gw: TestGateway, u
   } finally {
     await gw.close();
   }
-  // Every server and timer the gateway opened is gone (idle keep-alive sockets of the shared
-  // HTTP clients may outlive one gateway; they time out on their own and hold no request).
+  // No upstream request left hanging: every response the mock began has ended or closed (a
+  // leaked upstream connection holds one open).
+  await waitFor(() => mock.openResponses() === 0, 'upstream responses to end').catch(() => {
+    throw new Error(`leaked upstream requests: ${mock.openResponses()} still open at the mock`);
+  });
+  // Every server and timer the gateway opened is gone, and sockets are back to where they were
+  // (idle keep-alive sockets of the shared upstream clients may outlive one gateway until their
+  // keep-alive timeout: they hold no request, and the mock check above proves that).
   const leaked = () => ['TCPServerWrap', 'Timeout'].filter((kind) => (handles().get(kind) ?? 0) > (before.get(kind) ?? 0));
   await waitFor(() => leaked().length === 0, 'servers and timers to close').catch(() => {
     throw new Error(`leaked handles: ${leaked().join(', ')}`);
