@@ -1,9 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { appRouter } from '../../server/gateway/router';
 import { startMockProvider, type MockProvider } from '../../server/mock-provider/startMockProvider';
-import { startTestGateway, type TestGateway } from '../support/gatewayHarness';
+import { startTestGateway, TEST_JWT_SECRET, type TestGateway } from '../support/gatewayHarness';
 
 /**
  * Bad input, property-based (issue #7): every query and mutation over real HTTP, and the /v1
@@ -19,11 +22,19 @@ let mock: MockProvider;
 let gw: TestGateway;
 let redis: Redis;
 let admin: string;
+let dir: string;
+let envFile: string;
 
 beforeAll(async () => {
   mock = await startMockProvider({ port: 0 });
+  // pool.reload's input is the environment file: it starts valid and the properties garble it.
+  dir = mkdtempSync(join(tmpdir(), 'keyrack-badinput-'));
+  envFile = join(dir, '.env');
+  writeFileSync(envFile, `OPENAI_API_KEY=${KEY}\n`);
+  const env = { OPENAI_BASE_URL: mock.baseUrls.openai, REDIS_URL: inject('redisUrl'), REDIS_PREFIX: PREFIX, ENCRYPTION_KEY: 'ab'.repeat(32), ENV_FILE: envFile };
   gw = await startTestGateway({
-    env: { OPENAI_API_KEY: KEY, OPENAI_BASE_URL: mock.baseUrls.openai, REDIS_URL: inject('redisUrl'), REDIS_PREFIX: PREFIX, ENCRYPTION_KEY: 'ab'.repeat(32) },
+    env: { ...env, OPENAI_API_KEY: KEY },
+    baseEnv: { ...env, PORT: '0', HOST: '127.0.0.1', MOCK_PROVIDER_PORT: '0', JWT_SECRET: TEST_JWT_SECRET },
   });
   redis = new Redis(inject('redisUrl'));
   admin = await gw.token('bad-input-admin', 'admin');
@@ -32,6 +43,7 @@ afterAll(async () => {
   await gw?.close();
   await mock?.close();
   redis?.disconnect();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Every key under this gateway's prefix with its serialized value. */
@@ -63,7 +75,7 @@ async function expectClear4xx(response: Response): Promise<void> {
 
 const procedures = Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { type: string } }>)
   .filter(([, p]) => p._def.type === 'query' || p._def.type === 'mutation')
-  // Takes no input and acts on the environment file: covered by test/ops/gatewayOps.test.ts.
+  // Takes no input: its input is the environment file, garbled by its own property below.
   .filter(([path]) => path !== 'pool.reload')
   .map(([path, p]) => ({ path, type: p._def.type }));
 
@@ -108,5 +120,73 @@ describe('bad input never reaches a 500 or writes anything', () => {
     expect(await dump()).toEqual(before.store);
     expect(await poolCounters()).toBe(before.pool);
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
+  });
+
+  it('pool.reload of a garbled environment file reports what is wrong, echoes no value and changes nothing', async () => {
+    const before = { store: await dump(), pool: await poolCounters() };
+    const junkLine = fc.oneof(
+      fc.string({ maxLength: 60 }).map((t) => t.replace(/[\r\n]/g, ' ')),
+      fc.tuple(fc.constantFrom('OPENAI_API_KEY_2', 'ANTHROPIC_API_KEY', 'KEY_STRATEGY', 'REQUEST_TIMEOUT_MS', 'X'), fc.string({ maxLength: 40 })).map(([k, v]) => `${k}=${v.replace(/[\r\n]/g, '')}`),
+    );
+    // At least one setting that can never validate, anywhere in the file.
+    const invalid = fc.constantFrom('OPENAI_RPM_PER_KEY=plenty-of-them', 'OPENAI_TPM_PER_KEY=-5', 'REQUEST_TIMEOUT_MS=soon-enough');
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(junkLine, { maxLength: 6 }), invalid, fc.nat(), async (junk, bad, at) => {
+          const lines = [`OPENAI_API_KEY=${KEY}`, ...junk];
+          lines.splice(at % (lines.length + 1), 0, bad);
+          writeFileSync(envFile, lines.join('\n') + '\n');
+          const response = await fetch(`${gw.url}/trpc/pool.reload`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: 'null' });
+          const text = await response.text();
+          expect(response.status, text.slice(0, 300)).toBeLessThan(500);
+          const result = (JSON.parse(text) as { result?: { data?: { ok?: boolean } } }).result?.data;
+          expect(result?.ok, text.slice(0, 300)).toBe(false);
+          expect(text).toContain(bad.slice(0, bad.indexOf('='))); // names the variable
+          expect(text).not.toContain(bad.slice(bad.indexOf('=') + 1)); // never its value
+        }),
+        { numRuns: 40 },
+      );
+    } finally {
+      writeFileSync(envFile, `OPENAI_API_KEY=${KEY}\n`);
+    }
+    expect(await dump()).toEqual(before.store);
+    expect(await poolCounters()).toBe(before.pool);
+  });
+
+  it.each(['chat.stream', 'pool.watch'])('subscription %s answers arbitrary input with a clear refusal or its stream, never a 500, calling no provider', async (path) => {
+    const user = await gw.token('bad-input-subscriber');
+    const requestsBefore = mock.stats().total.requests;
+    const before = { store: await dump(), pool: await poolCounters() };
+    await fc.assert(
+      fc.asyncProperty(rawBody, fc.boolean(), async (body, asAdmin) => {
+        const controller = new AbortController();
+        const response = await fetch(`${gw.url}/trpc/${path}?input=${encodeURIComponent(body)}`, {
+          headers: { authorization: `Bearer ${asAdmin ? admin : user}`, accept: 'text/event-stream' },
+          signal: controller.signal,
+        });
+        expect(response.status, `${path} ${body.slice(0, 100)}`).toBeLessThan(500);
+        if (!(response.headers.get('content-type') ?? '').includes('event-stream')) {
+          expect(response.status).toBeGreaterThanOrEqual(400);
+          await response.text();
+          return;
+        }
+        // A stream: read until its first data or error event, then leave.
+        const reader = response.body!.getReader();
+        let seen = '';
+        while (!/\n\n/.test(seen.replace(/^[^\n]*connected[^\n]*\n[^\n]*\n\n/, ''))) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          seen += new TextDecoder().decode(value);
+        }
+        controller.abort();
+        const error = /event: serialized-error\ndata: (.*)\n/.exec(seen);
+        if (error) expect((JSON.parse(error[1]!) as { data: { httpStatus: number } }).data.httpStatus, seen.slice(0, 300)).toBeLessThan(500);
+        else expect(path === 'pool.watch' && asAdmin, `${path} streamed for ${body.slice(0, 100)}: ${seen.slice(0, 200)}`).toBe(true);
+      }),
+      { numRuns: RUNS },
+    );
+    expect(mock.stats().total.requests).toBe(requestsBefore);
+    expect(await dump()).toEqual(before.store);
+    expect(await poolCounters()).toBe(before.pool);
   });
 });
