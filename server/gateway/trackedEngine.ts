@@ -35,10 +35,13 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
       const untrack = coordinator.track(local);
       const stalled = new Error('upstream stalled');
       let idle: ReturnType<typeof setTimeout> | undefined;
+      let settled = false;
+      // Re-armed on every event: refresh() reschedules the one timer in place (a new timer per
+      // event was 20,000 timers/s at 1,000 streams, issue #8).
       const armIdle = () => {
-        if (options.idleTimeoutMs === undefined) return;
-        clearTimeout(idle);
-        idle = setTimeout(() => local.abort(stalled), options.idleTimeoutMs);
+        if (options.idleTimeoutMs === undefined || settled) return;
+        if (idle) idle.refresh();
+        else idle = setTimeout(() => local.abort(stalled), options.idleTimeoutMs);
       };
       armIdle();
       const startedAt = now();
@@ -46,7 +49,6 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
       let model = 'none';
       let status = 'aborted';
       let firstDelta = true;
-      let settled = false;
       // Done before a terminal event is handed out: a reader may stop at `done`/`error` without
       // ever resuming this generator, and the answer must not stay counted as open.
       const settle = () => {
