@@ -15,6 +15,7 @@ import { providerIdSchema } from '../../shared/providers';
 import type { Logger } from '../observability/logger';
 import { maskOf } from '../pool/keyIdentity';
 import { systemClock, type Clock, type DocStore } from '../store/DocStore';
+import { EVERY_ENTRY, NotifiedCache } from '../store/NotifiedCache';
 import { type Sealed, sealedEnvelopeSchema } from '../store/Sealed';
 import { SecretGuardError } from '../store/secretGuard';
 import { ByokError } from './ByokError';
@@ -77,6 +78,14 @@ type StoredRecord = z.infer<typeof recordSchema>;
 type RecordToWrite = Omit<StoredRecord, 'sealed'> & { sealed: Sealed };
 
 const USERS = 'byok:users';
+/** Carries the user id whose keys or settings changed (or '*' for all, after a rotation). */
+export const BYOK_CHANNEL = 'byok';
+
+/** What routing needs of a user's BYOK setup on every request: which providers have usable keys, and the fallback setting. */
+export interface ByokRouting {
+  providers: ReadonlySet<ProviderId>;
+  fallbackToSharedPool: boolean;
+}
 const keysOf = (userId: string) => `byok:keys:${encodeURIComponent(userId)}`;
 const settingsOf = (userId: string) => `byok:settings:${encodeURIComponent(userId)}`;
 /** Binds a ciphertext to its owner, record and provider. */
@@ -89,13 +98,33 @@ export class ByokVault {
   private readonly clock: Clock;
   private readonly maxKeysPerUser: number;
   private readonly logger: Logger | undefined;
+  /** Read on every chat: in process, dropped on change by any instance. */
+  private readonly routings: NotifiedCache<ByokRouting>;
 
   constructor(options: ByokVaultOptions) {
     this.store = options.store;
+    this.routings = new NotifiedCache({ store: options.store, channel: BYOK_CHANNEL });
     this.keyring = new Keyring(options.encryptionKey, options.previousEncryptionKey);
     this.clock = options.clock ?? systemClock;
     this.maxKeysPerUser = options.maxKeysPerUser ?? 20;
     this.logger = options.logger;
+  }
+
+  /** Turns on the routing cache (subscribes to changes). Without it every routing() reads the store. */
+  async init(): Promise<void> {
+    await this.routings.start();
+  }
+
+  async close(): Promise<void> {
+    await this.routings.close();
+  }
+
+  /** Providers with at least one key that opens, and the user's fallback setting: one cached answer per user. */
+  routing(userId: string): Promise<ByokRouting> {
+    return this.routings.get(userId, async () => {
+      const [keys, settings] = await Promise.all([this.list(userId), this.getSettings(userId)]);
+      return { providers: new Set(keys.filter((k) => k.status === 'ok').map((k) => k.provider)), fallbackToSharedPool: settings.fallbackToSharedPool };
+    });
   }
 
   get currentKeyId(): string {
@@ -131,6 +160,7 @@ export class ByokVault {
       throw error;
     }
     await this.store.mapSet(USERS, userId, 1);
+    await this.routings.changed(userId);
     return toPublic(record, 'ok');
   }
 
@@ -145,6 +175,7 @@ export class ByokVault {
   async remove(userId: string, id: string): Promise<void> {
     if (!byokKeyIdSchema.safeParse(id).success) throw notFound();
     if (!(await this.store.mapDelete(keysOf(userId), id))) throw notFound();
+    await this.routings.changed(userId);
   }
 
   /**
@@ -182,6 +213,7 @@ export class ByokVault {
     const parsed = byokSettingsSchema.safeParse(settings);
     if (!parsed.success) throw new ByokError('invalid_input', parsed.error.issues.map((i) => i.message).join('; '));
     await this.store.setJson(settingsOf(userId), parsed.data);
+    await this.routings.changed(userId);
     return parsed.data;
   }
 
@@ -208,6 +240,8 @@ export class ByokVault {
         if (await this.store.mapSetIfPresent(keysOf(userId), record.id, next)) report.rotated++;
       }
     }
+    // A record that opened under no key may open now (or the reverse): every instance re-reads.
+    await this.routings.changed(EVERY_ENTRY);
     return report;
   }
 

@@ -191,6 +191,9 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     }
     const vault = new ByokVault({ store: docStore, encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
     const ledger = new UsageLedger({ store: docStore, logger });
+    // The per-user caches on the chat path turn on once their change channel is subscribed; not
+    // awaited, so a Redis away at start-up delays only the caching (reads go to the store meanwhile).
+    for (const cached of [vault, ledger]) void cached.init().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : 'error' }, 'per-user cache stays off'));
     const coordinator = createShutdownCoordinator({ logger, onOpenStreams: (n) => metrics.openStreams.set(n) });
     const onAttempt: NonNullable<NonNullable<DispatcherDeps['hooks']>['onAttempt']> = (attempt) => {
       metrics.upstreamLatency.observe({ provider: attempt.provider, outcome: attempt.outcome }, attempt.durationMs / 1000);
@@ -214,7 +217,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
           name: 'byok vault',
           logger,
           cacheLastGood: false,
-          fallbacks: { list: async () => [], getSettings: async () => ({ ...DEFAULT_BYOK_SETTINGS }), getSecrets: async () => [] },
+          fallbacks: {
+            list: async () => [],
+            getSettings: async () => ({ ...DEFAULT_BYOK_SETTINGS }),
+            getSecrets: async () => [],
+            routing: async () => ({ providers: new Set(), fallbackToSharedPool: true }),
+          },
         }),
         pool,
         logger,

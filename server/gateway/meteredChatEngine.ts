@@ -74,14 +74,15 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
         if (event.type === 'usage') {
           const actualUsd = priced ? actualCost(priced, event.usage, settings, servedBy ?? priced.provider) : 0;
           recorded = true;
-          // Before the event leaves: a client gone after this point cannot lose the record.
-          await deps.ledger.record(userId, { inputTokens: event.usage.inputTokens, outputTokens: event.usage.outputTokens, costUsd: actualUsd });
+          // Into the ledger's outbox before the event leaves (a client gone after this point
+          // cannot lose the record); the store write happens off the answer's path.
+          deps.ledger.recordSoon(userId, { inputTokens: event.usage.inputTokens, outputTokens: event.usage.outputTokens, costUsd: actualUsd });
           return { ...event, cost: { estimatedUsd, actualUsd } };
         }
         if (event.type === 'done' && !recorded && servedBy !== null && event.finishReason !== 'aborted') {
           // An answer whose provider reported no usage still counts as a request.
           recorded = true;
-          await deps.ledger.record(userId, { inputTokens: 0, outputTokens: 0, costUsd: 0 });
+          deps.ledger.recordSoon(userId, { inputTokens: 0, outputTokens: 0, costUsd: 0 });
         }
         return event;
       };
@@ -116,9 +117,8 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
 async function userKeySources(
   deps: MeteredChatEngineDeps,
   userId: string,
-): Promise<{ keySources: KeySource[]; ownProviders: Set<ProviderId>; fallbackToSharedPool: boolean }> {
-  const [keys, settings] = await Promise.all([deps.vault.list(userId), deps.vault.getSettings(userId)]);
-  const ownProviders = new Set(keys.filter((k) => k.status === 'ok').map((k) => k.provider));
+): Promise<{ keySources: KeySource[]; ownProviders: ReadonlySet<ProviderId>; fallbackToSharedPool: boolean }> {
+  const { providers: ownProviders, fallbackToSharedPool } = await deps.vault.routing(userId);
   if (ownProviders.size === 0) return { keySources: [], ownProviders, fallbackToSharedPool: true };
   const poolOwner = createHash('sha256').update(userId).digest('hex').slice(0, 16);
   const source: KeySource = async (provider): Promise<AcquireResult> => {
@@ -134,7 +134,7 @@ async function userKeySources(
       keys: secrets.map((s) => ({ secret: s.secret, account: null })),
     });
   };
-  return { keySources: [source], ownProviders, fallbackToSharedPool: settings.fallbackToSharedPool };
+  return { keySources: [source], ownProviders, fallbackToSharedPool };
 }
 
 async function drain(events: AsyncIterator<StreamEvent>, meter: (event: StreamEvent) => Promise<StreamEvent>, logger: Logger): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Logger } from '../observability/logger';
 import { systemClock, type Clock, type DocStore } from '../store/DocStore';
+import { NotifiedCache } from '../store/NotifiedCache';
 import {
   MAX_USAGE_RANGE_DAYS,
   usageRangeSchema,
@@ -29,6 +30,8 @@ const NANO = 1e9;
 const DAY_MS = 86_400_000;
 const RPM_WINDOW_MS = 60_000;
 const LIMITS = 'usage:limits';
+/** Carries the user id whose limits changed. */
+export const USAGE_LIMITS_CHANNEL = 'usage-limits';
 const dayKey = (date: string) => `usage:day:${date}`;
 
 export type LimitCheck = { ok: true } | { ok: false; refused: 'rpm' | 'budget'; retryAfterMs: number };
@@ -80,9 +83,12 @@ export class UsageLedger {
   private readonly outbox = new Map<string, Pending>();
   private flushing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout | null;
+  /** Users' limits, read on every request: in process, dropped on change by any instance. */
+  private readonly limits: NotifiedCache<UserLimits>;
 
   constructor(options: UsageLedgerOptions) {
     this.store = options.store;
+    this.limits = new NotifiedCache({ store: options.store, channel: USAGE_LIMITS_CHANNEL, ...(options.clock ? { clock: options.clock } : {}) });
     this.clock = options.clock ?? systemClock;
     this.ttlMs = (options.retentionDays ?? 400) * DAY_MS;
     this.maxOutbox = options.maxOutboxEntries ?? 100_000;
@@ -92,6 +98,11 @@ export class UsageLedger {
     this.timer?.unref();
   }
 
+  /** Turns on the limits cache (subscribes to changes). Without it every check reads the store. */
+  async init(): Promise<void> {
+    await this.limits.start();
+  }
+
   /** User-days waiting in the outbox. */
   get pending(): number {
     return this.outbox.size;
@@ -99,14 +110,7 @@ export class UsageLedger {
 
   /** Adds one request's usage to today's (UTC) counters. Never throws for a store failure: it buffers. */
   async record(userId: string, usage: UsageRecordInput): Promise<{ buffered: boolean }> {
-    const entry: Pending = {
-      date: utcDateOf(this.clock()),
-      userId,
-      requests: 1,
-      inputTokens: Math.max(0, Math.round(usage.inputTokens)),
-      outputTokens: Math.max(0, Math.round(usage.outputTokens)),
-      costNano: Math.max(0, Math.round(usage.costUsd * NANO)),
-    };
+    const entry = this.entryOf(userId, usage);
     if (this.outbox.size > 0) await this.flush();
     if (this.outbox.size === 0) {
       try {
@@ -120,6 +124,18 @@ export class UsageLedger {
     return { buffered: true };
   }
 
+  /**
+   * Adds one request's usage without waiting for the store: into the outbox (merged per
+   * user-day, so a burst of requests becomes one write per user) and flushed at once in the
+   * background. Off the answer's path, yet not lost: budget checks on this instance count the
+   * outbox, reads on this instance flush it first, and shutdown flushes it (close()). Another
+   * instance sees it once the write lands, a few milliseconds later.
+   */
+  recordSoon(userId: string, usage: UsageRecordInput): void {
+    this.buffer(this.entryOf(userId, usage));
+    void this.flush();
+  }
+
   /** Writes what the outbox holds, oldest first, stopping at the first failure. */
   flush(): Promise<void> {
     this.flushing ??= this.drain().finally(() => (this.flushing = null));
@@ -127,6 +143,7 @@ export class UsageLedger {
   }
 
   async mine(userId: string, range: UsageRange): Promise<UserUsage> {
+    await this.settle();
     const days = this.validDays(range);
     const fields = ['r', 'i', 'o', 'c'].map((f) => `${f}:${userId}`);
     const rows: UsageDay[] = [];
@@ -140,6 +157,7 @@ export class UsageLedger {
 
   /** Every user's usage in the range (admin), highest cost first. */
   async byUser(range: UsageRange): Promise<UserUsage[]> {
+    await this.settle();
     const perUser = new Map<string, UsageDay[]>();
     for (const date of this.validDays(range)) {
       const counters = await this.store.counters(dayKey(date));
@@ -155,12 +173,15 @@ export class UsageLedger {
   async setLimits(userId: string, limits: unknown): Promise<UserLimits> {
     const parsed = userLimitsSchema.parse(limits);
     await this.store.mapSet(LIMITS, userId, parsed);
+    await this.limits.changed(userId);
     return parsed;
   }
 
-  async getLimits(userId: string): Promise<UserLimits> {
-    const parsed = userLimitsSchema.safeParse(await this.store.mapGet(LIMITS, userId));
-    return parsed.success ? parsed.data : {};
+  getLimits(userId: string): Promise<UserLimits> {
+    return this.limits.get(userId, async () => {
+      const parsed = userLimitsSchema.safeParse(await this.store.mapGet(LIMITS, userId));
+      return parsed.success ? parsed.data : {};
+    });
   }
 
   /**
@@ -192,6 +213,7 @@ export class UsageLedger {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.flush();
+    await this.limits.close();
   }
 
   private async write(entry: Pending): Promise<void> {
@@ -200,6 +222,23 @@ export class UsageLedger {
       { [`r:${entry.userId}`]: entry.requests, [`i:${entry.userId}`]: entry.inputTokens, [`o:${entry.userId}`]: entry.outputTokens, [`c:${entry.userId}`]: entry.costNano },
       this.ttlMs,
     );
+  }
+
+  /** This instance's own records written (or found unwritable) before a read, so a reader sees its own requests. */
+  private async settle(): Promise<void> {
+    if (this.flushing) await this.flushing;
+    if (this.outbox.size > 0) await this.flush();
+  }
+
+  private entryOf(userId: string, usage: UsageRecordInput): Pending {
+    return {
+      date: utcDateOf(this.clock()),
+      userId,
+      requests: 1,
+      inputTokens: Math.max(0, Math.round(usage.inputTokens)),
+      outputTokens: Math.max(0, Math.round(usage.outputTokens)),
+      costNano: Math.max(0, Math.round(usage.costUsd * NANO)),
+    };
   }
 
   private buffer(entry: Pending): void {
@@ -221,7 +260,9 @@ export class UsageLedger {
   }
 
   private async drain(): Promise<void> {
-    for (const [id, entry] of [...this.outbox]) {
+    // Until empty: what is recorded while a write is out goes in the same drain.
+    while (this.outbox.size > 0) {
+      const [id, entry] = this.outbox.entries().next().value!;
       this.outbox.delete(id);
       try {
         await this.write(entry);
