@@ -83,6 +83,9 @@ export class Dispatcher {
     if (req.signal.aborted) upstream.abort();
     else req.signal.addEventListener('abort', onAbort, { once: true });
     const log = this.deps.logger.child({ requestId: req.requestId, userId: req.userId });
+    // An answer read to its end has nothing left upstream to close; aborting it anyway costs a
+    // DOMException and a round of abort listeners per request (issue #8's profile).
+    let answered = false;
 
     try {
       let model: ResolvedModel | null;
@@ -108,7 +111,10 @@ export class Dispatcher {
       while (candidate) {
         tried.add(candidate.id);
         const result = yield* this.serve(candidate, req, upstream.signal, state, log);
-        if (result === 'done') return;
+        if (result === 'done') {
+          answered = true;
+          return;
+        }
         failures.push(result);
         if (result.final) break;
         const previous: ResolvedModel = candidate;
@@ -140,7 +146,7 @@ export class Dispatcher {
       };
     } finally {
       req.signal.removeEventListener('abort', onAbort);
-      upstream.abort();
+      if (!answered) upstream.abort();
     }
   }
 

@@ -12,6 +12,17 @@ describe('TokenService', () => {
     expect(await tokens.verify(token)).toEqual({ ok: true, user: { id: 'alice', role: 'admin' } });
   });
 
+  it('a token verified once answers the same from memory; a copy with one byte changed is still refused', async () => {
+    const token = await tokens.mint({ sub: 'bob', role: 'user' });
+    expect(await tokens.verify(token)).toEqual({ ok: true, user: { id: 'bob', role: 'user' } });
+    expect(await tokens.verify(token)).toEqual({ ok: true, user: { id: 'bob', role: 'user' } });
+    const last = token.at(-2) === 'A' ? 'B' : 'A';
+    const tampered = token.slice(0, -2) + last + token.slice(-1);
+    expect(await tokens.verify(tampered)).toEqual({ ok: false, reason: 'invalid' });
+    const elevated = await new TokenService('another-secret-another-secret-another-secret').mint({ sub: 'bob', role: 'admin' });
+    expect(await tokens.verify(elevated)).toEqual({ ok: false, reason: 'invalid' });
+  });
+
   it('refuses a missing token', async () => {
     expect(await tokens.verify(undefined)).toEqual({ ok: false, reason: 'missing' });
   });

@@ -66,7 +66,10 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
 
   // The client going away aborts the upstream call.
   const upstream = new AbortController();
-  res.on('close', () => upstream.abort());
+  // (A response that was sent in full has nothing upstream left to stop.)
+  res.on('close', () => {
+    if (!res.writableFinished) upstream.abort();
+  });
   const events = deps.engine.stream({ chat: chat.data, userId: user.id, signal: upstream.signal, requestId })[Symbol.asyncIterator]();
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
