@@ -1,6 +1,7 @@
 import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
 import { safeParseValue } from '../http/parseJson';
+import { upstreamBody } from '../http/upstreamBody';
 import { createSseReader } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
 import { networkError, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
@@ -41,9 +42,10 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     /** Texts of the event being read; reused, so a plain chunk allocates nothing here. */
     const texts: string[] = [];
     const sse = createSseReader();
+    const body = upstreamBody(response.body);
     try {
       // The body is read here rather than through sseEvents: one async generator level less per chunk.
-      reading: for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) {
+      reading: for await (const bytes of body.chunks) {
         for (const event of sse.feed(bytes)) {
           this.readEvent(event.data, state, texts, ctx.apiKey);
           for (const text of texts) yield { type: 'delta', text };
@@ -59,6 +61,8 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       }
     } catch (error) {
       throw networkError(error, ctx.apiKey);
+    } finally {
+      body.release(state.done);
     }
     const { finishReason, usage } = state;
     const sawDone = state.done;
