@@ -14,7 +14,12 @@ export const userRoleSchema = z.enum(['user', 'admin']);
 export type UserRole = z.infer<typeof userRoleSchema>;
 
 /** A user id as it appears in a token's `sub`. */
-export const userIdSchema = z.string().min(1).max(200);
+/** A user id (a token's `sub`): printable, no surrounding white space, so ' alice' and 'alice' cannot be two users. */
+export const userIdSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[^\s\p{Cc}](?:[^\p{Cc}]*[^\s\p{Cc}])?$/u, 'a user id is printable text without leading or trailing white space');
 
 // --- chat -----------------------------------------------------------------------------------
 

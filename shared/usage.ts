@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import { userIdSchema } from './api';
+
+export { userIdSchema };
 
 /** Per-user, per-UTC-day usage, and the limits admins set on it. */
 
@@ -35,5 +38,4 @@ export const userLimitsSchema = z.object({
 });
 export type UserLimits = z.infer<typeof userLimitsSchema>;
 
-export const userIdSchema = z.string().min(1).max(200);
 export const setUserLimitsInputSchema = z.object({ userId: userIdSchema, limits: userLimitsSchema });

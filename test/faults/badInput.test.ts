@@ -73,21 +73,37 @@ async function expectClear4xx(response: Response): Promise<void> {
   expect(() => JSON.parse(text)).not.toThrow();
 }
 
-const procedures = Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { type: string } }>)
+type ProcedureDef = { _def: { type: string; inputs?: { safeParse?: (value: unknown) => { success: boolean } }[] } };
+
+/** Whether a raw body is valid input for the procedure: such a body may rightly be acted on, so the properties skip it. */
+function acceptedBy(def: ProcedureDef['_def'], body: string): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return false;
+  }
+  const inputs = def.inputs ?? [];
+  return inputs.length > 0 && inputs.every((schema) => schema.safeParse?.(value).success === true);
+}
+
+const procedures = Object.entries(appRouter._def.procedures as unknown as Record<string, ProcedureDef>)
   .filter(([, p]) => p._def.type === 'query' || p._def.type === 'mutation')
   // Takes no input: its input is the environment file, garbled by its own property below.
   .filter(([path]) => path !== 'pool.reload')
-  .map(([path, p]) => ({ path, type: p._def.type }));
+  .map(([path, p]) => ({ path, type: p._def.type, def: p._def }));
 
 describe('bad input never reaches a 500 or writes anything', () => {
   it('finds the procedures', () => {
     expect(procedures.length).toBeGreaterThan(10);
   });
 
-  it.each(procedures)('$path ($type) answers arbitrary input with a 4xx or a valid answer, never a 500', async ({ path, type }) => {
+  it.each(procedures)('$path ($type) answers arbitrary input with a 4xx or a valid answer, never a 500', async ({ path, type, def }) => {
     const before = { store: await dump(), pool: await poolCounters() };
     await fc.assert(
       fc.asyncProperty(rawBody, async (body) => {
+        // Bad input only: a generated body that happens to be valid (e.g. limits {} for user 'a') may be applied.
+        fc.pre(!acceptedBy(def, body));
         const url = `${gw.url}/trpc/${path}`;
         const response =
           type === 'query'
@@ -128,13 +144,12 @@ describe('bad input never reaches a 500 or writes anything', () => {
       fc.string({ maxLength: 60 }).map((t) => t.replace(/[\r\n]/g, ' ')),
       fc.tuple(fc.constantFrom('OPENAI_API_KEY_2', 'ANTHROPIC_API_KEY', 'KEY_STRATEGY', 'REQUEST_TIMEOUT_MS', 'X'), fc.string({ maxLength: 40 })).map(([k, v]) => `${k}=${v.replace(/[\r\n]/g, '')}`),
     );
-    // At least one setting that can never validate, anywhere in the file.
+    // At least one setting that can never validate, last (a later line with the same name would win).
     const invalid = fc.constantFrom('OPENAI_RPM_PER_KEY=plenty-of-them', 'OPENAI_TPM_PER_KEY=-5', 'REQUEST_TIMEOUT_MS=soon-enough');
     try {
       await fc.assert(
-        fc.asyncProperty(fc.array(junkLine, { maxLength: 6 }), invalid, fc.nat(), async (junk, bad, at) => {
-          const lines = [`OPENAI_API_KEY=${KEY}`, ...junk];
-          lines.splice(at % (lines.length + 1), 0, bad);
+        fc.asyncProperty(fc.array(junkLine, { maxLength: 6 }), invalid, async (junk, bad) => {
+          const lines = [`OPENAI_API_KEY=${KEY}`, ...junk, bad];
           writeFileSync(envFile, lines.join('\n') + '\n');
           const response = await fetch(`${gw.url}/trpc/pool.reload`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: 'null' });
           const text = await response.text();
