@@ -23,6 +23,12 @@ export interface TrackedEngineOptions {
  * - requests by provider/model/status, time to first delta, tokens and cost. Labels come from
  *   the `start` event (catalog provider and upstream model), never from user input or keys.
  */
+/**
+ * The abort reason of a stalled answer, recognised by identity. One shared instance: an Error
+ * per request captured a stack trace each time (issue #8's profile); nothing mutates it.
+ */
+const stalled = new Error('upstream stalled');
+
 export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
   const { inner, coordinator, metrics } = options;
   const now = options.now ?? (() => performance.now());
@@ -33,7 +39,6 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
       if (req.signal.aborted) local.abort(req.signal.reason);
       else req.signal.addEventListener('abort', onCallerAbort, { once: true });
       const untrack = coordinator.track(local);
-      const stalled = new Error('upstream stalled');
       let idle: ReturnType<typeof setTimeout> | undefined;
       let settled = false;
       // Re-armed on every event: refresh() reschedules the one timer in place (a new timer per
