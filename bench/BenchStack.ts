@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
+import { buildServer } from '../scripts/buildServer';
 import { TokenService } from '../server/auth/tokens';
 import { freePort, startRedisServer } from '../test/support/redisServer';
 import { ChildProcesses, waitForPort, type BenchChild } from './ChildProcesses';
@@ -7,8 +9,9 @@ import { PROBE_MARKER } from './probe/eventLoopProbe';
 
 /**
  * Everything the benchmark measures, each its own process on 127.0.0.1: Redis, the mock
- * provider, the bare pass-through proxy and the Keyrack gateway (server/main.ts, unchanged,
- * with the event-loop probe preloaded).
+ * provider, the bare pass-through proxy and the Keyrack gateway as production runs it (the
+ * bundle of server/main.ts that `npm start` builds, under plain `node --enable-source-maps`),
+ * with the event-loop probe preloaded.
  */
 export interface BenchStack {
   redisUrl: string;
@@ -36,6 +39,9 @@ export interface ProbeReport {
   samples: number;
   rssBytes: number;
   heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
 }
 
 export interface StackOptions {
@@ -43,6 +49,12 @@ export interface StackOptions {
   gatewayNodeArgs?: string[];
   /** Keys in the gateway's OpenAI pool. */
   gatewayKeys?: number;
+  /**
+   * 'compiled' (default): build dist/server/main.js once and run it under plain node, as
+   * `npm start` does. 'tsx': `node --import tsx server/main.ts`, as `npm start` did before
+   * (kept to compare the two).
+   */
+  gatewayRuntime?: 'compiled' | 'tsx';
 }
 
 export async function startBenchStack(children: ChildProcesses, options: StackOptions = {}): Promise<BenchStack> {
@@ -64,24 +76,28 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
   const keyCount = options.gatewayKeys ?? 4;
   const keys: Record<string, string> = {};
   for (let i = 1; i <= keyCount; i += 1) keys[`OPENAI_API_KEY_${i}`] = `sk-test-bench-${String(i).padStart(4, '0')}`;
-  const gateway = children.spawnTs('keyrack gateway', 'server/main.ts', {
-    nodeArgs: [...(options.gatewayNodeArgs ?? []), '--import', './bench/probe/eventLoopProbe.ts'],
-    env: {
-      // No .env from the working tree: the benchmark's configuration is all here.
-      ENV_FILE: '/dev/null',
-      PORT: String(gatewayPort),
-      HOST: '127.0.0.1',
-      JWT_SECRET: jwtSecret,
-      REDIS_URL: redis.url,
-      REDIS_PREFIX: 'keyrack-bench',
-      LOG_LEVEL: 'warn',
-      SHUTDOWN_GRACE_MS: '2000',
-      OPENAI_BASE_URL: directBase,
-      OPENAI_RPM_PER_KEY: '0',
-      OPENAI_TPM_PER_KEY: '0',
-      ...keys,
-    },
-  });
+  const gatewayEnv: Record<string, string> = {
+    // No .env from the working tree: the benchmark's configuration is all here.
+    ENV_FILE: '/dev/null',
+    PORT: String(gatewayPort),
+    HOST: '127.0.0.1',
+    JWT_SECRET: jwtSecret,
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: 'keyrack-bench',
+    LOG_LEVEL: 'warn',
+    SHUTDOWN_GRACE_MS: '2000',
+    OPENAI_BASE_URL: directBase,
+    OPENAI_RPM_PER_KEY: '0',
+    OPENAI_TPM_PER_KEY: '0',
+    ...keys,
+  };
+  const gateway =
+    options.gatewayRuntime === 'tsx'
+      ? children.spawnTs('keyrack gateway', 'server/main.ts', {
+          nodeArgs: [...(options.gatewayNodeArgs ?? []), '--import', './bench/probe/eventLoopProbe.ts'],
+          env: gatewayEnv,
+        })
+      : await spawnCompiledGateway(children, options.gatewayNodeArgs ?? [], gatewayEnv);
 
   await Promise.all([waitForPort(mock, mockPort), waitForPort(bare, barePort), waitForPort(gateway, gatewayPort, 60_000)]);
   const token = await new TokenService(jwtSecret).mint({ sub: 'bench', role: 'user' }, '6h');
@@ -136,4 +152,14 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
       });
     },
   };
+}
+
+/** Builds the server bundle (and the probe, which is TypeScript too) and runs it under plain node. */
+async function spawnCompiledGateway(children: ChildProcesses, nodeArgs: string[], env: Record<string, string>): Promise<BenchChild> {
+  const { mainFile, extraFiles } = await buildServer({ extraEntries: ['bench/probe/eventLoopProbe.ts'] });
+  const probeFile = extraFiles[0]!;
+  return children.spawnNode('keyrack gateway', mainFile, {
+    nodeArgs: ['--enable-source-maps', ...nodeArgs, '--import', pathToFileURL(probeFile).href],
+    env,
+  });
 }

@@ -41,6 +41,16 @@ export class ChildProcesses {
     return this.track(name, child);
   }
 
+  /** `node <script>` under plain node, for compiled JS (the gateway as `npm start` runs it). */
+  spawnNode(name: string, script: string, options: SpawnTsOptions): BenchChild {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return this.track(name, child);
+  }
+
   /** Any other program (redis-server is started through test/support instead). */
   spawnProgram(name: string, command: string, args: string[]): BenchChild {
     return this.track(name, spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));

@@ -155,7 +155,7 @@ ${report.markdownTable()}
 Every part is its own process on 127.0.0.1: \`redis-server\`, the mock provider
 (server/mock-provider/main.ts), the bare proxy (bench/bareProxyMain.ts: parse the JSON body,
 forward it with a kept-alive undici pool, return the answer) and the gateway
-(\`node --import tsx server/main.ts\`, Redis pool store, ${4} fake OpenAI keys with unlimited rpm/tpm,
+(the bundle \`npm start\` runs: \`node --enable-source-maps dist/server/main.js\`, built by scripts/buildServer.ts; Redis pool store, ${4} fake OpenAI keys with unlimited rpm/tpm,
 LOG_LEVEL=warn, plus bench/probe/eventLoopProbe.ts preloaded to report event-loop delay).
 The load generator runs in the benchmark's own process.
 

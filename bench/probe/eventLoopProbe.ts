@@ -1,10 +1,12 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /**
- * Loaded into the gateway by the benchmark (`node --import tsx --import ./bench/probe/eventLoopProbe.ts`),
- * so event-loop delay is measured the same way whatever the gateway exports. On SIGUSR2 it
- * prints one line `KEYRACK_BENCH_PROBE {...}` with the delay since the previous report and
- * starts a new interval. Nothing else changes in the process.
+ * Loaded into the gateway by the benchmark (bench/BenchStack.ts compiles it with the server
+ * bundle: `node --import dist/bench/probe/eventLoopProbe.js dist/server/main.js`), so
+ * event-loop delay is measured the same way whatever the gateway exports. On SIGUSR2 it
+ * prints one line `KEYRACK_BENCH_PROBE {...}` with the delay since the previous report (and
+ * the process's memory breakdown) and starts a new interval. Nothing else changes in the
+ * process.
  */
 export const PROBE_MARKER = 'KEYRACK_BENCH_PROBE ';
 
@@ -13,13 +15,17 @@ histogram.enable();
 
 process.on('SIGUSR2', () => {
   const ns = (q: number) => histogram.percentile(q) / 1e6;
+  const memory = process.memoryUsage();
   const report = {
     p50Ms: ns(50),
     p99Ms: ns(99),
     maxMs: histogram.max / 1e6,
     samples: histogram.count,
-    rssBytes: process.memoryUsage.rss(),
-    heapUsedBytes: process.memoryUsage().heapUsed,
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    heapTotalBytes: memory.heapTotal,
+    externalBytes: memory.external,
+    arrayBuffersBytes: memory.arrayBuffers,
   };
   histogram.reset();
   process.stdout.write(PROBE_MARKER + JSON.stringify(report) + '\n');

@@ -2,9 +2,16 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildServer, DEFAULT_OUT_DIR } from '../../scripts/buildServer';
 
-/** `npm start` as a user runs it: the real entry point in a child process, in demo mode. */
+/**
+ * `npm start` as a user runs it: the real entry point in a child process, in demo mode, both
+ * as production runs it (the esbuild bundle under plain node, built by the same script
+ * `npm start` runs) and from source under tsx (`npm run dev`).
+ */
 
 const baseEnv = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: '/nonexistent/.env', PORT: '0', MOCK_PROVIDER_PORT: '0' };
 
@@ -14,13 +21,26 @@ afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
-function startMain(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  return child;
-}
+// Its own folder under dist/ (the bundle resolves node_modules upwards, so it stays in the repository).
+const outDir = join(DEFAULT_OUT_DIR, `boot-test-${process.pid}`);
+let bundle = '';
+beforeAll(async () => {
+  ({ mainFile: bundle } = await buildServer({ outDir }));
+});
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
-describe('server/main.ts', () => {
+const RUNTIMES = [
+  { name: 'compiled bundle (npm start)', args: () => ['--enable-source-maps', bundle] },
+  { name: 'source under tsx (npm run dev)', args: () => ['--import', 'tsx', 'server/main.ts'] },
+];
+
+describe.each(RUNTIMES)('server/main.ts as $name', ({ args }) => {
+  function startMain(env: Record<string, string>) {
+    const child = spawn(process.execPath, args(), { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    return child;
+  }
+
   it('boots in demo mode, says so in one line, serves /healthz and stops on SIGTERM', async () => {
     const child = startMain({});
     const lines: string[] = [];
