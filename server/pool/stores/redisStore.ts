@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { keyReasonSchema } from '../../../shared';
@@ -43,18 +44,23 @@ const SCRIPTS = {
 
 type ScriptArg = string | number;
 interface ScriptedRedis {
-  keyrackPoolPick(...args: ScriptArg[]): Promise<[1, string] | [0, number] | [-1]>;
+  keyrackPoolPick(...args: ScriptArg[]): Promise<[1, string] | [0, number] | [-1] | [-2]>;
   keyrackPoolRecord(...args: ScriptArg[]): Promise<number>;
   keyrackPoolStatus(...args: ScriptArg[]): Promise<(string | number)[]>;
 }
 
 /** Script arguments derived from a pool definition, built once per definition object. */
 interface Prepared {
-  meta: string;
-  /** numkeys, KEYS..., then ARGV with the clock slot at `nowIndex`. */
+  /**
+   * The pick's arguments: numkeys, meta, definition key (+ the account logs of limited pools),
+   * the clock slot at `nowIndex`, and '' where the definition JSON goes after a {-2} reply.
+   */
   pickArgs: ScriptArg[];
+  /** The definition as pick.lua stores and reads it (see its header). */
+  definition: string;
   statusArgs: ScriptArg[];
   nowIndex: number;
+  statusNowIndex: number;
   /** Per fingerprint: its account name and the record script's KEYS. */
   byFingerprint: Map<string, { account: string; keys: string[] }>;
 }
@@ -80,7 +86,7 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
   let flushing: Promise<void> = Promise.resolve();
 
   function recordArgs(pool: PoolDefinition, keys: string[], kind: string, fingerprint: string, account: string, amount: number, reason: string): ScriptArg[] {
-    return [4, ...keys, clock ? clock() : '', kind, fingerprint, account, amount, reason, pool.windowMs, stateTtlMs, pool.windowMs + LOG_TTL_MARGIN_MS, pool.tpm];
+    return [keys.length, ...keys, clock ? clock() : '', kind, fingerprint, account, amount, reason, pool.windowMs, stateTtlMs, pool.windowMs + LOG_TTL_MARGIN_MS, pool.tpm];
   }
 
   function flushTokens(): Promise<void> {
@@ -108,26 +114,42 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
     if (cached) return cached;
     const base = `${prefix}:{pool:${pool.id}}`;
     const meta = `${base}:meta`;
+    const load = `${base}:load`;
     const { accounts, accountOfKey } = groupByAccount(pool.keys);
-    const keys = [meta];
-    for (const account of accounts) keys.push(`${base}:r:${account}`, `${base}:t:${account}`, `${base}:s:${account}`);
-    const pairs: ScriptArg[] = [];
+    const accountKeys: string[] = [];
+    for (const account of accounts) accountKeys.push(`${base}:r:${account}`, `${base}:t:${account}`, `${base}:s:${account}`);
     const byFingerprint = new Map<string, { account: string; keys: string[] }>();
     pool.keys.forEach((key, i) => {
       const a = accountOfKey[i]!;
-      pairs.push(key.fingerprint, a + 1);
       if (!byFingerprint.has(key.fingerprint)) {
-        byFingerprint.set(key.fingerprint, { account: key.account, keys: [meta, ...keys.slice(3 * a + 1, 3 * a + 4)] });
+        byFingerprint.set(key.fingerprint, { account: key.account, keys: [meta, ...accountKeys.slice(3 * a, 3 * a + 3), load] });
       }
     });
     const logTtlMs = pool.windowMs + LOG_TTL_MARGIN_MS;
     const strategy = pool.strategy === 'least-loaded' ? 'l' : 'r';
-    const nowIndex = 1 + keys.length;
+    const definition = JSON.stringify([
+      pool.windowMs,
+      pool.rpm,
+      pool.tpm,
+      strategy,
+      stateTtlMs,
+      logTtlMs,
+      accounts,
+      pool.keys.map((k) => k.fingerprint),
+      accountOfKey.map((a) => a + 1),
+    ]);
+    // Named by content: same configuration, same key, on every instance.
+    const version = createHash('sha256').update(definition).digest('base64url').slice(0, 22);
+    const limited = pool.rpm > 0 || pool.tpm > 0;
+    const pickKeys = [meta, load, `${base}:def:${version}`, ...(limited ? accountKeys : [])];
+    const pairs: ScriptArg[] = [];
+    pool.keys.forEach((key, i) => pairs.push(key.fingerprint, accountOfKey[i]! + 1));
     const result: Prepared = {
-      meta,
-      pickArgs: [keys.length, ...keys, '', pool.windowMs, pool.rpm, pool.tpm, strategy, stateTtlMs, logTtlMs, accounts.length, ...accounts, ...pairs],
-      statusArgs: [keys.length, ...keys, '', pool.windowMs, pool.rpm, pool.tpm, accounts.length, ...accounts, ...pairs],
-      nowIndex,
+      pickArgs: [pickKeys.length, ...pickKeys, '', ''],
+      definition,
+      nowIndex: 1 + pickKeys.length,
+      statusArgs: [2 + accountKeys.length, meta, load, ...accountKeys, '', pool.windowMs, pool.rpm, pool.tpm, accounts.length, ...accounts, ...pairs],
+      statusNowIndex: 3 + accountKeys.length,
       byFingerprint,
     };
     prepared.set(pool, result);
@@ -145,7 +167,13 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
     async pick(pool) {
       if (pool.keys.length === 0) return NO_KEYS;
       const p = prepare(pool);
-      const reply = await scripted.keyrackPoolPick(...withNow(p.pickArgs, p.nowIndex));
+      let reply = await scripted.keyrackPoolPick(...withNow(p.pickArgs, p.nowIndex));
+      if (reply[0] === -2) {
+        // First pick of this configuration here, or its definition expired: send it along.
+        const withDefinition = withNow(p.pickArgs, p.nowIndex).slice(); // never write into the shared array
+        withDefinition[withDefinition.length - 1] = p.definition;
+        reply = await scripted.keyrackPoolPick(...withDefinition);
+      }
       if (reply[0] === 1) return { ok: true, fingerprint: reply[1] };
       if (reply[0] === 0) return { ok: false, reason: 'busy', retryAfterMs: reply[1] };
       return NO_KEYS;
@@ -183,14 +211,14 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
     async setEnabled(pool, fingerprint, enabled) {
       const key = prepare(pool).byFingerprint.get(fingerprint);
       if (!key) return;
-      await scripted.keyrackPoolRecord(4, ...key.keys, '', enabled ? 'enable' : 'disable', fingerprint, key.account, 0, '', pool.windowMs, stateTtlMs, 0, pool.tpm);
+      await scripted.keyrackPoolRecord(key.keys.length, ...key.keys, '', enabled ? 'enable' : 'disable', fingerprint, key.account, 0, '', pool.windowMs, stateTtlMs, 0, pool.tpm);
     },
 
     async status(pool) {
       if (pool.keys.length === 0) return [];
       await flushTokens();
       const p = prepare(pool);
-      const reply = await scripted.keyrackPoolStatus(...withNow(p.statusArgs, p.nowIndex));
+      const reply = await scripted.keyrackPoolStatus(...withNow(p.statusArgs, p.statusNowIndex));
       return pool.keys.map((key, i): KeyState => {
         const at = 1 + 5 * i;
         const reason = String(reply[at + 1]);

@@ -1,21 +1,37 @@
 -- Pick a key by the pool's strategy and count the request, in one atomic round trip.
--- KEYS[1] = meta; account a (1-based): KEYS[3a-1] request log, KEYS[3a] token log, KEYS[3a+1] token sum
--- ARGV: now ('' = Redis TIME), windowMs, rpm, tpm, strategy ('r' | 'l'), metaTtlMs, logTtlMs,
---       m, account names 1..m, then per key: fingerprint, account index (1-based)
+-- KEYS[1] = meta, KEYS[2] = load, KEYS[3] = the pool definition (<p>:{pool:<id>}:def:<version>);
+--   pools with an rpm or tpm limit also pass, per account a (1-based): KEYS[3a+1] request log,
+--   KEYS[3a+2] token log, KEYS[3a+3] token sum (unlimited pools touch no per-account key)
+-- ARGV[1] = now ('' = Redis TIME), ARGV[2] = the definition as JSON, sent only after a {-2}
+--   reply ('' otherwise): [windowMs, rpm, tpm, strategy 'r'|'l', metaTtlMs, logTtlMs,
+--   [account names], [fingerprints in key order], [account index (1-based) of each key]]
 -- Returns {1, fingerprint} | {0, retryAfterMs} | {-1} (no key can ever serve)
+--       | {-2} (this Redis does not hold the definition: send it)
 --
--- Every redis.call costs more than its command, so the hot path makes few: TIME, HGETALL,
--- one ZCOUNT per account looked at (limited rpm only), then the writes for the chosen key.
+-- Why the definition lives in Redis: a pick used to carry the whole pool (every key's
+-- fingerprint and account, every account's three key names) as ~60 arguments, and encoding,
+-- sending and parsing them cost more than the decision itself (issue #8). Its key name holds a
+-- hash of its content, so instances running different configurations (a rolling reload) each
+-- find their own and never overwrite another's; an unknown or expired one costs one retry.
+--
+-- Every redis.call costs more than its command, so the hot path makes few: TIME, GET of the
+-- definition, HGETALL of meta, one ZCOUNT per account looked at (limited rpm; least-loaded on
+-- unlimited rpm reads all estimates in one HMGET), then the writes.
 
-local meta = KEYS[1]
+local meta, loadKey, defKey = KEYS[1], KEYS[2], KEYS[3]
 local now = clockNow(ARGV[1])
-local windowMs = tonumber(ARGV[2])
-local rpm = tonumber(ARGV[3])
-local tpm = tonumber(ARGV[4])
-local leastLoaded = ARGV[5] == 'l'
-local m = tonumber(ARGV[8])
-local base = 8 + m
-local n = (#ARGV - base) / 2
+local defJson = ARGV[2]
+if defJson == '' then
+  defJson = redis.call('GET', defKey)
+  if not defJson then return {-2} end
+end
+local def = cjson.decode(defJson)
+local windowMs, rpm, tpm = def[1], def[2], def[3]
+local leastLoaded = def[4] == 'l'
+local metaTtlMs, logTtlMs = def[5], def[6]
+local accountNames, fingerprints, accountOfKey = def[7], def[8], def[9]
+if ARGV[2] ~= '' then redis.call('SET', defKey, defJson, 'PX', metaTtlMs) end
+local n = #fingerprints
 if n < 1 then return {-1} end
 local cutoff = now - windowMs
 -- Number-to-string costs show in a hot script: only limited windows need the cutoff as text.
@@ -24,24 +40,18 @@ local openCutoff = (rpm > 0 or tpm > 0) and '(' .. fmt(cutoff) or nil
 local state = loadMeta(meta, now)
 local disabled, cooling = state.disabled, state.cooling
 
-local requestCount, tokenSum, usableMemo, approx = {}, {}, {}, {}
+local requestCount, tokenSum, usableMemo = {}, {}, {}
 
-local function approxOf(a)
-  local st = approx[a]
-  if st == nil then
-    st = approxLoad(state.approx[ARGV[8 + a]], now, windowMs)
-    approx[a] = st
-  end
-  return st
-end
-
+-- Estimated requests of every account (unlimited rpm, least-loaded only), read on first need.
+local estimates = nil
 local function requests(a)
   local c = requestCount[a]
   if c == nil then
     if rpm > 0 then
-      c = redis.call('ZCOUNT', KEYS[3 * a - 1], openCutoff, '+inf')
+      c = redis.call('ZCOUNT', KEYS[3 * a + 1], openCutoff, '+inf')
     else
-      c = approxRequests(approxOf(a))
+      if estimates == nil then estimates = estimateLoads(loadKey, now, windowMs, 'r', accountNames) end
+      c = estimates[a]
     end
     requestCount[a] = c
   end
@@ -52,7 +62,7 @@ end
 local function tokens(a)
   local s = tokenSum[a]
   if s == nil then
-    s = trimTokens(KEYS[3 * a], KEYS[3 * a + 1], cutoff)
+    s = trimTokens(KEYS[3 * a + 2], KEYS[3 * a + 3], cutoff)
     tokenSum[a] = s
   end
   return s
@@ -61,7 +71,7 @@ end
 local function usable(a)
   local u = usableMemo[a]
   if u == nil then
-    u = not cooling[ARGV[8 + a]]
+    u = not cooling[accountNames[a]]
       and (rpm == 0 or requests(a) < rpm)
       and (tpm == 0 or tokens(a) < tpm)
     usableMemo[a] = u
@@ -75,9 +85,9 @@ local anyEnabled = false
 local best = nil
 for step = 0, n - 1 do
   local i = (start + step) % n
-  if not disabled[ARGV[base + 2 * i + 1]] then
+  if not disabled[fingerprints[i + 1]] then
     anyEnabled = true
-    local a = tonumber(ARGV[base + 2 * i + 2])
+    local a = accountOfKey[i + 1]
     if usable(a) then
       if not leastLoaded then
         chosen, chosenAccount = i, a
@@ -96,21 +106,24 @@ end
 if chosen ~= nil then
   local seq = state.seq + 1
   if rpm > 0 then
-    local rlog = KEYS[3 * chosenAccount - 1]
+    local rlog = KEYS[3 * chosenAccount + 1]
     -- Counting reads only the window (ZCOUNT from the cutoff), so stale entries cost memory,
     -- never correctness; trimming on 1 pick in 8 keeps them few. The TTL follows every add.
     if (seq + now) % 8 == 0 then redis.call('ZREMRANGEBYSCORE', rlog, '-inf', fmt(cutoff)) end
     redis.call('ZADD', rlog, now, seq)
-    redis.call('PEXPIRE', rlog, ARGV[7])
+    redis.call('PEXPIRE', rlog, logTtlMs)
     redis.call('HSET', meta, 'cursor', chosen + 1, 'seq', seq)
   else
-    local st = approxOf(chosenAccount)
-    st.c = st.c + 1
-    redis.call('HSET', meta, 'cursor', chosen + 1, 'seq', seq, 'a:' .. ARGV[8 + chosenAccount], approxEncode(st))
+    redis.call('HSET', meta, 'cursor', chosen + 1, 'seq', seq)
+    countLoad(loadKey, now, windowMs, 'r', accountNames[chosenAccount], 1, metaTtlMs)
   end
   -- The state TTL is days long: refreshing it on the first pick and every 64th after is plenty.
-  if seq % 64 == 1 then redis.call('PEXPIRE', meta, math.max(tonumber(ARGV[6]), state.lastUntil - now)) end
-  return {1, ARGV[base + 2 * chosen + 1]}
+  -- The definition's TTL follows (a definition that expires anyway costs one retry).
+  if seq % 64 == 1 then
+    redis.call('PEXPIRE', meta, math.max(metaTtlMs, state.lastUntil - now))
+    redis.call('PEXPIRE', defKey, metaTtlMs)
+  end
+  return {1, fingerprints[chosen + 1]}
 end
 
 if not anyEnabled then return {-1} end
@@ -121,15 +134,15 @@ local function waitOf(a)
   local w = waitMemo[a]
   if w ~= nil then return w end
   w = 0
-  local untilMs = cooling[ARGV[8 + a]]
+  local untilMs = cooling[accountNames[a]]
   if untilMs then w = untilMs - now end
   if rpm > 0 and requests(a) >= rpm then
     -- The (count - rpm + 1)-th oldest entry is the one whose leaving brings the count under rpm.
-    local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a - 1], openCutoff, '+inf', 'WITHSCORES', 'LIMIT', requests(a) - rpm, 1)
+    local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 1], openCutoff, '+inf', 'WITHSCORES', 'LIMIT', requests(a) - rpm, 1)
     if e[2] then w = math.max(w, tonumber(e[2]) + windowMs - now) end
   end
   if tpm > 0 and tokens(a) >= tpm then
-    local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a], openCutoff, '+inf', 'WITHSCORES')
+    local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 2], openCutoff, '+inf', 'WITHSCORES')
     local remaining = tokens(a)
     for j = 1, #e, 2 do
       remaining = remaining - tokenOf(e[j])
@@ -145,8 +158,8 @@ end
 
 local wait = nil
 for i = 0, n - 1 do
-  if not disabled[ARGV[base + 2 * i + 1]] then
-    local w = waitOf(tonumber(ARGV[base + 2 * i + 2]))
+  if not disabled[fingerprints[i + 1]] then
+    local w = waitOf(accountOfKey[i + 1])
     if wait == nil or w < wait then wait = w end
   end
 end

@@ -1,9 +1,9 @@
 -- Record the outcome of a request against a key and its account; also the admin switch.
--- KEYS: meta, request log, token log, token sum (of the key's account)
+-- KEYS: meta, request log, token log, token sum (of the key's account), load
 -- ARGV: now ('' = Redis TIME), kind ('success' | 'cool' | 'rejected' | 'enable' | 'disable'),
 --       fingerprint, account, amount (tokens, or cooldown ms), reason (for 'cool'), windowMs,
 --       metaTtlMs, logTtlMs, tpm
-local meta, tlog, tsum = KEYS[1], KEYS[3], KEYS[4]
+local meta, tlog, tsum, loadKey = KEYS[1], KEYS[3], KEYS[4], KEYS[5]
 local now = clockNow(ARGV[1])
 local kind = ARGV[2]
 local account = ARGV[4]
@@ -14,10 +14,7 @@ local metaTtl = tonumber(ARGV[8])
 if kind == 'success' then
   if amount <= 0 then return 0 end
   if tonumber(ARGV[10]) == 0 then
-    local field = 'a:' .. account
-    local st = approxLoad(redis.call('HGET', meta, field), now, windowMs)
-    st.tc = st.tc + amount
-    redis.call('HSET', meta, field, approxEncode(st))
+    countLoad(loadKey, now, windowMs, 't', account, amount, metaTtl)
   else
     trimTokens(tlog, tsum, now - windowMs)
     local seq = redis.call('HINCRBY', meta, 'seq', 1)

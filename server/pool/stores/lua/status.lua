@@ -1,5 +1,6 @@
 -- State of every key of a pool, in key order (writes nothing but the removal of ended cooldowns).
--- KEYS: as for pick.lua. ARGV: now ('' = Redis TIME), windowMs, rpm, tpm, m, account names 1..m,
+-- KEYS: meta, load, then per account a (1-based): KEYS[3a] request log, KEYS[3a+1] token log,
+--       KEYS[3a+2] token sum. ARGV: now ('' = Redis TIME), windowMs, rpm, tpm, m, account names 1..m,
 --       then per key: fingerprint, account index (1-based)
 -- Returns {now, then per key: status, reason ('' = none), until ('' = none), requests, tokens}
 local meta = KEYS[1]
@@ -12,22 +13,24 @@ local base = 5 + m
 local n = (#ARGV - base) / 2
 local openCutoff = '(' .. fmt(now - windowMs)
 local state = loadMeta(meta, now)
+local accountNames = { unpack(ARGV, 6, 5 + m) }
+local requestEstimates = rpm == 0 and estimateLoads(KEYS[2], now, windowMs, 'r', accountNames) or nil
+local tokenEstimates = tpm == 0 and estimateLoads(KEYS[2], now, windowMs, 't', accountNames) or nil
 
 local requests, tokens = {}, {}
 for a = 1, m do
-  local st = approxLoad(state.approx[ARGV[5 + a]], now, windowMs)
   if rpm > 0 then
-    requests[a] = redis.call('ZCOUNT', KEYS[3 * a - 1], openCutoff, '+inf')
+    requests[a] = redis.call('ZCOUNT', KEYS[3 * a], openCutoff, '+inf')
   else
-    requests[a] = approxRequests(st)
+    requests[a] = requestEstimates[a]
   end
   if tpm > 0 then
     local sum = 0
-    local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a], openCutoff, '+inf')
+    local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 1], openCutoff, '+inf')
     for j = 1, #e do sum = sum + tokenOf(e[j]) end
     tokens[a] = sum
   else
-    tokens[a] = approxTokens(st)
+    tokens[a] = tokenEstimates[a]
   end
 end
 
