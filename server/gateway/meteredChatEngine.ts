@@ -49,7 +49,7 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
       }
 
       const settings = await deps.business.getSettings();
-      const prompt = checkPrompt(req.chat.messages, settings);
+      const prompt = await checkPrompt(req.chat.messages, settings);
       if (prompt.status === 'refused') {
         yield { type: 'error', code: 'prompt_too_long', message: prompt.message };
         return;

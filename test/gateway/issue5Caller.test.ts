@@ -199,7 +199,7 @@ describe('the metered chat engine', () => {
     const answer = await alice.chat.complete(chat(content));
     // (1000 × $2.50 + 500 × $10) / 1M = $0.0075; × 1.3 = $0.00975.
     expect(answer.cost?.actualUsd).toBe(0.00975);
-    const prompt = checkPrompt([{ role: 'user', content }], { prompt_soft_limit: 5000, prompt_hard_limit: 10_000 });
+    const prompt = await checkPrompt([{ role: 'user', content }], { prompt_soft_limit: 5000, prompt_hard_limit: 10_000 });
     const promptTokens = prompt.status === 'refused' ? Number.NaN : prompt.promptTokens;
     // prompt × $2.50 + 1000 expected output × $10, per million, + 30%.
     expect(answer.cost?.estimatedUsd).toBeCloseTo(((promptTokens * 2.5 + 1000 * 10) / 1e6) * 1.3, 9);
