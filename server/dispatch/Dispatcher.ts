@@ -14,6 +14,8 @@ export interface DispatchRequest {
   /** The caller's abort (client gone, shutdown): closes the upstream connection at once. */
   signal: AbortSignal;
   requestId?: string;
+  /** See ChatEngineRequest.delivery. */
+  delivery?: 'stream' | 'whole';
   /** Tried before the provider's env pool, in order (e.g. the user's BYOK keys). */
   keySources?: KeySource[];
   /** Whether the provider's shared env pool may serve after `keySources` (a BYOK user's setting). Default: yes. */
@@ -173,6 +175,7 @@ export class Dispatcher {
       provider,
       model: model.upstreamModel,
       messages: req.chat.messages,
+      ...(req.delivery === 'whole' ? { delivery: 'whole' as const } : {}),
       ...(req.chat.maxTokens !== undefined ? { maxTokens: req.chat.maxTokens } : {}),
       ...(req.chat.temperature !== undefined ? { temperature: req.chat.temperature } : {}),
     };

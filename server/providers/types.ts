@@ -8,6 +8,12 @@ export interface UpstreamRequest {
   messages: ChatMessage[];
   maxTokens?: number;
   temperature?: number;
+  /**
+   * 'whole': nobody reads the answer before its end, so the adapter may ask for it in one
+   * piece (`stream: false`) and yield it as one delta. An adapter whose provider's one-piece
+   * answer it does not read may stream anyway: the events are the same either way.
+   */
+  delivery?: 'stream' | 'whole';
 }
 
 /**

@@ -98,6 +98,59 @@ describe('OpenAI-compatible adapter', () => {
     expect(mistralBody.max_tokens).toBe(50);
   });
 
+  it("'whole' delivery asks for one JSON answer (stream: false) and yields the same events", async () => {
+    const bodies: any[] = [];
+    server.use(
+      http.post(`${BASE}/chat/completions`, async ({ request }) => {
+        const body: any = await request.json();
+        bodies.push({ body, accept: request.headers.get('accept') });
+        if (body.model === 'kimi-model') {
+          // Kimi puts usage in the choice.
+          return HttpResponse.json({ choices: [{ index: 0, message: { role: 'assistant', content: 'b' }, finish_reason: 'length', usage: { prompt_tokens: 5, completion_tokens: 7, cached_tokens: 2 } }] });
+        }
+        return HttpResponse.json({
+          id: 'chatcmpl-1',
+          object: 'chat.completion',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'Hello', refusal: null }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, prompt_tokens_details: { cached_tokens: 4 } },
+        });
+      }),
+    );
+    const whole = { ...req, delivery: 'whole' as const };
+    expect(await collect(adapters.openai.stream(whole, ctx()))).toEqual([
+      { type: 'delta', text: 'Hello' },
+      { type: 'usage', usage: { inputTokens: 9, outputTokens: 2, cachedInputTokens: 4, reasoningTokens: 0 } },
+      { type: 'done', finishReason: 'stop' },
+    ]);
+    expect(bodies[0]).toEqual({
+      accept: 'application/json',
+      body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }], stream: false, max_completion_tokens: 50, temperature: 0.2 },
+    });
+    expect(await collect(adapters.kimi.stream({ ...whole, provider: 'kimi', model: 'kimi-model' }, ctx()))).toEqual([
+      { type: 'delta', text: 'b' },
+      { type: 'usage', usage: { inputTokens: 5, outputTokens: 7, cachedInputTokens: 2, reasoningTokens: 0 } },
+      { type: 'done', finishReason: 'length' },
+    ]);
+  });
+
+  it("'whole' delivery: an error in a 200 body is classified, an unreadable or oversized body is transient, never echoing the key", async () => {
+    const whole = { ...req, delivery: 'whole' as const };
+    server.use(http.post(`${BASE}/chat/completions`, () => HttpResponse.json({ error: { message: `Incorrect API key provided: ${KEY}`, type: 'invalid_request_error', code: 'invalid_api_key' } })));
+    const rejected = (await collectUntilError(adapters.openai.stream(whole, ctx()))).error as ProviderError;
+    expect(rejected.kind).toBe('rejected');
+    expect(rejected.message).not.toContain(KEY);
+    server.use(http.post(`${BASE}/chat/completions`, () => new HttpResponse(`{"choices": [{"message": {"content": "${KEY}`, { headers: { 'content-type': 'application/json' } })));
+    const unreadable = (await collectUntilError(adapters.openai.stream(whole, ctx()))).error as ProviderError;
+    expect(unreadable.kind).toBe('transient');
+    expect(unreadable.message).not.toContain(KEY);
+    const { readAnswerBody } = await import('../../server/providers/http/UpstreamHttp');
+    await expect(readAnswerBody(new Response('x'.repeat(2048)), KEY, 1024)).rejects.toMatchObject({ kind: 'transient', providerCode: 'answer_too_large' });
+    // A 429 is classified the same way whatever the delivery.
+    server.use(http.post(`${BASE}/chat/completions`, () => HttpResponse.json({ error: { message: 'slow down', type: 'requests', code: 'rate_limit_exceeded' } }, { status: 429, headers: { 'retry-after': '2' } })));
+    const limited = (await collectUntilError(adapters.openai.stream(whole, ctx()))).error as ProviderError;
+    expect(limited).toMatchObject({ kind: 'rate_limited', retryAfterMs: 2000 });
+  });
+
   it('classifies 429 with retry-after seconds as rate_limited', async () => {
     const error = await failure(429, { error: { message: 'Rate limit reached for gpt-4o-mini', type: 'requests', code: 'rate_limit_exceeded' } }, { 'retry-after': '7' });
     expect(error).toMatchObject({ kind: 'rate_limited', status: 429, retryAfterMs: 7000, providerCode: 'rate_limit_exceeded' });

@@ -70,7 +70,8 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
   res.on('close', () => {
     if (!res.writableFinished) upstream.abort();
   });
-  const events = deps.engine.stream({ chat: chat.data, userId: user.id, signal: upstream.signal, requestId })[Symbol.asyncIterator]();
+  const delivery = body.data.stream ? 'stream' : 'whole';
+  const events = deps.engine.stream({ chat: chat.data, userId: user.id, signal: upstream.signal, requestId, delivery })[Symbol.asyncIterator]();
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
 

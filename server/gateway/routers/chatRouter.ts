@@ -60,7 +60,7 @@ export const chatRouter = router({
     .output(chatCompleteOutputSchema)
     .mutation(async ({ ctx, input, signal }): Promise<ChatCompleteOutput> => {
       const answer = await collectAnswer(
-        ctx.deps.engine.stream({ chat: input, userId: ctx.user.id, signal: signal ?? new AbortController().signal, requestId: ctx.requestId }),
+        ctx.deps.engine.stream({ chat: input, userId: ctx.user.id, signal: signal ?? new AbortController().signal, requestId: ctx.requestId, delivery: 'whole' }),
       );
       if (!answer.ok) throw trpcErrorOf(answer.error);
       return answer.value;

@@ -169,6 +169,32 @@ export async function readErrorBody(response: Response): Promise<string> {
   return text.slice(0, MAX_ERROR_BODY);
 }
 
+/** A one-piece answer larger than this is refused: no chat answer comes near it. */
+export const MAX_ANSWER_BODY = 16 * 1024 * 1024;
+
+/**
+ * Reads a one-piece (non-streamed) answer's body, bounded. Throws a transient ProviderError when
+ * the body breaks off or passes MAX_ANSWER_BODY.
+ */
+export async function readAnswerBody(response: Response, apiKey: string, maxBytes = MAX_ANSWER_BODY): Promise<string> {
+  if (!response.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        throw new ProviderError({ kind: 'transient', message: `upstream answer larger than ${maxBytes} bytes`, providerCode: 'answer_too_large' });
+      }
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof ProviderError) throw error;
+    throw networkError(error, apiKey);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
 let shared: UpstreamHttp | undefined;
 
 /** The process-wide pool, created on first use. */

@@ -1,17 +1,17 @@
 import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
-import { safeParseValue } from '../http/parseJson';
+import { safeParseJson, safeParseValue } from '../http/parseJson';
 import { upstreamBody } from '../http/upstreamBody';
 import { createSseReader } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { networkError, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import { networkError, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { ProviderSpec } from '../registry';
 import type { AdapterContext, AdapterEvent, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
 import { classifyOpenAIError, classifyOpenAIStreamError } from './classifyOpenAIError';
 import { convertOpenAIUsage } from './convertOpenAIUsage';
 import { convertToOpenAIChatRequest } from './convertToOpenAIChatRequest';
 import { mapOpenAIFinishReason } from './mapOpenAIFinishReason';
-import { openaiChunkSchema } from './openaiChatApi';
+import { openaiChunkSchema, openaiCompletionSchema } from './openaiChatApi';
 
 /** Speaks Chat Completions for every provider that copies OpenAI's format; quirks come from the spec. */
 export class OpenAICompatibleAdapter implements ProviderAdapter {
@@ -27,7 +27,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       headers: {
         authorization: `Bearer ${ctx.apiKey}`,
         'content-type': 'application/json',
-        accept: 'text/event-stream',
+        accept: req.delivery === 'whole' ? 'application/json' : 'text/event-stream',
       },
       body: JSON.stringify(convertToOpenAIChatRequest(req, this.spec)),
       signal: ctx.signal,
@@ -36,6 +36,10 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     if (!response.ok || !response.body) {
       const bodyText = await readErrorBody(response);
       throw classifyOpenAIError({ spec: this.spec, status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
+    }
+    if (req.delivery === 'whole') {
+      yield* this.readWhole(await readAnswerBody(response, ctx.apiKey), ctx.apiKey);
+      return;
     }
 
     const state: ChunkState = { finishReason: undefined, usage: undefined, done: false };
@@ -110,6 +114,21 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       if (text) texts.push(text);
       if (choice.finish_reason) state.finishReason = mapOpenAIFinishReason(choice.finish_reason);
     }
+  }
+
+  /** A one-piece answer as the same events a stream gives: its text, usage, done. Throws ProviderError. */
+  private *readWhole(bodyText: string, apiKey: string): Generator<AdapterEvent> {
+    const parsed = safeParseJson(bodyText, openaiCompletionSchema);
+    if (!parsed.success) throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable answer (${parsed.error})` });
+    const answer = parsed.value;
+    if (answer.error) throw classifyOpenAIStreamError(this.spec, answer.error, apiKey);
+    const choice = answer.choices?.[0];
+    if (!choice) throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: answer without a choice`, providerCode: 'truncated' });
+    const text = choice.message?.content;
+    if (text) yield { type: 'delta', text };
+    const reported = answer.usage ?? answer.x_groq?.usage ?? choice.usage;
+    if (reported) yield { type: 'usage', usage: convertOpenAIUsage(reported) };
+    yield { type: 'done', finishReason: choice.finish_reason ? mapOpenAIFinishReason(choice.finish_reason) : 'stop' };
   }
 
   testKey(ctx: AdapterContext): Promise<KeyTestResult> {

@@ -6,9 +6,10 @@ export function convertToOpenAIChatRequest(req: UpstreamRequest, spec: ProviderS
   const body: OpenAIChatRequestBody = {
     model: req.model,
     messages: mergeConsecutiveRoles(req.messages.map((m) => ({ role: m.role, content: m.content }))),
-    stream: true,
+    stream: req.delivery !== 'whole',
   };
-  if (spec.streamUsageOption) body.stream_options = { include_usage: true };
+  // A one-piece answer always carries its usage; only a stream must ask for it.
+  if (spec.streamUsageOption && body.stream) body.stream_options = { include_usage: true };
   if (req.maxTokens !== undefined) body[spec.maxTokensField ?? 'max_tokens'] = req.maxTokens;
   if (req.temperature !== undefined) body.temperature = req.temperature;
   return body;

@@ -57,10 +57,27 @@ export const openaiChunkSchema = z.object({
 });
 export type OpenAIChunk = z.infer<typeof openaiChunkSchema>;
 
+/** A one-piece answer (`stream: false`): the same fields, with `message` for `delta`. */
+export const openaiCompletionSchema = z.object({
+  choices: z
+    .array(
+      z.object({
+        message: z.object({ content: z.string().nullish() }).nullish(),
+        finish_reason: z.string().nullish(),
+        usage: openaiUsageSchema.nullish(),
+      }),
+    )
+    .nullish(),
+  usage: openaiUsageSchema.nullish(),
+  x_groq: z.object({ usage: openaiUsageSchema.nullish() }).nullish(),
+  /** Some providers answer 200 with an error object. */
+  error: z.union([openaiErrorObjectSchema, z.string()]).nullish(),
+});
+
 export interface OpenAIChatRequestBody {
   model: string;
   messages: { role: 'system' | 'user' | 'assistant'; content: string }[];
-  stream: true;
+  stream: boolean;
   stream_options?: { include_usage: true };
   max_tokens?: number;
   max_completion_tokens?: number;
