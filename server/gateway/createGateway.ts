@@ -133,7 +133,8 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     let redisUpAtStart = true;
     let store: PoolStore;
     if (env.redisUrl) {
-      const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger });
+      // Pool scripts only (one pick per request, never a blocking command): pipelined.
+      const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger, autoPipelining: true });
       const dr = createDataRedis(env.redisUrl, logger);
       poolRedis = pr;
       redis = dr;

@@ -49,6 +49,11 @@ export interface UsageLedgerOptions {
   retentionDays?: number;
   /** Retry the outbox this often while it holds anything. Default 5 000 ms; null: only on record()/flush(). */
   flushIntervalMs?: number | null;
+  /**
+   * recordSoon writes this long after the first record it buffers, so a burst (every request
+   * of a busy user in that time) becomes one write per user-day. Default 100 ms; 0: at once.
+   */
+  writeBehindMs?: number;
   /** Outbox size cap in user-days; the oldest are dropped (and logged) beyond it. Default 100 000. */
   maxOutboxEntries?: number;
   logger?: Logger;
@@ -64,8 +69,14 @@ interface Pending {
 }
 
 export function utcDateOf(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
+  // Asked for on every request with "now": the last day's string is kept with its bounds.
+  if (ms >= lastDay.start && ms < lastDay.start + DAY_MS) return lastDay.date;
+  const start = Math.floor(ms / DAY_MS) * DAY_MS;
+  const date = new Date(start).toISOString().slice(0, 10);
+  if (Number.isFinite(start)) lastDay = { start, date };
+  return date;
 }
+let lastDay = { start: Number.NaN, date: '' };
 
 function daysIn(range: UsageRange): string[] {
   const out: string[] = [];
@@ -83,6 +94,8 @@ export class UsageLedger {
   private readonly outbox = new Map<string, Pending>();
   private flushing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout | null;
+  private readonly writeBehindMs: number;
+  private writeBehind: NodeJS.Timeout | null = null;
   /** Users' limits, read on every request: in process, dropped on change by any instance. */
   private readonly limits: NotifiedCache<UserLimits>;
 
@@ -92,6 +105,7 @@ export class UsageLedger {
     this.clock = options.clock ?? systemClock;
     this.ttlMs = (options.retentionDays ?? 400) * DAY_MS;
     this.maxOutbox = options.maxOutboxEntries ?? 100_000;
+    this.writeBehindMs = options.writeBehindMs ?? 100;
     this.logger = options.logger;
     const interval = options.flushIntervalMs === undefined ? 5_000 : options.flushIntervalMs;
     this.timer = interval === null ? null : setInterval(() => void (this.outbox.size > 0 && this.flush()), interval);
@@ -126,14 +140,25 @@ export class UsageLedger {
 
   /**
    * Adds one request's usage without waiting for the store: into the outbox (merged per
-   * user-day, so a burst of requests becomes one write per user) and flushed at once in the
-   * background. Off the answer's path, yet not lost: budget checks on this instance count the
-   * outbox, reads on this instance flush it first, and shutdown flushes it (close()). Another
-   * instance sees it once the write lands, a few milliseconds later.
+   * user-day, so a burst of requests becomes one write per user) and written `writeBehindMs`
+   * later in the background. Off the answer's path, yet not lost: budget checks on this
+   * instance count the outbox, reads on this instance flush it first, and shutdown flushes it
+   * (close()). Another instance sees it once the write lands, ~writeBehindMs later. (Flushing
+   * at once meant a MULTI/4 x HINCRBY/PEXPIRE/EXEC round per request under load: issue #8.)
    */
   recordSoon(userId: string, usage: UsageRecordInput): void {
     this.buffer(this.entryOf(userId, usage));
-    void this.flush();
+    if (this.writeBehindMs === 0) {
+      void this.flush();
+      return;
+    }
+    if (this.writeBehind) return;
+    this.writeBehind = setTimeout(() => {
+      this.writeBehind = null;
+      void this.flush();
+    }, this.writeBehindMs);
+    // close() flushes what is left; the timer alone must not keep a process alive.
+    this.writeBehind.unref();
   }
 
   /** Writes what the outbox holds, oldest first, stopping at the first failure. */
@@ -212,6 +237,8 @@ export class UsageLedger {
   /** Stops the flush timer and makes one last attempt to write the outbox. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    if (this.writeBehind) clearTimeout(this.writeBehind);
+    this.writeBehind = null;
     await this.flush();
     await this.limits.close();
   }
