@@ -1,6 +1,6 @@
 import type { ChatRequest, GatewayErrorCode, ProviderId, StreamEvent, TokenUsage } from '../../shared';
 import type { ModelCatalog, ResolvedModel } from '../business/types';
-import type { Logger } from '../observability/logger';
+import { lazyChild, type Logger } from '../observability/logger';
 import { createAdapters } from '../providers/createAdapters';
 import { ProviderError } from '../providers/ProviderError';
 import { baseUrlFor } from '../providers/registry';
@@ -84,7 +84,7 @@ export class Dispatcher {
     const onAbort = () => upstream.abort();
     if (req.signal.aborted) upstream.abort();
     else req.signal.addEventListener('abort', onAbort, { once: true });
-    const log = this.deps.logger.child({ requestId: req.requestId, userId: req.userId });
+    const log = lazyChild(this.deps.logger, { requestId: req.requestId, userId: req.userId });
     // An answer read to its end has nothing left upstream to close; aborting it anyway costs a
     // DOMException and a round of abort listeners per request (issue #8's profile).
     let answered = false;

@@ -6,6 +6,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone';
 import sirv from 'sirv';
 import { devTokenInputSchema } from '../../shared/api';
 import { bearerToken, refusalMessage } from '../auth/tokens';
+import { lazyChild } from '../observability/logger';
 import { createContextFor, type GatewayDeps } from './context';
 import { BodyTooLargeError, readBody, sendJson } from './http/readBody';
 import { handleOpenAIRequest } from './openai/handleOpenAIRequest';
@@ -61,7 +62,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     createContext: ({ req }) => {
       const requestId = requestIds.get(req) ?? randomUUID();
       // Every line a procedure logs carries the request id.
-      return createContextFor({ ...deps, logger: deps.logger.child({ requestId }) }, req, requestId);
+      return createContextFor({ ...deps, logger: lazyChild(deps.logger, { requestId }) }, req, requestId);
     },
     onError: ({ error, path, ctx }) => {
       if (error.code === 'INTERNAL_SERVER_ERROR') {
@@ -118,7 +119,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     }
     if (path === '/metrics' && options.metrics) return metrics(req, res, options.metrics);
     if (path === '/trpc' || path.startsWith('/trpc/')) return trpc(req, res);
-    if (path.startsWith('/v1/') && (await handleOpenAIRequest(req, res, path, requestId, { deps: { ...deps, logger: deps.logger.child({ requestId }) }, maxBodyBytes }))) return;
+    if (path.startsWith('/v1/') && (await handleOpenAIRequest(req, res, path, requestId, { deps: { ...deps, logger: lazyChild(deps.logger, { requestId }) }, maxBodyBytes }))) return;
     if (path === '/admin/api-keys/status') return adminKeyStatus(req, res);
     if (path === '/dev/token' && options.devTokens) return devToken(req, res);
     if ((req.method === 'GET' || req.method === 'HEAD') && statics && !isApiPath(path)) {
