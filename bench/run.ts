@@ -67,7 +67,7 @@ async function main(): Promise<number> {
     await checkTarget('direct', targets.direct);
     await checkTarget('bare proxy', targets.bare);
     await checkTarget('keyrack /v1', targets.keyrack);
-    await measureIdleRss(stack, children, report);
+    await measureIdleRss(stack, children, plan, report);
 
     if (runs('latency') || runs('throughput')) {
       step(`warming up (${plan.warmupS} s per target)`);

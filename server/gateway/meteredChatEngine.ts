@@ -65,11 +65,19 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
       let priced = model;
       let servedBy: ProviderId | null = null;
       let recorded = false;
-      const meter = async (event: StreamEvent): Promise<StreamEvent> => {
+      // A fallback may serve: price the answer by the model that actually answered.
+      const priceFallback = async (event: Extract<StreamEvent, { type: 'start' }>): Promise<StreamEvent> => {
+        priced = (await deps.business.resolve(`${event.provider}/${event.model}`)) ?? model;
+        return event;
+      };
+      // Synchronous for every event but a fallback's start: a promise and an await per streamed
+      // chunk were a large share of the streaming path's allocations (issue #8).
+      const meter = (event: StreamEvent): StreamEvent | Promise<StreamEvent> => {
+        if (event.type === 'delta') return event;
         if (event.type === 'start') {
           servedBy = event.provider;
-          // A fallback may serve: price the answer by the model that actually answered.
-          if (model && event.provider !== model.provider) priced = (await deps.business.resolve(`${event.provider}/${event.model}`)) ?? model;
+          if (model && event.provider !== model.provider) return priceFallback(event);
+          return event;
         }
         if (event.type === 'usage') {
           const actualUsd = priced ? actualCost(priced, event.usage, settings, servedBy ?? priced.provider) : 0;
@@ -95,12 +103,16 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
       let finished = false;
       try {
         for (;;) {
-          const next = await events.next().catch((error: unknown) => {
+          let next: IteratorResult<StreamEvent>;
+          try {
+            next = await events.next();
+          } catch (error) {
             finished = true;
             throw error;
-          });
+          }
           if (next.done) break;
-          yield await meter(next.value);
+          const metered = meter(next.value);
+          yield metered instanceof Promise ? await metered : metered;
         }
         finished = true;
       } finally {
@@ -137,7 +149,7 @@ async function userKeySources(
   return { keySources: [source], ownProviders, fallbackToSharedPool };
 }
 
-async function drain(events: AsyncIterator<StreamEvent>, meter: (event: StreamEvent) => Promise<StreamEvent>, logger: Logger): Promise<void> {
+async function drain(events: AsyncIterator<StreamEvent>, meter: (event: StreamEvent) => StreamEvent | Promise<StreamEvent>, logger: Logger): Promise<void> {
   try {
     for (;;) {
       const next = await events.next();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ChatRequest, StreamEvent } from '../../shared';
-import type { Logger } from '../observability/logger';
+import { lazyChild, type Logger } from '../observability/logger';
 import type { ChatEngine } from './ChatEngine';
 import type { BufferedEvent, DurableStreamBuffer } from './types';
 
@@ -112,16 +112,20 @@ export class ChatStreams {
     const stream = new LocalStream(randomUUID(), input.userId);
     this.streams.set(stream.id, stream);
     const { durable } = this.options;
-    const log = this.options.logger.child({ streamId: stream.id, requestId: input.requestId });
+    const log = lazyChild(this.options.logger, { streamId: stream.id, requestId: input.requestId });
     // Durable writes are issued in order without waiting for each other (the buffer keeps
     // their order and batches those of one tick); a failed write is logged, not fatal: the
     // local copy still serves this instance's subscribers.
-    const writeThrough = (write: () => Promise<void>) => {
-      write().catch((error: unknown) => {
+    // Appends within one batch share its promise: one handler per batch, not per event.
+    let watched: Promise<void> | undefined;
+    const writeThrough = (written: Promise<void>) => {
+      if (written === watched) return;
+      watched = written;
+      written.catch((error: unknown) => {
         log.warn({ err: error instanceof Error ? error.message : String(error) }, 'durable stream buffer write failed');
       });
     };
-    if (durable) writeThrough(() => durable.create(stream.id, input.userId));
+    if (durable) writeThrough(durable.create(stream.id, input.userId));
 
     this.armGrace(stream, this.attachTimeoutMs);
     void (async () => {
@@ -134,7 +138,7 @@ export class ChatStreams {
         })) {
           stream.push(event);
           const seq = stream.events.length;
-          if (durable) writeThrough(() => durable.append(stream.id, seq, event));
+          if (durable) writeThrough(durable.append(stream.id, seq, event));
         }
       } catch (error) {
         // The engine promises not to throw; if it does, the client still gets a proper end.
@@ -144,7 +148,7 @@ export class ChatStreams {
         clearTimeout(stream.graceTimer);
         stream.finish();
         const seq = stream.events.length;
-        if (durable) writeThrough(() => durable.finish(stream.id, seq));
+        if (durable) writeThrough(durable.finish(stream.id, seq));
         setTimeout(() => this.streams.delete(stream.id), this.retainMs).unref();
       }
     })();
