@@ -36,6 +36,8 @@ describe('Redis lost and back while serving', () => {
     const ask = (content: string) => user.chat.complete.mutate({ model: 'gpt-4o', messages: [{ role: 'user', content }] });
     expect((await ask('before')).text).toContain('Mock answer');
     expect(await readyz()).toBe(200);
+    // Usage is written behind (UsageLedger.writeBehindMs): write this one to the old server now.
+    await gw.gateway.deps.domain!.ledger.flush();
 
     const store = gw.gateway.resilientStore!;
     const degraded = new Promise<void>((resolve) => {
