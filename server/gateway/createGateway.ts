@@ -68,7 +68,7 @@ export interface CreateGatewayOptions {
    * body is not in within requestTimeoutMs, is cut. Defaults 10 s / 30 s (responses, streams
    * included, are not limited by these).
    */
-  http?: { headersTimeoutMs?: number; requestTimeoutMs?: number };
+  http?: { headersTimeoutMs?: number; requestTimeoutMs?: number; /** Default true (createHttpHandler). */ trpcFastPath?: boolean };
   /** The process environment without the ENV_FILE's variables (snapshot before dotenv): what pool.reload re-reads on top of. */
   baseEnv?: Record<string, string | undefined>;
 }
@@ -296,6 +296,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       devTokens: env.demoMode,
       readiness,
       metrics: { registry: metrics.registry, token: env.metricsToken, refresh: refreshPoolGauges },
+      ...(options.http?.trpcFastPath !== undefined ? { trpcFastPath: options.http.trpcFastPath } : {}),
     });
     // chat.stream's common case is written straight to the socket (tRPC's SSE body costs ~1 MiB
     // and most of the CPU per stream at 1,000 streams, issue #8); anything else goes to tRPC.

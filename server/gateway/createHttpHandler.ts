@@ -3,12 +3,14 @@ import type { Registry } from 'prom-client';
 import { existsSync } from 'node:fs';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import type { TRPCError } from '@trpc/server';
 import sirv from 'sirv';
 import { devTokenInputSchema } from '../../shared/api';
 import { bearerToken, refusalMessage } from '../auth/tokens';
 import { lazyChild } from '../observability/logger';
-import { createContextFor, type GatewayDeps } from './context';
+import { createContextFor, type GatewayContext, type GatewayDeps } from './context';
 import { BodyTooLargeError, readBody, sendJson } from './http/readBody';
+import { createTrpcCallFastPath } from './http/trpcCallFastPath';
 import { handleOpenAIRequest } from './openai/handleOpenAIRequest';
 import { appRouter } from './router';
 
@@ -45,6 +47,8 @@ export interface HttpHandlerOptions {
   readiness: () => Promise<ReadinessReport>;
   /** GET /metrics; absent = no metrics endpoint. */
   metrics?: MetricsSource;
+  /** Serve chat.start without tRPC's HTTP adapter (trpcCallFastPath.ts). Default true; tests compare both. */
+  trpcFastPath?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -55,20 +59,22 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
   const { deps } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const requestIds = new WeakMap<IncomingMessage, string>();
+  const contextFor = (req: IncomingMessage, requestId: string) =>
+    // Every line a procedure logs carries the request id.
+    createContextFor({ ...deps, logger: lazyChild(deps.logger, { requestId }) }, req, requestId);
+  const onError = (error: TRPCError, path: string | undefined, ctx: GatewayContext | undefined) => {
+    if (error.code === 'INTERNAL_SERVER_ERROR') {
+      deps.logger.error({ path, requestId: ctx?.requestId, err: error.cause instanceof Error ? error.cause.message : error.message }, 'procedure failed');
+    }
+  };
+  // chat.start, before every chat's first token, skips tRPC's HTTP adapter (see trpcCallFastPath.ts).
+  const callFastPath = createTrpcCallFastPath({ router: appRouter, paths: new Set(['chat.start']), createContext: contextFor, onError, maxBodyBytes });
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: maxBodyBytes,
-    createContext: ({ req }) => {
-      const requestId = requestIds.get(req) ?? randomUUID();
-      // Every line a procedure logs carries the request id.
-      return createContextFor({ ...deps, logger: lazyChild(deps.logger, { requestId }) }, req, requestId);
-    },
-    onError: ({ error, path, ctx }) => {
-      if (error.code === 'INTERNAL_SERVER_ERROR') {
-        deps.logger.error({ path, requestId: ctx?.requestId, err: error.cause instanceof Error ? error.cause.message : error.message }, 'procedure failed');
-      }
-    },
+    createContext: ({ req }) => contextFor(req, requestIds.get(req) ?? randomUUID()),
+    onError: ({ error, path, ctx }) => onError(error, path, ctx),
   });
   const statics =
     options.clientDir && existsSync(options.clientDir)
@@ -118,6 +124,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
       return sendJson(res, report.ok ? 200 : 503, report);
     }
     if (path === '/metrics' && options.metrics) return metrics(req, res, options.metrics);
+    if (path === '/trpc/chat.start' && options.trpcFastPath !== false && (await callFastPath(req, res, requestId))) return;
     if (path === '/trpc' || path.startsWith('/trpc/')) return trpc(req, res);
     if (path.startsWith('/v1/') && (await handleOpenAIRequest(req, res, path, requestId, { deps: { ...deps, logger: lazyChild(deps.logger, { requestId }) }, maxBodyBytes }))) return;
     if (path === '/admin/api-keys/status') return adminKeyStatus(req, res);
