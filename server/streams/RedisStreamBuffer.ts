@@ -98,13 +98,27 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
   private flush(): void {
     this.flushScheduled = false;
     clearTimeout(this.flushTimer);
-    const batches = this.pending;
+    const batches = [...this.pending];
     this.pending = new Map();
+    this.writeBatches(batches, 0);
+  }
+
+  /**
+   * Writes batches[from..] as pipelines of STREAMS_PER_PIPELINE streams, one per event-loop turn:
+   * one pipeline for 1,000 streams was one long task (1,000 streams x 20 events/s alone: event-loop
+   * delay max 42 ms, p99 5.7 ms; in pipelines of 200: 11 ms, 3.7 ms; issue #8).
+   * The turns follow each other through setImmediate, which runs in order, so a stream's next
+   * flush never overtakes this one (stream entry ids must grow).
+   */
+  private writeBatches(batches: [string, Batch][], from: number): void {
+    const to = Math.min(batches.length, from + STREAMS_PER_PIPELINE);
+    if (to < batches.length) setImmediate(() => this.writeBatches(batches, to));
     const pipeline = this.options.redis.pipeline();
     const now = Date.now();
     /** Per stream: its batch and how many commands it queued. */
     const spans: [Batch, number][] = [];
-    for (const [streamId, batch] of batches) {
+    for (let i = from; i < to; i += 1) {
+      const [streamId, batch] = batches[i]!;
       const k = this.keys(streamId);
       let commands = 0;
       // Consecutive events of one stream share one entry, its id the last one's seq: a reader
@@ -199,6 +213,9 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
     this.readers.clear();
   }
 }
+
+/** Streams per Redis pipeline in one flush (see writeBatches). */
+const STREAMS_PER_PIPELINE = 200;
 
 /** What one stream has queued for the next flush. */
 interface Batch {
