@@ -160,10 +160,12 @@ LOG_LEVEL=warn, plus bench/probe/eventLoopProbe.ts preloaded to report event-loo
 The load generator runs in the benchmark's own process.
 
 - Baselines: the same client, the same request, to the mock directly and through the bare proxy.
-- 1, 2: autocannon, \`POST /v1/chat/completions\` (non-streaming, model ${'`gpt-4o-mini`'}).
-  Latency at \`overallRate\` ${plan.latency.overallRate} req/s for ${plan.latency.durationS} s over ${plan.latency.connections} connections
-  (autocannon sends each connection's share of a second back to back), from autocannon's
-  per-response hrtime into a microsecond histogram. Throughput: ${plan.throughput.connections} connections, ${plan.throughput.durationS} s.
+- 1, 2: \`POST /v1/chat/completions\` (non-streaming, model ${'`gpt-4o-mini`'}).
+  Latency: ${plan.latency.overallRate} req/s paced evenly (one request every ${1000 / plan.latency.overallRate} ms, open loop, an undici Pool
+  of up to ${plan.latency.connections} kept-alive connections; bench/httpLoad.ts runPaced) for ${plan.latency.durationS} s, time from handing
+  the request to the pool to the end of the answer, into a microsecond histogram. Context row: the
+  same rate as autocannon's \`overallRate\` sends it (each connection's share of a second back to
+  back, i.e. bursts of ${plan.latency.connections} concurrent requests). Throughput: autocannon, ${plan.throughput.connections} connections, ${plan.throughput.durationS} s.
   Targets are warmed up first (${plan.warmupS} s each at ${plan.throughput.connections} connections).
 - 3: a small undici + eventsource-parser client, one stream at a time, ${plan.ttft.samples} per path,
   interleaved; the mock sends ${plan.ttft.chunks} chunks at once. Time to the first non-empty text delta,
@@ -176,10 +178,12 @@ The load generator runs in the benchmark's own process.
 - 5: bench/poolPicks.ts in its own process: KeyPool.acquire on the in-process store awaited one by one,
   and on the Redis store with ${plan.pool.redisInFlight} picks in flight (ioredis auto-pipelining); ceiling:
   \`redis-benchmark -c 50 -n ${plan.pool.redisBenchmarkRequests} EVALSHA <sha of "return 1"> 0\` on the same Redis.
+- 6: VmRSS of the gateway right after the checks above (start-up plus one request per path),
+  and again after ${plan.idleSettleMs / 1000} s more at rest, when V8's memory reducer has given unused heap back.
 - Targets (2-core machine): added latency p50 <= ${TARGETS.addedLatencyP50Ms} ms, p99 <= ${TARGETS.addedLatencyP99Ms} ms; throughput >= ${TARGETS.throughputVsBare * 100}% of the bare proxy;
   added TTFT p50 <= ${TARGETS.addedTtftP50Ms} ms; 1,000 streams complete with 0 lost/duplicated chunks, <= 64 KiB RSS per
   stream, event-loop p99 <= ${TARGETS.eventLoopP99Ms} ms; picks >= 1,000,000/s in-process and >= ${TARGETS.redisPicksVsCeiling * 100}% of redis-benchmark on Redis;
-  idle RSS <= 100 MB.
+  idle RSS <= 100 MB (read as 10^8 bytes = 95.4 MiB).
 
 ${NOTES_MARKER}
 
