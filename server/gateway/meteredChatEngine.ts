@@ -65,18 +65,19 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
       let priced = model;
       let servedBy: ProviderId | null = null;
       let recorded = false;
-      // A fallback may serve: price the answer by the model that actually answered.
-      const priceFallback = async (event: Extract<StreamEvent, { type: 'start' }>): Promise<StreamEvent> => {
-        priced = (await deps.business.resolve(`${event.provider}/${event.model}`)) ?? model;
-        return event;
+      // A fallback may serve: price the answer by the model that actually answered. The only
+      // await of metering, and only for a fallback's start.
+      const price = async (event: StreamEvent): Promise<void> => {
+        if (event.type === 'start' && model && event.provider !== model.provider) {
+          priced = (await deps.business.resolve(`${event.provider}/${event.model}`)) ?? model;
+        }
       };
-      // Synchronous for every event but a fallback's start: a promise and an await per streamed
-      // chunk were a large share of the streaming path's allocations (issue #8).
-      const meter = (event: StreamEvent): StreamEvent | Promise<StreamEvent> => {
+      // Synchronous: a promise and an await per streamed chunk were a large share of the
+      // streaming path's allocations (issue #8).
+      const meter = (event: StreamEvent): StreamEvent => {
         if (event.type === 'delta') return event;
         if (event.type === 'start') {
           servedBy = event.provider;
-          if (model && event.provider !== model.provider) return priceFallback(event);
           return event;
         }
         if (event.type === 'usage') {
@@ -111,15 +112,23 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
             throw error;
           }
           if (next.done) break;
-          const metered = meter(next.value);
-          yield metered instanceof Promise ? await metered : metered;
+          const event = next.value;
+          if (event.type === 'start') await price(event);
+          const metered = meter(event);
+          // Nothing is metered after the end: a reader that stops at it (collectAnswer does)
+          // leaves nothing to drain.
+          if (metered.type === 'done' || metered.type === 'error') finished = true;
+          yield metered;
         }
         finished = true;
       } finally {
         // The consumer stopped reading (a client gone) without aborting the upstream call: read
         // the rest in the background so an answer that completes is still recorded and billed.
         // An aborted signal ends the upstream call, and with it this drain, promptly.
-        if (!finished) void drain(events, meter, deps.logger);
+        if (!finished) void drain(events, async (event) => {
+          if (event.type === 'start') await price(event);
+          meter(event);
+        }, deps.logger);
       }
     },
   };
@@ -149,7 +158,7 @@ async function userKeySources(
   return { keySources: [source], ownProviders, fallbackToSharedPool };
 }
 
-async function drain(events: AsyncIterator<StreamEvent>, meter: (event: StreamEvent) => StreamEvent | Promise<StreamEvent>, logger: Logger): Promise<void> {
+async function drain(events: AsyncIterator<StreamEvent>, meter: (event: StreamEvent) => Promise<void>, logger: Logger): Promise<void> {
   try {
     for (;;) {
       const next = await events.next();
