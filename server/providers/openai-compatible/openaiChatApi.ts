@@ -37,41 +37,31 @@ export const openaiErrorBodySchema = z.object({
 });
 export type OpenAIErrorBody = z.infer<typeof openaiErrorBodySchema>;
 
-export const openaiChunkSchema = z.object({
-  choices: z
-    .array(
-      z.object({
-        delta: z.object({ content: z.string().nullish() }).nullish(),
-        finish_reason: z.string().nullish(),
-        /** Kimi reports usage here, in the last chunk's choice. */
-        usage: openaiUsageSchema.nullish(),
-      }),
-    )
-    .nullish(),
+/** Fields a streamed chunk and a one-piece answer share, per choice and at the top. */
+const choiceFields = {
+  finish_reason: z.string().nullish(),
+  /** Kimi reports usage here, in the last chunk's choice (or the answer's). */
+  usage: openaiUsageSchema.nullish(),
+};
+const answerFields = {
   /** OpenAI (with stream_options.include_usage), DeepSeek, xAI, Mistral, Perplexity (cumulative). */
   usage: openaiUsageSchema.nullish(),
   /** Groq. */
   x_groq: z.object({ usage: openaiUsageSchema.nullish() }).nullish(),
-  /** An error that arrives inside a 200 stream. */
+  /** An error that arrives inside a 200 stream or answer. */
   error: z.union([openaiErrorObjectSchema, z.string()]).nullish(),
+};
+
+export const openaiChunkSchema = z.object({
+  choices: z.array(z.object({ delta: z.object({ content: z.string().nullish() }).nullish(), ...choiceFields })).nullish(),
+  ...answerFields,
 });
 export type OpenAIChunk = z.infer<typeof openaiChunkSchema>;
 
 /** A one-piece answer (`stream: false`): the same fields, with `message` for `delta`. */
 export const openaiCompletionSchema = z.object({
-  choices: z
-    .array(
-      z.object({
-        message: z.object({ content: z.string().nullish() }).nullish(),
-        finish_reason: z.string().nullish(),
-        usage: openaiUsageSchema.nullish(),
-      }),
-    )
-    .nullish(),
-  usage: openaiUsageSchema.nullish(),
-  x_groq: z.object({ usage: openaiUsageSchema.nullish() }).nullish(),
-  /** Some providers answer 200 with an error object. */
-  error: z.union([openaiErrorObjectSchema, z.string()]).nullish(),
+  choices: z.array(z.object({ message: z.object({ content: z.string().nullish() }).nullish(), ...choiceFields })).nullish(),
+  ...answerFields,
 });
 
 export interface OpenAIChatRequestBody {
