@@ -67,11 +67,10 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
       let recorded = false;
       // A fallback may serve: price the answer by the model that actually answered. The only
       // await of metering, and only for a fallback's start.
-      const price = async (event: StreamEvent): Promise<void> => {
-        if (event.type === 'start' && model && event.provider !== model.provider) {
-          priced = (await deps.business.resolve(`${event.provider}/${event.model}`)) ?? model;
-        }
-      };
+      const price = (event: StreamEvent): Promise<void> | undefined =>
+        event.type === 'start' && model && event.provider !== model.provider
+          ? deps.business.resolve(`${event.provider}/${event.model}`).then((resolved) => void (priced = resolved ?? model))
+          : undefined;
       // Synchronous: a promise and an await per streamed chunk were a large share of the
       // streaming path's allocations (issue #8).
       const meter = (event: StreamEvent): StreamEvent => {
@@ -113,7 +112,8 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
           }
           if (next.done) break;
           const event = next.value;
-          if (event.type === 'start') await price(event);
+          const pricing = price(event);
+          if (pricing) await pricing;
           const metered = meter(event);
           // Nothing is metered after the end: a reader that stops at it (collectAnswer does)
           // leaves nothing to drain.
@@ -126,7 +126,7 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
         // the rest in the background so an answer that completes is still recorded and billed.
         // An aborted signal ends the upstream call, and with it this drain, promptly.
         if (!finished) void drain(events, async (event) => {
-          if (event.type === 'start') await price(event);
+          await price(event);
           meter(event);
         }, deps.logger);
       }

@@ -45,7 +45,8 @@ export function createTrpcCallFastPath<TContext>(options: TrpcCallFastPathOption
     if (query !== '' && query !== 'batch=1') return false;
     const pathname = q < 0 ? url : url.slice(0, q);
     if (!pathname.startsWith(PREFIX)) return false;
-    const path = decodeURIComponent(pathname.slice(PREFIX.length));
+    // Served paths are plain procedure names: no percent-decoding needed, none accepted.
+    const path = pathname.slice(PREFIX.length);
     if (!options.paths.has(path)) return false;
     const batched = query === 'batch=1';
 
