@@ -30,9 +30,11 @@ class ScriptedUpstream {
   /** Resolves when a script has been read to its end (by anyone). */
   private resolveFinished!: () => void;
   finished = new Promise<void>((resolve) => (this.resolveFinished = resolve));
+  /** Who answers: the requested model unless a test makes a fallback serve. */
+  answeredBy: { provider: ProviderId; model: string } = { provider: 'openai', model: 'gpt-4o' };
   async *stream(req: DispatchRequest): AsyncGenerator<StreamEvent> {
     this.requests.push(req);
-    yield { type: 'start', provider: 'openai', model: 'gpt-4o', keyFingerprint: 'f1' };
+    yield { type: 'start', ...this.answeredBy, keyFingerprint: 'f1' };
     yield { type: 'delta', text: 'Hello' };
     yield { type: 'usage', usage: USAGE };
     yield { type: 'done', finishReason: 'stop' };
@@ -205,6 +207,14 @@ describe('the metered chat engine', () => {
     expect(answer.cost?.estimatedUsd).toBeCloseTo(((promptTokens * 2.5 + 1000 * 10) / 1e6) * 1.3, 9);
     const mine = await alice.usage.mine();
     expect(mine).toMatchObject({ requests: 1, inputTokens: 1000, outputTokens: 500, costUsd: 0.00975 });
+  });
+
+  it('prices the answer by the model that served it when a fallback of another provider answers', async () => {
+    const { alice, upstream } = await setup();
+    upstream.answeredBy = { provider: 'anthropic', model: 'claude-sonnet-4' };
+    const answer = await alice.chat.complete(chat('who answers?'));
+    // claude-sonnet-4: (1000 x $3 + 500 x $15) / 1M = $0.0105; x 1.3 = $0.01365.
+    expect(answer.cost?.actualUsd).toBeCloseTo(0.01365, 9);
   });
 
   it('puts a warning first over the soft limit', async () => {
