@@ -40,6 +40,33 @@ describe('Anthropic adapter', () => {
     return error as ProviderError;
   }
 
+  it("'whole' delivery asks for one Message (stream: false) and yields the same events", async () => {
+    let body: any;
+    server.use(
+      http.post(URL, async ({ request }) => {
+        body = await request.json();
+        return HttpResponse.json({
+          id: 'msg_1',
+          type: 'message',
+          role: 'assistant',
+          content: [{ type: 'text', text: 'Hello' }, { type: 'tool_use', id: 't', name: 'x', input: {} }, { type: 'text', text: '!' }],
+          stop_reason: 'max_tokens',
+          usage: { input_tokens: 10, cache_read_input_tokens: 5, cache_creation_input_tokens: null, output_tokens: 12 },
+        });
+      }),
+    );
+    expect(await collect(adapters.anthropic.stream({ ...req, delivery: 'whole' }, ctx()))).toEqual([
+      { type: 'delta', text: 'Hello!' },
+      { type: 'usage', usage: { inputTokens: 15, outputTokens: 12, cachedInputTokens: 5, reasoningTokens: 0 } },
+      { type: 'done', finishReason: 'length' },
+    ]);
+    expect(body.stream).toBe(false);
+    server.use(http.post(URL, () => new HttpResponse(`{"content": [{"type": "text", "text": "${KEY}`, { headers: { 'content-type': 'application/json' } })));
+    const { error } = await collectUntilError(adapters.anthropic.stream({ ...req, delivery: 'whole' }, ctx()));
+    expect(error).toMatchObject({ kind: 'transient' });
+    expect((error as Error).message).not.toContain(KEY);
+  });
+
   it('streams text, sums input usage with cache reads, maps stop reasons, sends system separately', async () => {
     let body: any;
     let headers: Headers | undefined;
@@ -114,6 +141,26 @@ describe('Gemini adapter', () => {
     expect(ProviderError.isInstance(error)).toBe(true);
     return error as ProviderError;
   }
+
+  it("'whole' delivery calls generateContent and yields the same events from its one response", async () => {
+    let url = '';
+    server.use(
+      http.post(`${BASE}/v1beta/models/gemini-test\\:generateContent`, ({ request }) => {
+        url = request.url;
+        return HttpResponse.json({
+          candidates: [{ content: { role: 'model', parts: [{ text: 'thinking', thought: true }, { text: 'Hel' }, { text: 'lo' }] }, finishReason: 'STOP' }],
+          usageMetadata: { promptTokenCount: 8, candidatesTokenCount: 2, thoughtsTokenCount: 3, totalTokenCount: 13 },
+        });
+      }),
+    );
+    expect(await collect(adapters.google.stream({ ...req, delivery: 'whole' }, ctx()))).toEqual([
+      { type: 'delta', text: 'Hello' },
+      { type: 'usage', usage: { inputTokens: 8, outputTokens: 5, cachedInputTokens: 0, reasoningTokens: 3 } },
+      { type: 'done', finishReason: 'stop' },
+    ]);
+    expect(url).not.toContain('alt=sse');
+    expect(url).not.toContain(GKEY);
+  });
 
   it('streams parts, counts thoughts as output, sends contents/systemInstruction with the key in a header', async () => {
     let body: any;

@@ -1,11 +1,11 @@
-import type { FinishReason } from '../../../shared';
+import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
 import { safeParseJson } from '../http/parseJson';
 import { sseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { networkError, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import { networkError, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { AdapterContext, AdapterEvent, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
-import { ANTHROPIC_VERSION, anthropicStreamEventSchema, type AnthropicUsage } from './anthropicMessagesApi';
+import { ANTHROPIC_VERSION, anthropicMessageSchema, anthropicStreamEventSchema, type AnthropicUsage } from './anthropicMessagesApi';
 import { classifyAnthropicError, classifyAnthropicStreamError } from './classifyAnthropicError';
 import { convertToAnthropicRequest } from './convertToAnthropicRequest';
 import { mapAnthropicStopReason } from './mapAnthropicStopReason';
@@ -21,7 +21,7 @@ export class AnthropicAdapter implements ProviderAdapter {
     const now = ctx.now ?? Date.now;
     const response = await this.http.fetch(`${ctx.baseUrl}/v1/messages`, {
       method: 'POST',
-      headers: { ...this.headers(ctx.apiKey), accept: 'text/event-stream' },
+      headers: { ...this.headers(ctx.apiKey), accept: req.delivery === 'whole' ? 'application/json' : 'text/event-stream' },
       body: JSON.stringify(convertToAnthropicRequest(req)),
       signal: ctx.signal,
       apiKey: ctx.apiKey,
@@ -29,6 +29,10 @@ export class AnthropicAdapter implements ProviderAdapter {
     if (!response.ok || !response.body) {
       const bodyText = await readErrorBody(response);
       throw classifyAnthropicError({ status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
+    }
+    if (req.delivery === 'whole') {
+      yield* readWhole(await readAnswerBody(response, ctx.apiKey));
+      return;
     }
 
     // message_start carries the input side, message_delta the (cumulative) output side.
@@ -71,17 +75,7 @@ export class AnthropicAdapter implements ProviderAdapter {
     if (!stopped) {
       throw new ProviderError({ kind: 'transient', message: 'anthropic: stream ended before message_stop', providerCode: 'truncated' });
     }
-    const cacheRead = usage.cache_read_input_tokens ?? 0;
-    yield {
-      type: 'usage',
-      usage: {
-        // input_tokens excludes cache reads and cache writes; all three are input the model read.
-        inputTokens: (usage.input_tokens ?? 0) + cacheRead + (usage.cache_creation_input_tokens ?? 0),
-        outputTokens: usage.output_tokens ?? 0,
-        cachedInputTokens: cacheRead,
-        reasoningTokens: 0,
-      },
-    };
+    yield { type: 'usage', usage: toTokenUsage(usage) };
     yield { type: 'done', finishReason: finishReason ?? 'stop' };
   }
 
@@ -94,6 +88,28 @@ export class AnthropicAdapter implements ProviderAdapter {
       signal: ctx.signal,
     });
   }
+}
+
+/** A one-piece answer (a Message) as the same events a stream gives. Throws ProviderError. */
+function* readWhole(bodyText: string): Generator<AdapterEvent> {
+  const parsed = safeParseJson(bodyText, anthropicMessageSchema);
+  if (!parsed.success) throw new ProviderError({ kind: 'transient', message: `anthropic: unreadable answer (${parsed.error})` });
+  const message = parsed.value;
+  const text = (message.content ?? []).map((block) => (block.type === 'text' && block.text ? block.text : '')).join('');
+  if (text) yield { type: 'delta', text };
+  yield { type: 'usage', usage: toTokenUsage(definedOnly(message.usage)) };
+  yield { type: 'done', finishReason: message.stop_reason ? mapAnthropicStopReason(message.stop_reason) : 'stop' };
+}
+
+function toTokenUsage(usage: AnthropicUsage): TokenUsage {
+  const cacheRead = usage.cache_read_input_tokens ?? 0;
+  return {
+    // input_tokens excludes cache reads and cache writes; all three are input the model read.
+    inputTokens: (usage.input_tokens ?? 0) + cacheRead + (usage.cache_creation_input_tokens ?? 0),
+    outputTokens: usage.output_tokens ?? 0,
+    cachedInputTokens: cacheRead,
+    reasoningTokens: 0,
+  };
 }
 
 function definedOnly(usage: AnthropicUsage | null | undefined): AnthropicUsage {

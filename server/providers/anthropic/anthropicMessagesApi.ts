@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-/** The Anthropic Messages API wire format (streaming), as far as Keyrack reads it. */
+/** The Anthropic Messages API wire format (streamed and one-piece), as far as Keyrack reads it. */
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 
@@ -41,11 +41,18 @@ export const anthropicStreamEventSchema = z.discriminatedUnion('type', [
 ]);
 export type AnthropicStreamEvent = z.infer<typeof anthropicStreamEventSchema>;
 
+/** A one-piece answer (`stream: false`): a Message. */
+export const anthropicMessageSchema = z.object({
+  content: z.array(z.object({ type: z.string(), text: z.string().nullish() })).nullish(),
+  stop_reason: z.string().nullish(),
+  usage: anthropicUsageSchema.nullish(),
+});
+
 export interface AnthropicMessagesRequestBody {
   model: string;
   max_tokens: number;
   system?: string;
   messages: { role: 'user' | 'assistant'; content: string }[];
-  stream: true;
+  stream: boolean;
   temperature?: number;
 }

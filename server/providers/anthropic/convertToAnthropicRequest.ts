@@ -22,7 +22,7 @@ export function convertToAnthropicRequest(req: UpstreamRequest): AnthropicMessag
     model: req.model,
     max_tokens: req.maxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS,
     messages,
-    stream: true,
+    stream: req.delivery !== 'whole',
   };
   if (system.length > 0) body.system = system.join('\n\n');
   // Anthropic's temperature range is 0..1; ours (OpenAI's) is 0..2.

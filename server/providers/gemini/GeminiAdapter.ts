@@ -3,7 +3,7 @@ import { ProviderError } from '../ProviderError';
 import { safeParseJson } from '../http/parseJson';
 import { sseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { networkError, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import { networkError, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { AdapterContext, AdapterEvent, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
 import { classifyGeminiError, classifyGeminiStreamError } from './classifyGeminiError';
 import { convertToGeminiRequest, geminiModelPath } from './convertToGeminiRequest';
@@ -15,10 +15,13 @@ export class GeminiAdapter implements ProviderAdapter {
 
   async *stream(req: UpstreamRequest, ctx: AdapterContext): AsyncGenerator<AdapterEvent> {
     const now = ctx.now ?? Date.now;
+    const whole = req.delivery === 'whole';
     // The key goes in a header, never the query string, so it cannot land in an access log.
-    const response = await this.http.fetch(`${ctx.baseUrl}/v1beta/models/${geminiModelPath(req.model)}:streamGenerateContent?alt=sse`, {
+    // A whole answer is one GenerateContentResponse: the same shape as each streamed chunk.
+    const method = whole ? 'generateContent' : 'streamGenerateContent?alt=sse';
+    const response = await this.http.fetch(`${ctx.baseUrl}/v1beta/models/${geminiModelPath(req.model)}:${method}`, {
       method: 'POST',
-      headers: { 'x-goog-api-key': ctx.apiKey, 'content-type': 'application/json', accept: 'text/event-stream' },
+      headers: { 'x-goog-api-key': ctx.apiKey, 'content-type': 'application/json', accept: whole ? 'application/json' : 'text/event-stream' },
       body: JSON.stringify(convertToGeminiRequest(req)),
       signal: ctx.signal,
       apiKey: ctx.apiKey,
@@ -28,41 +31,27 @@ export class GeminiAdapter implements ProviderAdapter {
       throw classifyGeminiError({ status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
     }
 
-    let finishReason: FinishReason | undefined;
-    let usage: TokenUsage | undefined;
-    try {
-      for await (const event of sseEvents(response.body)) {
-        const parsed = safeParseJson(event.data, geminiChunkSchema);
-        if (!parsed.success) throw new ProviderError({ kind: 'transient', message: `google: unreadable stream chunk (${parsed.error})` });
-        const chunk = parsed.value;
-        if (chunk.error) throw classifyGeminiStreamError(chunk.error, ctx.apiKey);
-        const candidate = chunk.candidates?.[0];
-        for (const part of candidate?.content?.parts ?? []) {
-          // Thought summaries are not part of the answer.
-          if (part.text && !part.thought) yield { type: 'delta', text: part.text };
+    const state: AnswerState = { finishReason: undefined, usage: undefined };
+    const texts: string[] = [];
+    if (whole) {
+      readChunk(await readAnswerBody(response, ctx.apiKey), state, texts, ctx.apiKey);
+      if (texts.length > 0) yield { type: 'delta', text: texts.join('') };
+    } else {
+      try {
+        for await (const event of sseEvents(response.body)) {
+          readChunk(event.data, state, texts, ctx.apiKey);
+          for (const text of texts) yield { type: 'delta', text };
         }
-        if (candidate?.finishReason) finishReason = mapGeminiFinishReason(candidate.finishReason);
-        if (chunk.promptFeedback?.blockReason) finishReason = 'content_filter';
-        const u = chunk.usageMetadata;
-        if (u) {
-          const thoughts = u.thoughtsTokenCount ?? 0;
-          usage = {
-            inputTokens: u.promptTokenCount ?? 0,
-            outputTokens: (u.candidatesTokenCount ?? 0) + thoughts,
-            cachedInputTokens: u.cachedContentTokenCount ?? 0,
-            reasoningTokens: thoughts,
-          };
-        }
+      } catch (error) {
+        throw networkError(error, ctx.apiKey);
       }
-    } catch (error) {
-      throw networkError(error, ctx.apiKey);
     }
     // Gemini's SSE has no end marker: the last chunk carries the finish reason.
-    if (finishReason === undefined) {
-      throw new ProviderError({ kind: 'transient', message: 'google: stream ended before a finish reason', providerCode: 'truncated' });
+    if (state.finishReason === undefined) {
+      throw new ProviderError({ kind: 'transient', message: 'google: answer ended before a finish reason', providerCode: 'truncated' });
     }
-    if (usage) yield { type: 'usage', usage };
-    yield { type: 'done', finishReason };
+    if (state.usage) yield { type: 'usage', usage: state.usage };
+    yield { type: 'done', finishReason: state.finishReason };
   }
 
   testKey(ctx: AdapterContext): Promise<KeyTestResult> {
@@ -73,5 +62,36 @@ export class GeminiAdapter implements ProviderAdapter {
       apiKey: ctx.apiKey,
       signal: ctx.signal,
     });
+  }
+}
+
+interface AnswerState {
+  finishReason: FinishReason | undefined;
+  usage: TokenUsage | undefined;
+}
+
+/** One GenerateContentResponse (a streamed chunk or the whole answer): its texts into `texts` (emptied first), the rest into `state`. Throws ProviderError. */
+function readChunk(data: string, state: AnswerState, texts: string[], apiKey: string): void {
+  texts.length = 0;
+  const parsed = safeParseJson(data, geminiChunkSchema);
+  if (!parsed.success) throw new ProviderError({ kind: 'transient', message: `google: unreadable answer (${parsed.error})` });
+  const chunk = parsed.value;
+  if (chunk.error) throw classifyGeminiStreamError(chunk.error, apiKey);
+  const candidate = chunk.candidates?.[0];
+  for (const part of candidate?.content?.parts ?? []) {
+    // Thought summaries are not part of the answer.
+    if (part.text && !part.thought) texts.push(part.text);
+  }
+  if (candidate?.finishReason) state.finishReason = mapGeminiFinishReason(candidate.finishReason);
+  if (chunk.promptFeedback?.blockReason) state.finishReason = 'content_filter';
+  const u = chunk.usageMetadata;
+  if (u) {
+    const thoughts = u.thoughtsTokenCount ?? 0;
+    state.usage = {
+      inputTokens: u.promptTokenCount ?? 0,
+      outputTokens: (u.candidatesTokenCount ?? 0) + thoughts,
+      cachedInputTokens: u.cachedContentTokenCount ?? 0,
+      reasoningTokens: thoughts,
+    };
   }
 }
