@@ -269,7 +269,10 @@ export class Dispatcher {
         } else if (event.type === 'usage') {
           usage = event.usage;
         } else {
-          await report({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 });
+          // Not awaited: the answer is complete and need not wait a store round trip. The
+          // record is queued before anything this process picks next (one connection keeps
+          // command order), and report() logs its own failure.
+          void report({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 });
           if (usage) yield { type: 'usage', usage };
           yield { type: 'done', finishReason: event.finishReason };
           return 'done';

@@ -149,6 +149,17 @@ describe('Dispatcher', () => {
     expect(pool.reports).toEqual([{ key: 'sk-test-ok-1', outcome: { kind: 'success', tokens: 9 } }]);
   });
 
+  it('hands out the end of an answer without waiting for the pool to store the success', async () => {
+    const { dispatcher, pool } = setup({ openai: ['sk-test-ok-1'] });
+    // A store that never answers (Redis slow or away): the success is recorded, the answer ends.
+    pool.report = (lease, outcome) => {
+      pool.reports.push({ key: lease.secret, outcome });
+      return new Promise<void>(() => {});
+    };
+    expect(await run(dispatcher)).toEqual([{ type: 'start', provider: 'openai', model: 'gpt-test', keyFingerprint: 'fp-ok-1' }, ...ANSWER]);
+    expect(pool.reports).toEqual([{ key: 'sk-test-ok-1', outcome: { kind: 'success', tokens: 9 } }]);
+  });
+
   it('rotates across keys', async () => {
     const { dispatcher } = setup({ openai: ['sk-test-ok-1', 'sk-test-ok-2'] });
     const first = (await run(dispatcher))[0];
