@@ -133,8 +133,10 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     let redisUpAtStart = true;
     let store: PoolStore;
     if (env.redisUrl) {
-      // Pool scripts only (one pick per request, never a blocking command): pipelined.
-      const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger, autoPipelining: true });
+      // Pool scripts only (one pick per request, never a blocking command). Not auto-pipelined:
+      // at a steady 500 req/s ioredis' per-command Pipeline objects were most of what outlived a
+      // scavenge, and the major GCs they brought were the added p99 (issue #8, BENCHMARKS.md).
+      const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger });
       const dr = createDataRedis(env.redisUrl, logger);
       poolRedis = pr;
       redis = dr;

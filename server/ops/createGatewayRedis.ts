@@ -18,12 +18,6 @@ export interface GatewayRedisOptions {
   offlineQueue?: boolean;
   /** Names the connection in log lines: `pool`, `subscriber`, ... */
   role?: string;
-  /**
-   * Send the commands issued in one event-loop tick as one write (ioredis auto-pipelining).
-   * Under load this saves a socket write and a read per command; only for a connection that
-   * never runs a blocking command (XREAD BLOCK would hold the commands queued behind it).
-   */
-  autoPipelining?: boolean;
   logger?: Logger;
 }
 
@@ -31,7 +25,6 @@ export function gatewayRedisOptions(options: GatewayRedisOptions = {}): RedisOpt
   const maxDelay = options.maxReconnectDelayMs ?? 2_000;
   return {
     enableOfflineQueue: options.offlineQueue ?? false,
-    enableAutoPipelining: options.autoPipelining ?? false,
     // One retry on a dropped connection, then the error reaches the caller (who falls back).
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs ?? 1_000,
