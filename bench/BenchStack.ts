@@ -24,12 +24,16 @@ export interface BenchStack {
   /** http://127.0.0.1:P */
   gatewayUrl: string;
   gateway: BenchChild;
+  /** The bare proxy's process, with the same event-loop probe as the gateway. */
+  bare: BenchChild;
   token: string;
   /** The provider key the direct client and the bare proxy send (the gateway has its own). */
   directKey: string;
   configureMock(settings: { chunkDelayMs?: number; chunkCount?: number | null }): Promise<void>;
   /** Event-loop delay of the gateway since the previous call (see probe/eventLoopProbe.ts). */
   probeGateway(): Promise<ProbeReport>;
+  /** The same for the bare proxy. */
+  probeBare(): Promise<ProbeReport>;
 }
 
 export interface ProbeReport {
@@ -69,6 +73,7 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
   const directBase = `${mockUrl}/openai/v1`;
   const directKey = 'sk-test-bench-direct-0001';
   const bare = children.spawnTs('bare proxy', 'bench/bareProxyMain.ts', {
+    nodeArgs: ['--import', './bench/probe/eventLoopProbe.ts'],
     env: { BARE_PROXY_PORT: String(barePort), BARE_PROXY_UPSTREAM: directBase, BARE_PROXY_KEY: directKey },
   });
 
@@ -102,22 +107,6 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
   await Promise.all([waitForPort(mock, mockPort), waitForPort(bare, barePort), waitForPort(gateway, gatewayPort, 60_000)]);
   const token = await new TokenService(jwtSecret).mint({ sub: 'bench', role: 'user' }, '6h');
 
-  let probeWaiter: ((report: ProbeReport) => void) | undefined;
-  let buffered = '';
-  gateway.process.stdout?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      if (line.startsWith(PROBE_MARKER) && probeWaiter) {
-        const resolve = probeWaiter;
-        probeWaiter = undefined;
-        resolve(JSON.parse(line.slice(PROBE_MARKER.length)) as ProbeReport);
-      }
-    }
-  });
-
   return {
     redisUrl: redis.url,
     redisPort: redis.port,
@@ -126,6 +115,7 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
     bareUrl: `http://127.0.0.1:${barePort}`,
     gatewayUrl: `http://127.0.0.1:${gatewayPort}`,
     gateway,
+    bare,
     token,
     directKey,
     async configureMock(settings) {
@@ -137,20 +127,8 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
       const text = await res.body.text();
       if (res.statusCode >= 300) throw new Error(`mock config: HTTP ${res.statusCode}: ${text}`);
     },
-    probeGateway() {
-      if (probeWaiter) return Promise.reject(new Error('a probe is already pending'));
-      return new Promise<ProbeReport>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          probeWaiter = undefined;
-          reject(new Error('the gateway did not answer the event-loop probe (SIGUSR2) within 5 s'));
-        }, 5_000);
-        probeWaiter = (report) => {
-          clearTimeout(timer);
-          resolve(report);
-        };
-        gateway.process.kill('SIGUSR2');
-      });
-    },
+    probeGateway: probeOf(gateway),
+    probeBare: probeOf(bare),
   };
 }
 
@@ -162,4 +140,40 @@ async function spawnCompiledGateway(children: ChildProcesses, nodeArgs: string[]
     nodeArgs: ['--enable-source-maps', ...nodeArgs, '--import', pathToFileURL(probeFile).href],
     env,
   });
+}
+
+/**
+ * Asks a process that preloads probe/eventLoopProbe.ts for its report (SIGUSR2) and reads the
+ * marked line from its stdout.
+ */
+function probeOf(child: BenchChild): () => Promise<ProbeReport> {
+  let waiter: ((report: ProbeReport) => void) | undefined;
+  let buffered = '';
+  child.process.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      if (line.startsWith(PROBE_MARKER) && waiter) {
+        const resolve = waiter;
+        waiter = undefined;
+        resolve(JSON.parse(line.slice(PROBE_MARKER.length)) as ProbeReport);
+      }
+    }
+  });
+  return () => {
+    if (waiter) return Promise.reject(new Error(`${child.name}: a probe is already pending`));
+    return new Promise<ProbeReport>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiter = undefined;
+        reject(new Error(`${child.name} did not answer the event-loop probe (SIGUSR2) within 5 s`));
+      }, 5_000);
+      waiter = (report) => {
+        clearTimeout(timer);
+        resolve(report);
+      };
+      child.process.kill('SIGUSR2');
+    });
+  };
 }

@@ -6,7 +6,7 @@ import { rssBytes } from '../ChildProcesses';
 import { chatBody } from '../httpTargets';
 import { createBenchAgent, expectedAnswer, openAiStream, trpcStream, type StreamResult } from '../streamClient';
 
-type Path = 'direct' | 'v1' | 'trpc';
+type Path = 'direct' | 'bare' | 'v1' | 'trpc';
 
 interface StreamsOutcome {
   complete: number;
@@ -25,14 +25,17 @@ interface StreamsOutcome {
 /**
  * 4. Many concurrent streams, the mock pacing each so they all overlap: every answer must
  * arrive whole (each delta once, in order), and the gateway's RSS growth per open stream and
- * event-loop delay are read while they run. Keyrack's two streaming paths, then the mock
- * directly as the check that the client and the mock themselves keep up.
+ * event-loop delay are read while they run. The mock directly first (the check that the client
+ * and the mock themselves keep up), then the bare proxy (the same figures for the least a Node
+ * proxy does per event: one upstream read and one client write), then Keyrack's two paths.
  */
 export async function measureManyStreams(stack: BenchStack, plan: BenchPlan, report: BenchReport): Promise<void> {
   const { count, chunks, chunkDelayMs } = plan.streams;
   await stack.configureMock({ chunkDelayMs, chunkCount: chunks });
   try {
     const direct = await runStreams(stack, 'direct', plan);
+    const bare = await runStreams(stack, 'bare', plan);
+    const barePerStream = (bare.peakRssBytes - bare.rssBeforeBytes) / count;
     // /v1 first: the second run starts from whatever heap the first one grew, which makes its
     // RSS-per-stream figure look smaller than it is.
     for (const [path, label] of [
@@ -41,7 +44,9 @@ export async function measureManyStreams(stack: BenchStack, plan: BenchPlan, rep
     ] as const) {
       const o = await runStreams(stack, path, plan);
       const what = `${count} concurrent streams x ${chunks} chunks every ${chunkDelayMs} ms, ${label}`;
-      const directNote = `direct: ${direct.complete}/${count} complete, ${direct.lostOrDuplicated} lost/dup, ${direct.seconds.toFixed(1)} s`;
+      const directNote =
+        `direct: ${direct.complete}/${count} complete, ${direct.lostOrDuplicated} lost/dup, ${direct.seconds.toFixed(1)} s; ` +
+        `bare proxy: ${bare.complete}/${count}, ${bare.lostOrDuplicated} lost/dup, ${bare.seconds.toFixed(1)} s`;
       report.add({
         section: 4,
         measure: `${what}: complete, chunks lost or duplicated`,
@@ -55,7 +60,7 @@ export async function measureManyStreams(stack: BenchStack, plan: BenchPlan, rep
         section: 4,
         measure: `${what}: gateway RSS per open stream`,
         keyrack: `${kib(perStream)} (RSS ${kib(o.rssBeforeBytes)} -> peak ${kib(o.peakRssBytes)})`,
-        baseline: '',
+        baseline: `bare proxy ${kib(barePerStream)}`,
         target: `<= ${kib(TARGETS.rssPerStreamBytes)}`,
         met: perStream <= TARGETS.rssPerStreamBytes,
       });
@@ -63,7 +68,7 @@ export async function measureManyStreams(stack: BenchStack, plan: BenchPlan, rep
         section: 4,
         measure: `${what}: gateway event-loop delay p99`,
         keyrack: `${ms(o.eventLoopP99Ms)} (max ${ms(o.eventLoopMaxMs)})`,
-        baseline: '',
+        baseline: `bare proxy ${ms(bare.eventLoopP99Ms)} (max ${ms(bare.eventLoopMaxMs)})`,
         target: `<= ${TARGETS.eventLoopP99Ms} ms`,
         met: o.eventLoopP99Ms <= TARGETS.eventLoopP99Ms,
       });
@@ -76,9 +81,11 @@ export async function measureManyStreams(stack: BenchStack, plan: BenchPlan, rep
 async function runStreams(stack: BenchStack, path: Path, plan: BenchPlan): Promise<StreamsOutcome> {
   const { count, chunks } = plan.streams;
   const agent = createBenchAgent(count + 64);
-  const pid = stack.gateway.pid;
+  // The process in the middle: the bare proxy, or the gateway (for direct its figures are unused).
+  const pid = path === 'bare' ? stack.bare.pid : stack.gateway.pid;
+  const probe = path === 'bare' ? stack.probeBare : stack.probeGateway;
   const rssBeforeBytes = rssBytes(pid);
-  await stack.probeGateway(); // starts a fresh event-loop interval
+  await probe(); // starts a fresh event-loop interval
   let peakRssBytes = rssBeforeBytes;
   const sampler = setInterval(() => {
     peakRssBytes = Math.max(peakRssBytes, rssBytes(pid));
@@ -93,6 +100,8 @@ async function runStreams(stack: BenchStack, path: Path, plan: BenchPlan): Promi
     switch (path) {
       case 'direct':
         return openAiStream(agent, `${stack.directBase}/chat/completions`, { authorization: `Bearer ${stack.directKey}` }, chatBody(prompt, true), signal);
+      case 'bare':
+        return openAiStream(agent, `${stack.bareUrl}/v1/chat/completions`, {}, chatBody(prompt, true), signal);
       case 'v1':
         return openAiStream(agent, `${stack.gatewayUrl}/v1/chat/completions`, { authorization: `Bearer ${stack.token}` }, chatBody(prompt, true), signal);
       case 'trpc':
@@ -103,7 +112,7 @@ async function runStreams(stack: BenchStack, path: Path, plan: BenchPlan): Promi
   const seconds = (performance.now() - started) / 1000;
   clearInterval(sampler);
   peakRssBytes = Math.max(peakRssBytes, rssBytes(pid));
-  const loop = await stack.probeGateway();
+  const loop = await probe();
   await agent.close();
 
   const outcome: StreamsOutcome = {

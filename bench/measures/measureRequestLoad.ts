@@ -13,14 +13,21 @@ export async function warmUp(targets: HttpTargets, plan: BenchPlan): Promise<voi
 
 /**
  * 1. Added latency at a fixed rate: (through Keyrack) minus (direct), p50 and p99, with requests
- * paced one every 2 ms (runPaced). Beside it, as context without a target, the same rate as
- * autocannon's `overallRate` sends it (each connection's share of a second back to back), which
- * is how the first runs of this benchmark measured it.
+ * paced one every 2 ms (runPaced), each target right after `warmupS` of the same load. Beside
+ * it, as context without a target, the same rate as autocannon's `overallRate` sends it (each
+ * connection's share of a second back to back), which is how the first runs measured it.
  */
 export async function measureAddedLatency(targets: HttpTargets, plan: BenchPlan, report: BenchReport): Promise<void> {
   const { overallRate, durationS, connections } = plan.latency;
   const results = {} as Record<Name, LoadResult>;
-  for (const name of ORDER) results[name] = await runPaced(targets[name], { ratePerS: overallRate, durationS, connections });
+  for (const name of ORDER) {
+    // The same load just before the measured run: each target is measured in its steady state,
+    // not coming back from the other targets' runs. A gateway idle for the ~40 s those take has
+    // had its heap shrunk by V8's memory reducer and spends its first seconds of load in
+    // back-to-back major GCs while the heap limit grows back (notes in BENCHMARKS.md).
+    await runPaced(targets[name], { ratePerS: overallRate, durationS: plan.warmupS, connections });
+    results[name] = await runPaced(targets[name], { ratePerS: overallRate, durationS, connections });
+  }
   const { direct, bare, keyrack } = results;
   const failures = keyrack.failed > 0 ? `; ${keyrack.failed} failed` : '';
   const load = `${overallRate} req/s paced evenly for ${durationS} s, up to ${connections} conns`;
