@@ -166,7 +166,8 @@ The load generator runs in the benchmark's own process.
   the request to the pool to the end of the answer, into a microsecond histogram. Context row: the
   same rate as autocannon's \`overallRate\` sends it (each connection's share of a second back to
   back, i.e. bursts of ${plan.latency.connections} concurrent requests). Throughput: autocannon, ${plan.throughput.connections} connections, ${plan.throughput.durationS} s.
-  Targets are warmed up first (${plan.warmupS} s each at ${plan.throughput.connections} connections).
+  Targets are warmed up first (${plan.warmupS} s each at ${plan.throughput.connections} connections), and each latency run follows
+  ${plan.warmupS} s of the same paced load on the same target (its steady state, not its return from ~40 s idle).
 - 3: a small undici + eventsource-parser client, one stream at a time, ${plan.ttft.samples} per path,
   interleaved; the mock sends ${plan.ttft.chunks} chunks at once. Time to the first non-empty text delta,
   counted from the first request (for tRPC: \`POST /trpc/chat.start\`, then the SSE
@@ -175,6 +176,8 @@ The load generator runs in the benchmark's own process.
   is checked against the mock's deterministic text (each prompt is unique and echoed), delta count and
   tRPC event ids. RSS from /proc/<pid>/status (VmRSS) before, and its peak sampled every 100 ms during.
   Event-loop delay: \`monitorEventLoopDelay\` in the gateway (the preloaded probe), over the run.
+  The bare proxy (same probe) streams the same 1,000 answers as a baseline: the least a Node proxy
+  does per event (one upstream read, one client write, no parsing).
 - 5: bench/poolPicks.ts in its own process: KeyPool.acquire on the in-process store awaited one by one,
   and on the Redis store with ${plan.pool.redisInFlight} picks in flight (ioredis auto-pipelining); ceiling:
   \`redis-benchmark -c 50 -n ${plan.pool.redisBenchmarkRequests} EVALSHA <sha of "return 1"> 0\` on the same Redis.
