@@ -38,9 +38,31 @@ export interface StartedStream {
 const DEFAULT_GRACE_MS = 5_000;
 const DEFAULT_RETAIN_MS = 5 * 60_000;
 
-/** One chat answer being produced in this process, with every event it has had so far. */
+/** Where a local reader is: it has written the events up to seq `at`. */
+interface Cursor {
+  at: number;
+}
+
+/**
+ * Events dropped from memory at a time: a splice per this many, not per event. Small, because
+ * what stays is what the 1,000-stream benchmark's RSS per stream measures (issue #8).
+ */
+const TRIM_STEP = 8;
+
+/**
+ * One chat answer being produced in this process, with its events since `dropped`: with a
+ * durable copy, the events every local reader has written and Redis holds leave memory (a
+ * resume from before them reads Redis); without one, every event stays (the only copy).
+ */
 class LocalStream {
+  /** Events dropped + 1 ... length, in order. */
   readonly events: StreamEvent[] = [];
+  /** Events dropped from the front of `events` (seqs 1..dropped). */
+  dropped = 0;
+  /** The highest seq the durable copy has confirmed (0 without one). */
+  durableSeq = 0;
+  /** Readers of this process (follow, readLocal) and how far they are. */
+  readonly cursors = new Set<Cursor>();
   finished = false;
   subscribers = 0;
   readonly upstream = new AbortController();
@@ -54,9 +76,34 @@ class LocalStream {
     readonly owner: string,
   ) {}
 
+  /** Events so far, the seq of the last one. */
+  get length(): number {
+    return this.dropped + this.events.length;
+  }
+
+  /** The event with this seq (1-based); undefined when dropped or not yet here. */
+  at(seq: number): StreamEvent | undefined {
+    return this.events[seq - 1 - this.dropped];
+  }
+
   push(event: StreamEvent): void {
     this.events.push(event);
     this.wake();
+    this.trim();
+  }
+
+  /**
+   * Drops the events every reader has written and the durable copy holds. Only with readers:
+   * a stream nobody reads right now (between chat.start and chat.stream, or while its client
+   * reconnects) keeps everything, so the reconnect is served from here.
+   */
+  trim(): void {
+    if (this.cursors.size === 0) return;
+    let upTo = this.durableSeq;
+    for (const cursor of this.cursors) if (cursor.at < upTo) upTo = cursor.at;
+    if (upTo - this.dropped < TRIM_STEP) return;
+    this.events.splice(0, upTo - this.dropped);
+    this.dropped = upTo;
   }
 
   finish(): void {
@@ -116,16 +163,27 @@ export class ChatStreams {
     // Durable writes are issued in order without waiting for each other (the buffer keeps
     // their order and batches those of one tick); a failed write is logged, not fatal: the
     // local copy still serves this instance's subscribers.
-    // Appends within one batch share its promise: one handler per batch, not per event.
-    let watched: Promise<void> | undefined;
-    const writeThrough = (written: Promise<void>) => {
-      if (written === watched) return;
-      watched = written;
-      written.catch((error: unknown) => {
-        log.warn({ err: error instanceof Error ? error.message : String(error) }, 'durable stream buffer write failed');
-      });
+    // Appends within one batch share its promise: one handler per batch, not per event. Once a
+    // batch is written, its events may leave memory (LocalStream.trim).
+    let watched: { written: Promise<void>; seq: number } | undefined;
+    const writeThrough = (written: Promise<void>, seq: number) => {
+      if (written === watched?.written) {
+        watched.seq = seq;
+        return;
+      }
+      const batch = { written, seq };
+      watched = batch;
+      written.then(
+        () => {
+          if (batch.seq > stream.durableSeq) stream.durableSeq = batch.seq;
+          stream.trim();
+        },
+        (error: unknown) => {
+          log.warn({ err: error instanceof Error ? error.message : String(error) }, 'durable stream buffer write failed');
+        },
+      );
     };
-    if (durable) writeThrough(durable.create(stream.id, input.userId));
+    if (durable) writeThrough(durable.create(stream.id, input.userId), 0);
 
     this.armGrace(stream, this.attachTimeoutMs);
     void (async () => {
@@ -137,8 +195,8 @@ export class ChatStreams {
           ...(input.requestId !== undefined ? { requestId: input.requestId } : {}),
         })) {
           stream.push(event);
-          const seq = stream.events.length;
-          if (durable) writeThrough(durable.append(stream.id, seq, event));
+          const seq = stream.length;
+          if (durable) writeThrough(durable.append(stream.id, seq, event), seq);
         }
       } catch (error) {
         // The engine promises not to throw; if it does, the client still gets a proper end.
@@ -147,8 +205,8 @@ export class ChatStreams {
       } finally {
         clearTimeout(stream.graceTimer);
         stream.finish();
-        const seq = stream.events.length;
-        if (durable) writeThrough(durable.finish(stream.id, seq));
+        const seq = stream.length;
+        if (durable) writeThrough(durable.finish(stream.id, seq), seq);
         setTimeout(() => this.streams.delete(stream.id), this.retainMs).unref();
       }
     })();
@@ -156,11 +214,12 @@ export class ChatStreams {
     const onCallerAbort = () => stream.upstream.abort();
     input.signal?.addEventListener('abort', onCallerAbort, { once: true });
     try {
-      while (stream.events.length === 0 && !stream.finished) await stream.changed();
+      while (stream.length === 0 && !stream.finished) await stream.changed();
     } finally {
       input.signal?.removeEventListener('abort', onCallerAbort);
     }
-    return { streamId: stream.id, first: stream.events[0] ?? null };
+    // Nothing is dropped yet: there is no reader before chat.start has answered.
+    return { streamId: stream.id, first: stream.at(1) ?? null };
   }
 
   /**
@@ -170,11 +229,13 @@ export class ChatStreams {
   async open(input: { streamId: string; userId: string; lastEventId?: string | null }): Promise<((signal: AbortSignal) => AsyncGenerator<BufferedEvent>) | null> {
     const after = input.lastEventId ? Number(input.lastEventId) : 0;
     const local = this.streams.get(input.streamId);
+    const { durable } = this.options;
     if (local) {
       if (local.owner !== input.userId) return null;
+      // Events from before what memory holds are in the durable copy (they left only once it had them).
+      if (after < local.dropped && durable) return (signal) => durable.read(input.streamId, after, signal);
       return (signal) => this.readLocal(local, after, signal);
     }
-    const { durable } = this.options;
     if (!durable) return null;
     const owner = await durable.owner(input.streamId);
     if (owner === null || owner !== input.userId) return null;
@@ -192,22 +253,29 @@ export class ChatStreams {
   follow(input: { streamId: string; userId: string; lastEventId?: string | null }, sink: FollowSink, signal: AbortSignal): { start(): void; resume(): void } | null {
     const stream = this.streams.get(input.streamId);
     if (!stream || stream.owner !== input.userId) return null;
-    let next = input.lastEventId ? Number(input.lastEventId) : 0;
+    const cursor: Cursor = { at: input.lastEventId ? Number(input.lastEventId) : 0 };
+    // A resume from before what memory holds: `open` serves it from the durable copy.
+    if (cursor.at < stream.dropped) return null;
     let paused = false;
     let closed = false;
+    let started = false;
+    // The cursor counts from now, so nothing it still needs is dropped before start().
+    stream.cursors.add(cursor);
     const stop = () => {
       if (closed) return;
       closed = true;
+      stream.cursors.delete(cursor);
       stream.followers.delete(onChange);
       signal.removeEventListener('abort', stop);
+      if (!started) return;
       stream.subscribers -= 1;
       if (stream.subscribers === 0 && !stream.finished) this.armGrace(stream, this.graceMs);
     };
     const pump = () => {
-      while (!closed && next < stream.events.length) {
-        const event = stream.events[next]!;
-        next += 1;
-        if (!sink.write(String(next), event)) {
+      while (!closed && cursor.at < stream.length) {
+        const event = stream.at(cursor.at + 1)!;
+        cursor.at += 1;
+        if (!sink.write(String(cursor.at), event)) {
           paused = true;
           return;
         }
@@ -228,13 +296,15 @@ export class ChatStreams {
         stop();
       }
     };
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
     return {
       start: () => {
-        if (signal.aborted) return;
+        if (closed || started) return;
+        started = true;
         stream.subscribers += 1;
         clearTimeout(stream.graceTimer);
         stream.followers.add(onChange);
-        signal.addEventListener('abort', stop, { once: true });
         onChange();
       },
       resume: () => {
@@ -258,23 +328,31 @@ export class ChatStreams {
   }
 
   private async *readLocal(stream: LocalStream, after: number, signal: AbortSignal): AsyncGenerator<BufferedEvent> {
+    const { durable } = this.options;
+    // open() chose this reader when memory still held event after+1; events may have left since.
+    if (after < stream.dropped && durable) {
+      yield* durable.read(stream.id, after, signal);
+      return;
+    }
     stream.subscribers += 1;
     clearTimeout(stream.graceTimer);
+    const cursor: Cursor = { at: after };
+    stream.cursors.add(cursor);
     const onAbort = () => stream.wakeAll();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      let next = after;
       while (!signal.aborted) {
-        while (next < stream.events.length) {
-          const event = stream.events[next]!;
-          next += 1;
-          yield { id: String(next), event };
+        while (cursor.at < stream.length) {
+          const event = stream.at(cursor.at + 1)!;
+          cursor.at += 1;
+          yield { id: String(cursor.at), event };
         }
         if (stream.finished) return;
         await stream.changed();
       }
     } finally {
       signal.removeEventListener('abort', onAbort);
+      stream.cursors.delete(cursor);
       stream.subscribers -= 1;
       if (stream.subscribers === 0 && !stream.finished) this.armGrace(stream, this.graceMs);
     }

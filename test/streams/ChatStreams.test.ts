@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import type { StreamEvent } from '../../shared';
 import { silentLogger } from '../../server/observability/logger';
 import type { ChatEngine, ChatEngineRequest } from '../../server/streams/ChatEngine';
@@ -194,6 +194,45 @@ describe('ChatStreams with the Redis buffer (another instance resumes)', () => {
     const events = await collect(read!(new AbortController().signal));
     expect(events).toEqual(SCRIPT.slice(1).map((event, i) => ({ id: String(i + 2), event })));
     expect(engine.calls).toBe(1);
+  });
+
+  it('keeps in memory only what a local reader still needs; older events resume from Redis on the same instance', async () => {
+    const script: StreamEvent[] = [SCRIPT[0]!, ...Array.from({ length: 40 }, (_, i) => ({ type: 'delta' as const, text: `t${i} ` })), SCRIPT[3]!, SCRIPT[4]!];
+    const engine = new ScriptedEngine(script, true);
+    const streams = new ChatStreams({ engine, logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix, flushIntervalMs: 0, blockMs: 200 }), detachGraceMs: 60_000 });
+    const { streamId } = await streams.start({ chat, userId: 'alice' });
+    const got: string[] = [];
+    const ended = new Promise<void>((resolve) => {
+      streams.follow({ streamId, userId: 'alice' }, { write: (id) => (got.push(id), true), end: resolve }, new AbortController().signal)!.start();
+    });
+    // The follower writes each event as it comes; every written event reaches Redis soon after.
+    for (let i = 1; i < script.length; i += 1) {
+      engine.release();
+      await vi.waitFor(() => expect(got).toHaveLength(i + 1), { interval: 1 });
+      if (i === 30) {
+        // By now the early events are in Redis and written by the only reader: gone from memory.
+        await vi.waitFor(() => expect(streams.follow({ streamId, userId: 'alice', lastEventId: '2' }, { write: () => true, end: () => {} }, AbortSignal.abort())).toBeNull(), { interval: 5 });
+      }
+    }
+    await ended;
+    expect(got).toEqual(script.map((_, i) => String(i + 1)));
+    // A reconnect from event 2 on this instance is served from the durable copy, whole.
+    const read = await streams.open({ streamId, userId: 'alice', lastEventId: '2' });
+    const events = await collect(read!(new AbortController().signal));
+    expect(events).toEqual(script.slice(2).map((event, i) => ({ id: String(i + 3), event })));
+    expect(engine.calls).toBe(1);
+  });
+
+  it('without a reader nothing leaves memory: a reconnect after chat.start is served locally', async () => {
+    const script: StreamEvent[] = [SCRIPT[0]!, ...Array.from({ length: 40 }, (_, i) => ({ type: 'delta' as const, text: `t${i} ` })), SCRIPT[4]!];
+    const buffer = new RedisStreamBuffer({ redis, prefix, flushIntervalMs: 0, blockMs: 200 });
+    const streams = new ChatStreams({ engine: new ScriptedEngine(script), logger: silentLogger, durable: buffer });
+    const { streamId } = await streams.start({ chat, userId: 'alice' });
+    // Redis has the whole stream (its end entry included) before anyone reads it here.
+    expect(await collect(buffer.read(streamId, 0, new AbortController().signal))).toHaveLength(script.length);
+    const got: string[] = [];
+    streams.follow({ streamId, userId: 'alice' }, { write: (id) => (got.push(id), true), end: () => {} }, new AbortController().signal)!.start();
+    expect(got).toEqual(script.map((_, i) => String(i + 1)));
   });
 
   it('a Redis reader follows a live stream and stops when its signal aborts', async () => {
