@@ -44,8 +44,9 @@ interface Cursor {
 }
 
 /**
- * Events dropped from memory at a time: a splice per this many, not per event. Small, because
- * what stays is what the 1,000-stream benchmark's RSS per stream measures (issue #8).
+ * Events dropped from memory at a time: a splice per this many, not per event. Small: a stream
+ * read to its end keeps fewer than this many (plus what Redis has not yet confirmed) for the
+ * rest of `retainMs`, where it kept every event before (issue #8).
  */
 const TRIM_STEP = 8;
 
