@@ -14,6 +14,7 @@ import {
 } from '../../shared/business';
 import { providerIdSchema } from '../../shared/providers';
 import type { DocStore } from '../store/DocStore';
+import { NotifiedCache } from '../store/NotifiedCache';
 import { BusinessConfigError } from './BusinessConfigError';
 import defaultsFile from './defaults.json';
 import type { ModelCatalog, ResolvedModel } from './types';
@@ -25,12 +26,11 @@ import type { ModelCatalog, ResolvedModel } from './types';
  *
  * Reads are served from an in-process snapshot of the settings and the model list: resolving a
  * model is on every request's path, and a store read there cost a Redis round trip each (three
- * with fallbacks; issue #8). Every write publishes on the `business` channel; `init()`
- * subscribes to it and drops the snapshot when any instance announces a change, so a change
- * applies to the next request everywhere within the pub/sub delivery time (milliseconds). The
- * instance that wrote drops its own snapshot at once. A snapshot older than `maxAgeMs` is
- * reloaded anyway, in case a notification was lost (a reconnect of the subscriber connection).
- * Until `init()` has subscribed, nothing is cached: every read goes to the store.
+ * with fallbacks; issue #8). The snapshot is the one entry of a NotifiedCache on the `business`
+ * channel: every write drops it here and announces it, so a change applies to the next request
+ * everywhere within the pub/sub delivery time (milliseconds); a snapshot older than `maxAgeMs`
+ * is reloaded anyway, in case a notification was lost. Until `init()` has subscribed, nothing
+ * is cached: every read goes to the store.
  *
  * Store layout: `business:seeded` (marker), `business:settings` (map: setting -> number),
  * `business:models` (map: model id -> ModelEntry).
@@ -40,6 +40,11 @@ const SEEDED = 'business:seeded';
 const SETTINGS = 'business:settings';
 const MODELS = 'business:models';
 export const BUSINESS_CHANNEL = 'business';
+/**
+ * The snapshot's key in the cache, which is also what a change announces on the channel: the
+ * word every earlier version published, so instances of two versions still hear each other.
+ */
+const SNAPSHOT = 'changed';
 
 export const DEFAULT_BUSINESS_CONFIG: BusinessConfigDocument = businessConfigSchema.parse(defaultsFile);
 
@@ -60,7 +65,6 @@ interface Snapshot {
   byId: Map<string, ModelEntry>;
   /** Sorted by provider then id. */
   models: ModelEntry[];
-  loadedAt: number;
 }
 
 function issuesOf(error: z.ZodError): { path: string; message: string }[] {
@@ -70,21 +74,20 @@ function issuesOf(error: z.ZodError): { path: string; message: string }[] {
 export class BusinessConfig implements ModelCatalog {
   private readonly store: DocStore;
   private readonly defaults: BusinessConfigDocument;
-  private readonly maxAgeMs: number;
-  private readonly clock: () => number;
   private readonly onReseed: () => void;
-  private unsubscribe: (() => Promise<void>) | null = null;
-  private snapshot: Snapshot | null = null;
-  private loading: Promise<Snapshot> | null = null;
-  /** Bumped on every invalidation: a load that started before it must not be kept. */
-  private generation = 0;
+  private readonly cache: NotifiedCache<Snapshot>;
+  private started = false;
 
   constructor(options: BusinessConfigOptions) {
     this.store = options.store;
     this.defaults = options.defaults ?? DEFAULT_BUSINESS_CONFIG;
-    this.maxAgeMs = options.maxAgeMs ?? 1000;
-    this.clock = options.clock ?? Date.now;
     this.onReseed = options.onReseed ?? (() => {});
+    this.cache = new NotifiedCache({
+      store: options.store,
+      channel: BUSINESS_CHANNEL,
+      ...(options.maxAgeMs !== undefined ? { maxAgeMs: options.maxAgeMs } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
   }
 
   /**
@@ -92,30 +95,29 @@ export class BusinessConfig implements ModelCatalog {
    * notifications (which turns the snapshot on). Call once at start.
    */
   async init(): Promise<{ seeded: boolean }> {
-    if (!this.unsubscribe) {
-      // Subscribed before the first snapshot is loaded, so no change can slip in between.
-      this.unsubscribe = await this.store.subscribe(BUSINESS_CHANNEL, () => this.invalidate());
-      this.invalidate();
-    }
+    // Subscribed before the first snapshot is loaded, so no change can slip in between.
+    await this.cache.start();
+    this.started = true;
     return { seeded: await this.seedIfAbsent() };
   }
 
-  /** Writes the defaults when no instance has yet (the marker is set first, so exactly one instance writes). */
+  /**
+   * Writes the defaults when no instance has yet (the marker is set first, so exactly one
+   * instance writes), then announces them like any change.
+   */
   private async seedIfAbsent(): Promise<boolean> {
     const first = await this.store.setJsonIfAbsent(SEEDED, { at: new Date().toISOString() });
     if (!first) return false;
     for (const key of BUSINESS_SETTING_KEYS) await this.store.mapSet(SETTINGS, key, this.defaults.settings[key]);
     for (const model of this.defaults.models) await this.store.mapSet(MODELS, model.id, model);
-    this.invalidate();
+    await this.cache.changed(SNAPSHOT);
     return true;
   }
 
   /** Stops listening for changes (the store's own close does the same). Reads go to the store again. */
   async close(): Promise<void> {
-    const unsubscribe = this.unsubscribe;
-    this.unsubscribe = null;
-    this.invalidate();
-    if (unsubscribe) await unsubscribe();
+    this.started = false;
+    await this.cache.close();
   }
 
   async getConfig(): Promise<BusinessConfigDocument> {
@@ -145,8 +147,7 @@ export class BusinessConfig implements ModelCatalog {
     const checked = businessSettingsSchema.safeParse(next);
     if (!checked.success) throw new BusinessConfigError('invalid', checked.error.issues.map((i) => i.message).join('; '), issuesOf(checked.error));
     await this.store.mapSet(SETTINGS, input.data.key, input.data.value);
-    this.invalidate();
-    await this.notify();
+    await this.cache.changed(SNAPSHOT);
     return checked.data;
   }
 
@@ -161,8 +162,7 @@ export class BusinessConfig implements ModelCatalog {
     );
     if (problems.length > 0) throw new BusinessConfigError('invalid', problems.map((p) => p.message).join('; '), problems);
     await this.store.mapSet(MODELS, model.id, model);
-    this.invalidate();
-    await this.notify();
+    await this.cache.changed(SNAPSHOT);
     return model;
   }
 
@@ -173,8 +173,7 @@ export class BusinessConfig implements ModelCatalog {
     if (!current) throw new BusinessConfigError('not_found', `unknown model: ${input.data.id}`);
     const next = { ...current, is_active: input.data.is_active };
     if (!(await this.store.mapSetIfPresent(MODELS, next.id, next))) throw new BusinessConfigError('not_found', `unknown model: ${next.id}`);
-    this.invalidate();
-    await this.notify();
+    await this.cache.changed(SNAPSHOT);
     return next;
   }
 
@@ -212,50 +211,24 @@ export class BusinessConfig implements ModelCatalog {
     return this.store.subscribe(BUSINESS_CHANNEL, () => listener());
   }
 
-  /** Drops the snapshot; the next read loads a fresh one. */
-  private invalidate(): void {
-    this.generation += 1;
-    this.snapshot = null;
-    this.loading = null;
-  }
-
-  /** The snapshot, loaded when missing or stale; without a subscription, a fresh read every time. */
+  /** The snapshot, loaded when missing or stale; before init(), a fresh read every time. */
   private current(): Promise<Snapshot> {
-    if (!this.unsubscribe) return this.load();
-    const snapshot = this.snapshot;
-    if (snapshot && this.clock() - snapshot.loadedAt < this.maxAgeMs) return Promise.resolve(snapshot);
-    if (this.loading) return this.loading;
-    const generation = this.generation;
-    const loading = this.load().then(
-      (loaded) => {
-        if (this.generation === generation) {
-          this.snapshot = loaded;
-          this.loading = null;
-        }
-        return loaded;
-      },
-      (error: unknown) => {
-        if (this.generation === generation) this.loading = null;
-        throw error;
-      },
-    );
-    this.loading = loading;
-    return loading;
+    return this.cache.get(SNAPSHOT, () => this.load());
   }
 
   private async load(): Promise<Snapshot> {
-    const loadedAt = this.clock();
     const [settings, models, seeded] = await Promise.all([this.readSettings(), this.allModels(), this.store.getJson(SEEDED)]);
     // The marker gone while running means the store lost everything (a Redis restarted without
     // persistence): an empty catalog would refuse every model, so the defaults go back in (admin
     // changes since are lost; the README's operations section says to run Redis with persistence).
     // Until the writing instance is done the store is partial, so this load answers from the
-    // defaults themselves (what is being written) and is not kept: the next read loads again.
-    if (seeded === null && this.unsubscribe) {
+    // defaults themselves (what is being written). The instance that writes them announces
+    // them, which drops this answer here and everywhere (it is not kept past that).
+    if (seeded === null && this.started) {
       if (await this.seedIfAbsent()) this.onReseed();
-      return snapshotOf(this.defaults.settings, [...this.defaults.models], Number.NEGATIVE_INFINITY);
+      return snapshotOf(this.defaults.settings, [...this.defaults.models]);
     }
-    return snapshotOf(settings, models, loadedAt);
+    return snapshotOf(settings, models);
   }
 
   private async storedModel(id: string): Promise<ModelEntry | null> {
@@ -275,15 +248,11 @@ export class BusinessConfig implements ModelCatalog {
     return out.sort((a, b) => a.provider.localeCompare(b.provider) || a.id.localeCompare(b.id));
   }
 
-  private async notify(): Promise<void> {
-    // Best effort: a lost notification delays a change on other instances by at most maxAgeMs.
-    await this.store.publish(BUSINESS_CHANNEL, 'changed').catch(() => {});
-  }
 }
 
-function snapshotOf(settings: BusinessSettings, models: ModelEntry[], loadedAt: number): Snapshot {
+function snapshotOf(settings: BusinessSettings, models: ModelEntry[]): Snapshot {
   models.sort((a, b) => a.provider.localeCompare(b.provider) || a.id.localeCompare(b.id));
-  return { settings, models, byId: new Map(models.map((m) => [m.id, m])), loadedAt };
+  return { settings, models, byId: new Map(models.map((m) => [m.id, m])) };
 }
 
 export function toResolved(model: ModelEntry): ResolvedModel {
