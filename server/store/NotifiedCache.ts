@@ -34,8 +34,6 @@ export class NotifiedCache<V> {
   private readonly maxEntries: number;
   private readonly clock: () => number;
   private unsubscribe: (() => Promise<void>) | null = null;
-  /** Bumped by every drop: a load that started before it must not be kept. */
-  private generation = 0;
 
   constructor(private readonly options: NotifiedCacheOptions) {
     this.maxAgeMs = options.maxAgeMs ?? 1000;
@@ -61,20 +59,15 @@ export class NotifiedCache<V> {
     const now = this.clock();
     const cached = this.entries.get(key);
     if (cached && now - cached.loadedAt < this.maxAgeMs) return cached.value;
-    const generation = this.generation;
     const value = load();
     this.entries.delete(key); // re-inserted last: the Map's order is the eviction order
     this.entries.set(key, { value, loadedAt: now });
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-    // A failed load is not kept; neither is one that a change overtook.
-    value.then(
-      () => {
-        if (this.generation !== generation && this.entries.get(key)?.value === value) this.entries.delete(key);
-      },
-      () => {
-        if (this.entries.get(key)?.value === value) this.entries.delete(key);
-      },
-    );
+    // A failed load is not kept. One that a change overtook is not kept either, without more:
+    // the change removed its entry, and nothing puts it back.
+    value.catch(() => {
+      if (this.entries.get(key)?.value === value) this.entries.delete(key);
+    });
     return value;
   }
 
@@ -86,7 +79,6 @@ export class NotifiedCache<V> {
   }
 
   private drop(key: string): void {
-    this.generation += 1;
     if (key === EVERY_ENTRY) this.entries.clear();
     else this.entries.delete(key);
   }

@@ -51,6 +51,26 @@ describe('NotifiedCache', () => {
     await cache.close();
   });
 
+  it("a change drops a load in flight for its key, and leaves other keys' loads alone", async () => {
+    const cache = new NotifiedCache<string>({ store: createMemoryDocStore(), channel: 'c', maxAgeMs: 60_000 });
+    await cache.start();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = (value: string) => async () => (await gate, value);
+    const a = counted(() => 'a');
+    const inFlightA = cache.get('a', async () => (await gate, a.load()));
+    const inFlightB = cache.get('b', slow('b-old'));
+    await cache.changed('b');
+    release();
+    expect([await inFlightA, await inFlightB]).toEqual(['a', 'b-old']);
+    // a's load is kept: the change was to b.
+    expect(await cache.get('a', a.load)).toBe('a');
+    expect(a.loads()).toBe(1);
+    // b's overtaken load is not: the next read loads again.
+    expect(await cache.get('b', async () => 'b-new')).toBe('b-new');
+    await cache.close();
+  });
+
   it('a change on one instance drops the entry on the other (shared Redis), one key or all', async () => {
     const prefix = `test-notified-${randomUUID()}`;
     const a = new NotifiedCache<string>({ store: redisStore(prefix), channel: 'limits', maxAgeMs: 60_000 });
