@@ -79,77 +79,65 @@ export class Dispatcher {
   }
 
   async *stream(req: DispatchRequest): AsyncGenerator<StreamEvent> {
-    // Our own controller, so that a consumer that stops reading (break / return) also closes upstream.
-    const upstream = new AbortController();
-    const onAbort = () => upstream.abort();
-    if (req.signal.aborted) upstream.abort();
-    else req.signal.addEventListener('abort', onAbort, { once: true });
+    // No controller of our own: the caller's signal stops an upstream call, and a consumer that
+    // stops reading (break / return) closes it through the generators' own return: it reaches the
+    // adapter's read loop, whose finally releases the body (a return() waits for the next yield
+    // anyway, so an abort from here could never come earlier).
     const log = lazyChild(this.deps.logger, { requestId: req.requestId, userId: req.userId });
-    // An answer read to its end has nothing left upstream to close; aborting it anyway costs a
-    // DOMException and a round of abort listeners per request (issue #8's profile).
-    let answered = false;
 
+    let model: ResolvedModel | null;
     try {
-      let model: ResolvedModel | null;
+      model = await this.deps.catalog.resolve(req.chat.model);
+    } catch (error) {
+      log.error({ err: describe(error) }, 'model catalog failed');
+      yield { type: 'error', code: 'internal', message: 'model catalog unavailable' };
+      return;
+    }
+    if (!model) {
+      yield { type: 'error', code: 'not_found', message: `unknown model: ${req.chat.model}` };
+      return;
+    }
+
+    const state: RequestState = { attempts: 0, deadline: this.clock() + this.deadlineMs };
+    const failures: Failure[] = [];
+    // Fallbacks are resolved one at a time, only once the model before them failed: most
+    // requests never need one, and each resolve may cost a catalog read.
+    const tried = new Set<string>();
+    let candidate: ResolvedModel | null = model;
+    let next = 0;
+    while (candidate) {
+      tried.add(candidate.id);
+      const result = yield* this.serve(candidate, req, req.signal, state, log);
+      if (result === 'done') return;
+      failures.push(result);
+      if (result.final) break;
+      const previous: ResolvedModel = candidate;
+      candidate = null;
       try {
-        model = await this.deps.catalog.resolve(req.chat.model);
+        while (!candidate && next < model.fallbacks.length) {
+          const resolved = await this.deps.catalog.resolve(model.fallbacks[next++]!);
+          if (resolved && !tried.has(resolved.id)) candidate = resolved;
+        }
       } catch (error) {
         log.error({ err: describe(error) }, 'model catalog failed');
-        yield { type: 'error', code: 'internal', message: 'model catalog unavailable' };
-        return;
+        failures.push({ code: 'internal', message: 'model catalog unavailable', final: true });
+        break;
       }
-      if (!model) {
-        yield { type: 'error', code: 'not_found', message: `unknown model: ${req.chat.model}` };
-        return;
-      }
-
-      const state: RequestState = { attempts: 0, deadline: this.clock() + this.deadlineMs };
-      const failures: Failure[] = [];
-      // Fallbacks are resolved one at a time, only once the model before them failed: most
-      // requests never need one, and each resolve may cost a catalog read.
-      const tried = new Set<string>();
-      let candidate: ResolvedModel | null = model;
-      let next = 0;
-      while (candidate) {
-        tried.add(candidate.id);
-        const result = yield* this.serve(candidate, req, upstream.signal, state, log);
-        if (result === 'done') {
-          answered = true;
-          return;
-        }
-        failures.push(result);
-        if (result.final) break;
-        const previous: ResolvedModel = candidate;
-        candidate = null;
-        try {
-          while (!candidate && next < model.fallbacks.length) {
-            const resolved = await this.deps.catalog.resolve(model.fallbacks[next++]!);
-            if (resolved && !tried.has(resolved.id)) candidate = resolved;
-          }
-        } catch (error) {
-          log.error({ err: describe(error) }, 'model catalog failed');
-          failures.push({ code: 'internal', message: 'model catalog unavailable', final: true });
-          break;
-        }
-        if (candidate) log.info({ model: previous.id }, 'provider exhausted, trying fallback model');
-      }
-      if (upstream.signal.aborted) {
-        yield { type: 'done', finishReason: 'aborted' };
-        return;
-      }
-      // The primary model's refusal says most (a fallback without keys is not news), unless the
-      // answer failed for good later.
-      const failure = failures.find((f) => f.final) ?? failures.find((f) => f.code !== 'no_keys') ?? failures[0] ?? { code: 'internal', message: 'no attempt made', final: true };
-      yield {
-        type: 'error',
-        code: failure.code,
-        message: failure.message,
-        ...(failure.retryAfterMs !== undefined ? { retryAfterMs: Math.max(0, Math.ceil(failure.retryAfterMs)) } : {}),
-      };
-    } finally {
-      req.signal.removeEventListener('abort', onAbort);
-      if (!answered) upstream.abort();
+      if (candidate) log.info({ model: previous.id }, 'provider exhausted, trying fallback model');
     }
+    if (req.signal.aborted) {
+      yield { type: 'done', finishReason: 'aborted' };
+      return;
+    }
+    // The primary model's refusal says most (a fallback without keys is not news), unless the
+    // answer failed for good later.
+    const failure = failures.find((f) => f.final) ?? failures.find((f) => f.code !== 'no_keys') ?? failures[0] ?? { code: 'internal', message: 'no attempt made', final: true };
+    yield {
+      type: 'error',
+      code: failure.code,
+      message: failure.message,
+      ...(failure.retryAfterMs !== undefined ? { retryAfterMs: Math.max(0, Math.ceil(failure.retryAfterMs)) } : {}),
+    };
   }
 
   private async acquire(provider: ProviderId, sources: readonly KeySource[]): Promise<AcquireResult> {
