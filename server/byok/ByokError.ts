@@ -10,7 +10,9 @@ export type ByokErrorCode =
   /** The ciphertext failed authentication (tampered, truncated, or bound to another user/record). */
   | 'corrupt'
   /** Sealed under an encryption key this process does not have (ENCRYPTION_KEY changed without ENCRYPTION_KEY_PREVIOUS). */
-  | 'unknown_encryption_key';
+  | 'unknown_encryption_key'
+  /** BYOK is off: the gateway has no ENCRYPTION_KEY to seal keys with. */
+  | 'not_configured';
 
 export class ByokError extends Error {
   override readonly name = 'ByokError';

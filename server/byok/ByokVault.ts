@@ -55,8 +55,12 @@ export interface RotationReport {
 
 export interface ByokVaultOptions {
   store: DocStore;
-  /** 32 bytes (GatewayEnv.encryptionKey; in demo mode the gateway passes an ephemeral random one). */
-  encryptionKey: Buffer;
+  /**
+   * 32 bytes (GatewayEnv.encryptionKey; in demo mode the gateway passes an ephemeral random one).
+   * Null: BYOK is off. Adding, testing and rotating keys fail with `not_configured`, stored
+   * records are listed but never opened, and every user is routed to the shared pools.
+   */
+  encryptionKey: Buffer | null;
   /** GatewayEnv.encryptionKeyPrevious: records sealed under it stay readable until rotated. */
   previousEncryptionKey?: Buffer | null;
   clock?: Clock;
@@ -92,9 +96,12 @@ const settingsOf = (userId: string) => `byok:settings:${encodeURIComponent(userI
 const aadOf = (userId: string, id: string, provider: ProviderId) => `keyrack-byok:v1\u0000${userId}\u0000${id}\u0000${provider}`;
 const notFound = () => new ByokError('not_found', 'no such key');
 
+/** Routing while BYOK is off: no own keys, the shared pools serve. */
+const BYOK_OFF: ByokRouting = Object.freeze({ providers: new Set<ProviderId>(), fallbackToSharedPool: true });
+
 export class ByokVault {
   private readonly store: DocStore;
-  private readonly keyring: Keyring;
+  private readonly keyring: Keyring | null;
   private readonly clock: Clock;
   private readonly maxKeysPerUser: number;
   private readonly logger: Logger | undefined;
@@ -104,7 +111,7 @@ export class ByokVault {
   constructor(options: ByokVaultOptions) {
     this.store = options.store;
     this.routings = new NotifiedCache({ store: options.store, channel: BYOK_CHANNEL });
-    this.keyring = new Keyring(options.encryptionKey, options.previousEncryptionKey);
+    this.keyring = options.encryptionKey ? new Keyring(options.encryptionKey, options.previousEncryptionKey) : null;
     this.clock = options.clock ?? systemClock;
     this.maxKeysPerUser = options.maxKeysPerUser ?? 20;
     this.logger = options.logger;
@@ -121,6 +128,7 @@ export class ByokVault {
 
   /** Providers with at least one key that opens, and the user's fallback setting: one cached answer per user. */
   routing(userId: string): Promise<ByokRouting> {
+    if (!this.keyring) return Promise.resolve(BYOK_OFF);
     return this.routings.get(userId, async () => {
       const [keys, settings] = await Promise.all([this.list(userId), this.getSettings(userId)]);
       return { providers: new Set(keys.filter((k) => k.status === 'ok').map((k) => k.provider)), fallbackToSharedPool: settings.fallbackToSharedPool };
@@ -128,10 +136,11 @@ export class ByokVault {
   }
 
   get currentKeyId(): string {
-    return this.keyring.currentKeyId;
+    return this.requireKeyring().currentKeyId;
   }
 
   async add(userId: string, input: unknown): Promise<ByokKey> {
+    const keyring = this.requireKeyring();
     const parsed = addByokKeyInputSchema.safeParse(input);
     // zod messages describe the rule, never the input; still, name only the fields.
     if (!parsed.success) throw new ByokError('invalid_input', `invalid ${[...new Set(parsed.error.issues.map((i) => i.path.join('.') || 'input'))].join(', ')}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
@@ -151,7 +160,7 @@ export class ByokVault {
       mask: maskOf(apiKey),
       createdAt: new Date(this.clock()).toISOString(),
       lastTest: null,
-      sealed: this.keyring.seal(apiKey, aadOf(userId, id, provider)),
+      sealed: keyring.seal(apiKey, aadOf(userId, id, provider)),
     };
     try {
       await this.store.mapSet(keysOf(userId), id, record);
@@ -195,11 +204,12 @@ export class ByokVault {
 
   /** Asks the provider whether the key works, and remembers the answer. A corrupt record is not sent anywhere. */
   async test(userId: string, id: string, tester: ByokKeyTester): Promise<ByokTestResult> {
+    const keyring = this.requireKeyring();
     const record = await this.record(userId, id);
     const secret = this.tryOpen(userId, record);
     const result: ByokTestResult = secret === null ? 'corrupt' : await tester(record.provider, secret);
     // The envelope is written back unchanged, wrapped again as a Sealed for the guard.
-    const next: RecordToWrite = { ...record, lastTest: { result, at: new Date(this.clock()).toISOString() }, sealed: this.keyring.wrap(record.sealed) };
+    const next: RecordToWrite = { ...record, lastTest: { result, at: new Date(this.clock()).toISOString() }, sealed: keyring.wrap(record.sealed) };
     await this.store.mapSetIfPresent(keysOf(userId), id, next);
     return result;
   }
@@ -223,11 +233,12 @@ export class ByokVault {
    * and a record deleted meanwhile stays deleted (set-if-present).
    */
   async rotateEncryptionKey(): Promise<RotationReport> {
+    const keyring = this.requireKeyring();
     const report: RotationReport = { users: 0, rotated: 0, alreadyCurrent: 0, failed: 0 };
     for (const userId of (await this.store.mapGetAll(USERS)).keys()) {
       report.users++;
       for (const record of await this.records(userId)) {
-        if (record.sealed.kid === this.keyring.currentKeyId) {
+        if (record.sealed.kid === keyring.currentKeyId) {
           report.alreadyCurrent++;
           continue;
         }
@@ -236,7 +247,7 @@ export class ByokVault {
           report.failed++;
           continue;
         }
-        const next: RecordToWrite = { ...record, sealed: this.keyring.seal(secret, aadOf(userId, record.id, record.provider)) };
+        const next: RecordToWrite = { ...record, sealed: keyring.seal(secret, aadOf(userId, record.id, record.provider)) };
         if (await this.store.mapSetIfPresent(keysOf(userId), record.id, next)) report.rotated++;
       }
     }
@@ -262,8 +273,14 @@ export class ByokVault {
     return parsed.data;
   }
 
-  /** The plaintext, or null when the record does not open (logged by id, never used). */
+  private requireKeyring(): Keyring {
+    if (!this.keyring) throw new ByokError('not_configured', 'BYOK is off on this gateway: it has no ENCRYPTION_KEY to encrypt keys with');
+    return this.keyring;
+  }
+
+  /** The plaintext, or null when the record does not open (logged by id, never used; BYOK off: nothing opens). */
   private tryOpen(userId: string, record: StoredRecord): string | null {
+    if (!this.keyring) return null;
     try {
       return this.keyring.open(record.sealed, aadOf(userId, record.id, record.provider));
     } catch (error) {

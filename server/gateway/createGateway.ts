@@ -187,10 +187,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     const catalog = options.catalog ?? business;
     let encryptionKey = env.encryptionKey;
     if (!encryptionKey) {
-      // Without ENCRYPTION_KEY users' keys cannot outlive the process: fine for the demo, loud otherwise.
-      encryptionKey = randomBytes(32);
-      if (env.demoMode) logger.warn('ENCRYPTION_KEY is unset: BYOK keys are encrypted with a random key for this process only');
-      else logger.error('ENCRYPTION_KEY is unset: BYOK keys added now become unreadable after a restart; set ENCRYPTION_KEY');
+      // Without ENCRYPTION_KEY users' keys cannot outlive the process, nor be read by another
+      // instance: a random key is fine for the demo; otherwise BYOK is off until it is set.
+      if (env.demoMode) {
+        encryptionKey = randomBytes(32);
+        logger.warn('ENCRYPTION_KEY is unset: BYOK keys are encrypted with a random key for this process only');
+      } else logger.error('ENCRYPTION_KEY is unset: BYOK is off (users cannot add their own keys) until it is set');
     }
     const vault = new ByokVault({ store: docStore, encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
     const ledger = new UsageLedger({ store: docStore, logger });

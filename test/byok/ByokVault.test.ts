@@ -159,6 +159,24 @@ describe('ByokVault', () => {
     expect(await v2.list('alice')).toEqual([]);
   });
 
+  it('without an encryption key BYOK is off: nothing is sealed or opened, the shared pools serve', async () => {
+    const store = createMemoryDocStore();
+    const earlier = await vaultOn(store).add('alice', { provider: 'openai', apiKey: KEY_A });
+    const off = new ByokVault({ store, encryptionKey: null });
+    const refused = (promise: Promise<unknown>) => promise.then(() => null, (error: unknown) => (ByokError.isInstance(error) ? error.code : error));
+    expect(await refused(off.add('alice', { provider: 'openai', apiKey: KEY_B }))).toBe('not_configured');
+    expect(await refused(off.test('alice', earlier.id, async () => 'valid'))).toBe('not_configured');
+    expect(await refused(off.rotateEncryptionKey())).toBe('not_configured');
+    // A record from a time with a key is listed (it cannot be opened here) and never used.
+    expect((await off.list('alice')).map((k) => [k.id, k.status])).toEqual([[earlier.id, 'corrupt']]);
+    expect(await off.getSecrets('alice', 'openai')).toEqual([]);
+    expect(await off.routing('alice')).toEqual({ providers: new Set(), fallbackToSharedPool: true });
+    // What needs no key still works.
+    expect(await off.setSettings('alice', { fallbackToSharedPool: false })).toEqual({ fallbackToSharedPool: false });
+    await off.remove('alice', earlier.id);
+    expect(await off.list('alice')).toEqual([]);
+  });
+
   it('writes no plaintext key to the store (memory and Redis dumps scanned)', async () => {
     const memory = createMemoryDocStore();
     const redis = new Redis(inject('redisUrl'));

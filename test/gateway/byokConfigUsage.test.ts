@@ -192,3 +192,19 @@ describe('secrets', () => {
     expect(fingerprintOf(ALICE_KEY)).not.toContain(ALICE_KEY);
   });
 });
+
+describe('BYOK without ENCRYPTION_KEY outside demo mode', () => {
+  it('is off: adding a key is refused with PRECONDITION_FAILED, and the log says why', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', destination: new Writable({ write: (chunk, _e, done) => (lines.push(String(chunk)), done()) }) });
+    // A real (fake) provider key: not demo mode, so no per-process key is made up.
+    await using off = await startTestGateway({ env: { OPENAI_API_KEY_1: 'sk-test-byok-off-0123456789abcdef' }, logger });
+    const carol = off.trpc(await off.token('carol'));
+    const refused = await refusal(carol.byok.add.mutate({ provider: 'openai', apiKey: ALICE_KEY }));
+    expect(refused.data?.code).toBe('PRECONDITION_FAILED');
+    expect(refused.message).toMatch(/ENCRYPTION_KEY/);
+    expect(await carol.byok.list.query()).toEqual([]);
+    expect(lines.some((l) => l.includes('BYOK is off'))).toBe(true);
+    expect(lines.join('')).not.toContain(ALICE_KEY);
+  });
+});

@@ -19,6 +19,7 @@ export function toTRPCError(error: unknown): unknown {
     return new TRPCError({ code: 'BAD_REQUEST', message: error.message, cause: error });
   }
   if (code === 'corrupt') return new TRPCError({ code: 'CONFLICT', message: error.message, cause: error });
+  if (code === 'not_configured') return new TRPCError({ code: 'PRECONDITION_FAILED', message: error.message, cause: error });
   return error;
 }
 
