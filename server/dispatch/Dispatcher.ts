@@ -107,7 +107,7 @@ export class Dispatcher {
     let next = 0;
     while (candidate) {
       tried.add(candidate.id);
-      const result = yield* this.serve(candidate, req, req.signal, state, log);
+      const result = yield* this.serve(candidate, req, state, log);
       if (result === 'done') return;
       failures.push(result);
       if (result.final) break;
@@ -152,7 +152,8 @@ export class Dispatcher {
   }
 
   /** Serves the request from one model's provider, over as many keys as the attempt budget allows. */
-  private async *serve(model: ResolvedModel, req: DispatchRequest, signal: AbortSignal, state: RequestState, log: Logger): AsyncGenerator<StreamEvent, 'done' | Failure> {
+  private async *serve(model: ResolvedModel, req: DispatchRequest, state: RequestState, log: Logger): AsyncGenerator<StreamEvent, 'done' | Failure> {
+    const { signal } = req;
     const provider = model.provider;
     const adapter = this.adapters[provider];
     if (!adapter) return { code: 'no_keys', message: `no adapter for ${provider}`, final: false };

@@ -233,8 +233,7 @@ export class ChatStreams {
     const { durable } = this.options;
     if (local) {
       if (local.owner !== input.userId) return null;
-      // Events from before what memory holds are in the durable copy (they left only once it had them).
-      if (after < local.dropped && durable) return (signal) => durable.read(input.streamId, after, signal);
+      // readLocal reads the durable copy for events that have left memory.
       return (signal) => this.readLocal(local, after, signal);
     }
     if (!durable) return null;
@@ -330,7 +329,7 @@ export class ChatStreams {
 
   private async *readLocal(stream: LocalStream, after: number, signal: AbortSignal): AsyncGenerator<BufferedEvent> {
     const { durable } = this.options;
-    // open() chose this reader when memory still held event after+1; events may have left since.
+    // Events from before what memory holds are in the durable copy (they left only once it had them).
     if (after < stream.dropped && durable) {
       yield* durable.read(stream.id, after, signal);
       return;
