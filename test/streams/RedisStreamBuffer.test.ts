@@ -64,3 +64,25 @@ it('gathers appends of several ticks into one entry per stream; a resume inside 
   ]);
   await buffer.close();
 });
+
+it('a flush never overtakes the one before it, even when that one spans several event-loop turns', async () => {
+  // 450 streams: the first round goes out as pipelines of 200, one per turn. The second event
+  // of the last stream is appended while the round is still being sent (its flush, with
+  // flushIntervalMs 0, is queued between the round's second and third turns). Sent at once, its
+  // XADD 0-2 would reach Redis before that stream's XADD 0-1, which Redis then refuses
+  // (ids must grow): the bench saw 1,600 such failed writes at 1,000 streams.
+  const prefix = `test-rsb-${randomUUID()}`;
+  const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200, flushIntervalMs: 0 });
+  const ids = Array.from({ length: 450 }, () => randomUUID());
+  const last = ids[ids.length - 1]!;
+  const writes = ids.map((id) => buffer.append(id, 1, { type: 'delta', text: `first of ${id}` }));
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  writes.push(buffer.append(last, 2, { type: 'delta', text: 'second' }), buffer.finish(last, 2));
+  await Promise.all(writes);
+  const events = await collect(buffer.read(last, 0, new AbortController().signal));
+  expect(events.map((e) => e.event)).toEqual([
+    { type: 'delta', text: `first of ${last}` },
+    { type: 'delta', text: 'second' },
+  ]);
+  await buffer.close();
+});
