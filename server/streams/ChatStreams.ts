@@ -161,30 +161,17 @@ export class ChatStreams {
     this.streams.set(stream.id, stream);
     const { durable } = this.options;
     const log = lazyChild(this.options.logger, { streamId: stream.id, requestId: input.requestId });
-    // Durable writes are issued in order without waiting for each other (the buffer keeps
-    // their order and batches those of one tick); a failed write is logged, not fatal: the
-    // local copy still serves this instance's subscribers.
-    // Appends within one batch share its promise: one handler per batch, not per event. Once a
-    // batch is written, its events may leave memory (LocalStream.trim).
-    let watched: { written: Promise<void>; seq: number } | undefined;
-    const writeThrough = (written: Promise<void>, seq: number) => {
-      if (written === watched?.written) {
-        watched.seq = seq;
-        return;
-      }
-      const batch = { written, seq };
-      watched = batch;
-      written.then(
-        () => {
-          if (batch.seq > stream.durableSeq) stream.durableSeq = batch.seq;
-          stream.trim();
-        },
-        (error: unknown) => {
-          log.warn({ err: error instanceof Error ? error.message : String(error) }, 'durable stream buffer write failed');
-        },
-      );
-    };
-    if (durable) writeThrough(durable.create(stream.id, input.userId), 0);
+    // Durable writes are handed over in order without waiting (the buffer keeps their order
+    // and batches them); a failed write is logged, not fatal: the local copy still serves this
+    // instance's subscribers. Once the copy holds an event, it may leave memory (LocalStream.trim).
+    durable?.create(stream.id, input.userId, {
+      written: (seq) => {
+        if (seq <= stream.durableSeq) return;
+        stream.durableSeq = seq;
+        stream.trim();
+      },
+      failed: (error) => log.warn({ err: error instanceof Error ? error.message : String(error) }, 'durable stream buffer write failed'),
+    });
 
     this.armGrace(stream, this.attachTimeoutMs);
     void (async () => {
@@ -196,18 +183,18 @@ export class ChatStreams {
           ...(input.requestId !== undefined ? { requestId: input.requestId } : {}),
         })) {
           stream.push(event);
-          const seq = stream.length;
-          if (durable) writeThrough(durable.append(stream.id, seq, event), seq);
+          durable?.append(stream.id, stream.length, event);
         }
       } catch (error) {
         // The engine promises not to throw; if it does, the client still gets a proper end.
         log.error({ err: error instanceof Error ? error.message : String(error) }, 'chat engine threw');
-        stream.push({ type: 'error', code: 'internal', message: 'internal error' });
+        const event: StreamEvent = { type: 'error', code: 'internal', message: 'internal error' };
+        stream.push(event);
+        durable?.append(stream.id, stream.length, event);
       } finally {
         clearTimeout(stream.graceTimer);
         stream.finish();
-        const seq = stream.length;
-        if (durable) writeThrough(durable.finish(stream.id, seq), seq);
+        durable?.finish(stream.id, stream.length);
         setTimeout(() => this.streams.delete(stream.id), this.retainMs).unref();
       }
     })();

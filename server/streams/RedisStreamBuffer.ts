@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { streamEventSchema } from '../../shared';
-import type { BufferedEvent, DurableStreamBuffer } from './types';
+import { streamEventSchema, type StreamEvent } from '../../shared';
+import type { BufferedEvent, DurableStreamBuffer, DurableWriteProgress } from './types';
 
 export interface RedisStreamBufferOptions {
   redis: Redis;
@@ -38,15 +38,20 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
   private readonly ttlMs: number;
   private readonly blockMs: number;
   private readonly readers = new Set<Redis>();
-  /** Streams this instance writes: when their TTLs were last set (ms, Date.now). */
-  private readonly renewedAt = new Map<string, number>();
-  private pending = new Map<string, Batch>();
+  /** Streams this instance writes, until their end is sent. */
+  private readonly writers = new Map<string, StreamWriter>();
+  /** Writers with something for the next flush, in the order they first had it. */
+  private queue: StreamWriter[] = [];
   private flushScheduled = false;
   private flushTimer: NodeJS.Timeout | undefined;
   /** A flush's pipelines are still going out, one per turn (writeBatches). */
   private sending = false;
   /** A flush came due while `sending`: it runs when that one's last pipeline is out. */
   private flushDeferred = false;
+  /** Callers of flushed() waiting for the next flush to be written. */
+  private flushWaiters: (() => void)[] = [];
+  /** The last pipeline sent: replies come in order, so its settling means all before it did. */
+  private lastSent: Promise<unknown> = Promise.resolve();
   private readonly flushIntervalMs: number;
 
   constructor(private readonly options: RedisStreamBufferOptions) {
@@ -61,47 +66,55 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
     return { owner: `${base}:owner`, events: `${base}:events` };
   }
 
-  async create(streamId: string, owner: string): Promise<void> {
+  create(streamId: string, owner: string, progress?: DurableWriteProgress): void {
     // The events key does not exist yet: its TTL is set with the first batch (renewedAt 0).
-    this.renewedAt.set(streamId, 0);
-    await this.options.redis.set(this.keys(streamId).owner, owner, 'PX', this.ttlMs);
+    const writer = this.writerOf(streamId);
+    writer.progress = progress;
+    this.options.redis.set(writer.keys.owner, owner, 'PX', this.ttlMs).catch((error: unknown) => progress?.failed(error));
   }
 
-  /** Resolves once the batch holding this event is written. Calls need not wait for each other. */
-  append(streamId: string, seq: number, event: unknown): Promise<void> {
-    const batch = this.batchOf(streamId);
-    batch.events.push(JSON.stringify(event));
-    batch.lastSeq = seq;
-    return batch.written;
+  append(streamId: string, seq: number, event: StreamEvent): void {
+    const writer = this.writerOf(streamId);
+    writer.events.push(event);
+    writer.lastSeq = seq;
+    this.enqueue(writer);
   }
 
-  finish(streamId: string, seq: number): Promise<void> {
-    const batch = this.batchOf(streamId);
-    batch.endId = `0-${seq + 1}`;
-    return batch.written;
+  finish(streamId: string, seq: number): void {
+    const writer = this.writerOf(streamId);
+    writer.endSeq = seq + 1;
+    this.enqueue(writer);
   }
 
-  private batchOf(streamId: string): Batch {
-    let batch = this.pending.get(streamId);
-    if (!batch) {
-      let settle!: (error?: unknown) => void;
-      const written = new Promise<void>((resolve, reject) => (settle = (error) => (error === undefined ? resolve() : reject(error))));
-      // A caller that does not await still must not leave an unhandled rejection behind.
-      written.catch(() => {});
-      batch = { events: [], lastSeq: 0, endId: null, written, settle };
-      this.pending.set(streamId, batch);
+  flushed(): Promise<void> {
+    return new Promise((resolve) => {
+      this.flushWaiters.push(resolve);
+      this.flush();
+    });
+  }
+
+  private writerOf(streamId: string): StreamWriter {
+    let writer = this.writers.get(streamId);
+    if (!writer) {
+      writer = { streamId, keys: this.keys(streamId), events: [], lastSeq: 0, endSeq: null, renewedAt: 0, queued: false, progress: undefined };
+      this.writers.set(streamId, writer);
+    }
+    return writer;
+  }
+
+  private enqueue(writer: StreamWriter): void {
+    if (!writer.queued) {
+      writer.queued = true;
+      this.queue.push(writer);
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       if (this.flushIntervalMs > 0) this.flushTimer = setTimeout(() => this.flush(), this.flushIntervalMs);
       else setImmediate(() => this.flush());
     }
-    return batch;
   }
 
   private flush(): void {
-    this.flushScheduled = false;
-    clearTimeout(this.flushTimer);
     // One flush at a time: a stream's later batch must not go out before its earlier one, which
     // may sit in a pipeline of the flush still being sent (Redis refuses an XADD id that does
     // not grow; under load a timer fires between those turns, issue #8).
@@ -109,73 +122,87 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
       this.flushDeferred = true;
       return;
     }
-    if (this.pending.size === 0) return;
-    const batches = [...this.pending];
-    this.pending = new Map();
+    this.flushScheduled = false;
+    clearTimeout(this.flushTimer);
+    const waiters = this.flushWaiters;
+    this.flushWaiters = [];
+    const writers = this.queue;
+    this.queue = [];
+    if (writers.length === 0) {
+      if (waiters.length > 0) void this.lastSent.finally(() => waiters.forEach((wake) => wake()));
+      return;
+    }
     this.sending = true;
-    this.writeBatches(batches, 0);
+    this.writeBatches(writers, 0, waiters);
   }
 
   /**
-   * Writes batches[from..] as pipelines of STREAMS_PER_PIPELINE streams, one per event-loop turn:
+   * Writes writers[from..] as pipelines of STREAMS_PER_PIPELINE streams, one per event-loop turn:
    * one pipeline for 1,000 streams was one long task (1,000 streams x 20 events/s alone: event-loop
    * delay max 42 ms, p99 5.7 ms; in pipelines of 200: 11 ms, 3.7 ms; issue #8).
    * The next flush starts only after the last of these pipelines is sent (see flush).
    */
-  private writeBatches(batches: [string, Batch][], from: number): void {
-    const to = Math.min(batches.length, from + STREAMS_PER_PIPELINE);
-    if (to < batches.length) setImmediate(() => this.writeBatches(batches, to));
-    else {
-      this.sending = false;
-      if (this.flushDeferred) {
-        this.flushDeferred = false;
-        // After this pipeline is queued below: same connection, so it reaches Redis first.
-        queueMicrotask(() => this.flush());
-      }
-    }
+  private writeBatches(writers: StreamWriter[], from: number, waiters: (() => void)[]): void {
+    const to = Math.min(writers.length, from + STREAMS_PER_PIPELINE);
+    const last = to === writers.length;
+    if (!last) setImmediate(() => this.writeBatches(writers, to, waiters));
     const pipeline = this.options.redis.pipeline();
     const now = Date.now();
-    /** Per stream: its batch and how many commands it queued. */
-    const spans: [Batch, number][] = [];
+    /** Per stream: its writer, how many commands it queued and the seq they hold. */
+    const spans: [StreamWriter, number, number][] = [];
     for (let i = from; i < to; i += 1) {
-      const [streamId, batch] = batches[i]!;
-      const k = this.keys(streamId);
+      const writer = writers[i]!;
+      writer.queued = false;
+      const { keys, events } = writer;
       let commands = 0;
       // Consecutive events of one stream share one entry, its id the last one's seq: a reader
-      // resuming after N reads the entry holding N+1 and skips what it had.
-      if (batch.events.length === 1) {
-        pipeline.xadd(k.events, `0-${batch.lastSeq}`, 'e', batch.events[0]!);
+      // resuming after N reads the entry holding N+1 and skips what it had. Serialized here,
+      // not at append: a string per event lived until the flush.
+      if (events.length === 1) {
+        pipeline.xadd(keys.events, `0-${writer.lastSeq}`, 'e', JSON.stringify(events[0]));
         commands += 1;
-      } else if (batch.events.length > 1) {
-        pipeline.xadd(k.events, `0-${batch.lastSeq}`, 'b', `[${batch.events.join(',')}]`);
-        commands += 1;
-      }
-      if (batch.endId !== null) {
-        pipeline.xadd(k.events, batch.endId, 'end', '1');
+      } else if (events.length > 1) {
+        pipeline.xadd(keys.events, `0-${writer.lastSeq}`, 'b', JSON.stringify(events));
         commands += 1;
       }
-      const renewed = this.renewedAt.get(streamId) ?? 0;
-      if (batch.endId !== null || now - renewed >= this.ttlMs / 4) {
-        pipeline.pexpire(k.events, this.ttlMs).pexpire(k.owner, this.ttlMs);
+      events.length = 0;
+      const ended = writer.endSeq !== null;
+      if (ended) {
+        pipeline.xadd(keys.events, `0-${writer.endSeq}`, 'end', '1');
+        commands += 1;
+      }
+      if (ended || now - writer.renewedAt >= this.ttlMs / 4) {
+        pipeline.pexpire(keys.events, this.ttlMs).pexpire(keys.owner, this.ttlMs);
         commands += 2;
-        this.renewedAt.set(streamId, now);
+        writer.renewedAt = now;
       }
-      if (batch.endId !== null) this.renewedAt.delete(streamId);
-      spans.push([batch, commands]);
+      if (ended) this.writers.delete(writer.streamId);
+      spans.push([writer, commands, ended ? writer.endSeq! : writer.lastSeq]);
     }
-    pipeline.exec().then(
+    const sent = pipeline.exec().then(
       (results) => {
         let at = 0;
-        for (const [batch, commands] of spans) {
+        for (const [writer, commands, seq] of spans) {
           const failed = results?.slice(at, at + commands).find(([error]) => error)?.[0];
           at += commands;
-          batch.settle(failed ?? undefined);
+          if (failed) writer.progress?.failed(failed);
+          else writer.progress?.written(seq);
         }
       },
       (error: unknown) => {
-        for (const [batch] of spans) batch.settle(error ?? new Error('pipeline failed'));
+        for (const [writer] of spans) writer.progress?.failed(error ?? new Error('pipeline failed'));
       },
     );
+    this.lastSent = sent;
+    if (last) {
+      this.sending = false;
+      if (waiters.length > 0) void sent.finally(() => waiters.forEach((wake) => wake()));
+      if (this.flushDeferred) {
+        this.flushDeferred = false;
+        // A microtask: after this pipeline was handed to the connection above, so it goes first.
+        queueMicrotask(() => this.flush());
+      }
+    }
   }
 
   async owner(streamId: string): Promise<string | null> {
@@ -228,7 +255,7 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
 
   async close(): Promise<void> {
     // Writes already queued still go out (the connection is the caller's to close).
-    if (this.pending.size > 0) this.flush();
+    if (this.queue.length > 0) this.flush();
     for (const reader of this.readers) reader.disconnect();
     this.readers.clear();
   }
@@ -237,12 +264,18 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
 /** Streams per Redis pipeline in one flush (see writeBatches). */
 const STREAMS_PER_PIPELINE = 200;
 
-/** What one stream has queued for the next flush. */
-interface Batch {
-  /** JSON of each event, consecutive seqs ending at lastSeq. */
-  events: string[];
+/** One stream this instance writes: what it has queued for the next flush, and its TTL renewal. */
+interface StreamWriter {
+  readonly streamId: string;
+  readonly keys: { owner: string; events: string };
+  /** Events since the last flush, consecutive seqs ending at lastSeq (serialized at the flush). */
+  readonly events: StreamEvent[];
   lastSeq: number;
-  endId: string | null;
-  written: Promise<void>;
-  settle: (error?: unknown) => void;
+  /** The end entry's seq once finish() was called. */
+  endSeq: number | null;
+  /** When the TTLs were last set (ms, Date.now); 0 = never. */
+  renewedAt: number;
+  /** In the queue for the next flush. */
+  queued: boolean;
+  progress: DurableWriteProgress | undefined;
 }

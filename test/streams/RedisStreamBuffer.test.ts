@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, expect, inject, it } from 'vitest';
 import { RedisStreamBuffer } from '../../server/streams/RedisStreamBuffer';
+import type { DurableWriteProgress } from '../../server/streams/types';
 import type { StreamEvent } from '../../shared';
 
 const redis = new Redis(inject('redisUrl'));
@@ -13,13 +14,30 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-it('writes appends issued without waiting in order, batched, with TTLs on both keys; resumes after any id', async () => {
+/** What a writer heard: each `written` seq and each failure's message. */
+function recorder(): DurableWriteProgress & { written: (seq: number) => void; seqs: number[]; failures: string[] } {
+  const seqs: number[] = [];
+  const failures: string[] = [];
+  return {
+    seqs,
+    failures,
+    written: (seq) => void seqs.push(seq),
+    failed: (error) => void failures.push(error instanceof Error ? error.message : String(error)),
+  };
+}
+
+it('writes appends handed over without waiting in order, batched, with TTLs on both keys; resumes after any id', async () => {
   const prefix = `test-rsb-${randomUUID()}`;
   const buffer = new RedisStreamBuffer({ redis, prefix, ttlMs: 60_000, blockMs: 200 });
   const id = randomUUID();
+  const progress = recorder();
   const events: StreamEvent[] = Array.from({ length: 50 }, (_, i) => ({ type: 'delta', text: `t${i}` }));
-  const writes = [buffer.create(id, 'alice'), ...events.map((e, i) => buffer.append(id, i + 1, e)), buffer.finish(id, events.length)];
-  await Promise.all(writes);
+  buffer.create(id, 'alice', progress);
+  events.forEach((e, i) => buffer.append(id, i + 1, e));
+  buffer.finish(id, events.length);
+  await buffer.flushed();
+  // One flush: the writer hears once, with the end's seq.
+  expect(progress).toMatchObject({ seqs: [51], failures: [] });
   expect(await buffer.owner(id)).toBe('alice');
   for (const key of [`${prefix}:{chat:${id}}:owner`, `${prefix}:{chat:${id}}:events`]) expect(await redis.pttl(key)).toBeGreaterThan(0);
   const all = await collect(buffer.read(id, 0, new AbortController().signal));
@@ -29,16 +47,26 @@ it('writes appends issued without waiting in order, batched, with TTLs on both k
   await buffer.close();
 });
 
-it('events appended on later ticks follow in order, and a write failure rejects only its batch', async () => {
+it('events appended after a flush follow in order, and a failed write is told to its own stream only', async () => {
   const prefix = `test-rsb-${randomUUID()}`;
   const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200 });
-  const id = randomUUID();
-  await buffer.create(id, 'bob');
-  await buffer.append(id, 1, { type: 'delta', text: 'a' });
-  await buffer.append(id, 2, { type: 'delta', text: 'b' });
-  // Reusing an id is refused by XADD: that batch fails, the caller hears of it.
-  await expect(buffer.append(id, 2, { type: 'delta', text: 'again' })).rejects.toThrow();
-  await buffer.finish(id, 2);
+  const [id, other] = [randomUUID(), randomUUID()];
+  const [progress, otherProgress] = [recorder(), recorder()];
+  buffer.create(id, 'bob', progress);
+  buffer.create(other, 'bob', otherProgress);
+  buffer.append(id, 1, { type: 'delta', text: 'a' });
+  await buffer.flushed();
+  buffer.append(id, 2, { type: 'delta', text: 'b' });
+  await buffer.flushed();
+  expect(progress).toMatchObject({ seqs: [1, 2], failures: [] });
+  // Reusing an id is refused by XADD: that stream's writer hears of it, the other stream's batch is written.
+  buffer.append(id, 2, { type: 'delta', text: 'again' });
+  buffer.append(other, 1, { type: 'delta', text: 'x' });
+  await buffer.flushed();
+  expect(progress.failures).toEqual([expect.stringContaining('equal or smaller')]);
+  expect(otherProgress).toMatchObject({ seqs: [1], failures: [] });
+  buffer.finish(id, 2);
+  await buffer.flushed();
   expect((await collect(buffer.read(id, 0, new AbortController().signal))).map((e) => e.id)).toEqual(['1', '2']);
   await buffer.close();
 });
@@ -47,14 +75,13 @@ it('gathers appends of several ticks into one entry per stream; a resume inside 
   const prefix = `test-rsb-${randomUUID()}`;
   const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200, flushIntervalMs: 50 });
   const id = randomUUID();
-  await buffer.create(id, 'carol');
-  const writes: Promise<void>[] = [];
+  buffer.create(id, 'carol');
   for (let seq = 1; seq <= 5; seq += 1) {
-    writes.push(buffer.append(id, seq, { type: 'delta', text: `w${seq}` }));
+    buffer.append(id, seq, { type: 'delta', text: `w${seq}` });
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
-  writes.push(buffer.finish(id, 5));
-  await Promise.all(writes);
+  buffer.finish(id, 5);
+  await buffer.flushed();
   // One entry for the five events, one for the end.
   expect(await redis.xlen(`${prefix}:{chat:${id}}:events`)).toBe(2);
   const after = await collect(buffer.read(id, 3, new AbortController().signal));
@@ -66,23 +93,34 @@ it('gathers appends of several ticks into one entry per stream; a resume inside 
 });
 
 it('a flush never overtakes the one before it, even when that one spans several event-loop turns', async () => {
-  // 450 streams: the first round goes out as pipelines of 200, one per turn. The second event
-  // of the last stream is appended while the round is still being sent (its flush, with
-  // flushIntervalMs 0, is queued between the round's second and third turns). Sent at once, its
-  // XADD 0-2 would reach Redis before that stream's XADD 0-1, which Redis then refuses
-  // (ids must grow): the bench saw 1,600 such failed writes at 1,000 streams.
+  // 450 streams: the first round goes out as pipelines of 200, one per turn. A second event for
+  // the first stream (already sent) and for the last (not yet sent) comes while the round is
+  // still going out; with flushIntervalMs 0 the next flush comes due between the round's turns.
+  // Had it been sent then, the last stream's XADD 0-2 would have reached Redis before its XADD
+  // 0-1, which Redis refuses (ids must grow): the bench saw 1,600 such failed writes at 1,000
+  // streams.
   const prefix = `test-rsb-${randomUUID()}`;
   const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200, flushIntervalMs: 0 });
   const ids = Array.from({ length: 450 }, () => randomUUID());
-  const last = ids[ids.length - 1]!;
-  const writes = ids.map((id) => buffer.append(id, 1, { type: 'delta', text: `first of ${id}` }));
+  const [first, last] = [ids[0]!, ids[ids.length - 1]!];
+  const [firstProgress, lastProgress] = [recorder(), recorder()];
+  for (const id of ids) buffer.create(id, 'dave', id === first ? firstProgress : id === last ? lastProgress : undefined);
+  for (const id of ids) buffer.append(id, 1, { type: 'delta', text: `first of ${id}` });
   await new Promise<void>((resolve) => setImmediate(resolve));
-  writes.push(buffer.append(last, 2, { type: 'delta', text: 'second' }), buffer.finish(last, 2));
-  await Promise.all(writes);
-  const events = await collect(buffer.read(last, 0, new AbortController().signal));
-  expect(events.map((e) => e.event)).toEqual([
-    { type: 'delta', text: `first of ${last}` },
-    { type: 'delta', text: 'second' },
-  ]);
+  for (const id of [first, last]) {
+    buffer.append(id, 2, { type: 'delta', text: `second of ${id}` });
+    buffer.finish(id, 2);
+  }
+  await buffer.flushed();
+  // The first stream's second batch waited for the round; the last stream's joined its first.
+  expect(firstProgress).toMatchObject({ seqs: [1, 3], failures: [] });
+  expect(lastProgress).toMatchObject({ seqs: [3], failures: [] });
+  for (const id of [first, last]) {
+    const events = await collect(buffer.read(id, 0, new AbortController().signal));
+    expect(events.map((e) => e.event)).toEqual([
+      { type: 'delta', text: `first of ${id}` },
+      { type: 'delta', text: `second of ${id}` },
+    ]);
+  }
   await buffer.close();
 });
