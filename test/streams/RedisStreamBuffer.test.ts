@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, expect, inject, it } from 'vitest';
+import { afterAll, expect, inject, it, vi } from 'vitest';
 import { RedisStreamBuffer } from '../../server/streams/RedisStreamBuffer';
 import type { DurableWriteProgress } from '../../server/streams/types';
 import type { StreamEvent } from '../../shared';
@@ -123,4 +123,29 @@ it('a flush never overtakes the one before it, even when that one spans several 
     ]);
   }
   await buffer.close();
+});
+
+it('without a fixed interval, gathers for as long as keeps every stream under writesPerSecond', async () => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  try {
+    const prefix = `test-rsb-${randomUUID()}`;
+    // Two streams at 4 writes/s: one flush every 500 ms.
+    const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200, writesPerSecond: 4 });
+    const ids = [randomUUID(), randomUUID()];
+    let written!: () => void;
+    const bothWritten = new Promise<void>((resolve) => (written = resolve));
+    let count = 0;
+    for (const id of ids) buffer.create(id, 'erin', { written: () => void (++count === 2 && written()), failed: () => {} });
+    for (const id of ids) buffer.append(id, 1, { type: 'delta', text: 'x' });
+    vi.advanceTimersByTime(499);
+    await redis.ping(); // anything sent before this is answered before it
+    expect(count).toBe(0);
+    expect(await redis.exists(`${prefix}:{chat:${ids[0]}}:events`)).toBe(0);
+    vi.advanceTimersByTime(1);
+    await bothWritten;
+    for (const id of ids) expect(await redis.xlen(`${prefix}:{chat:${id}}:events`)).toBe(1);
+    await buffer.close();
+  } finally {
+    vi.useRealTimers();
+  }
 });
