@@ -5,6 +5,7 @@ import { createAdapters } from '../providers/createAdapters';
 import { ProviderError } from '../providers/ProviderError';
 import { baseUrlFor } from '../providers/registry';
 import type { ProviderAdapter, UpstreamRequest } from '../providers/types';
+import { eventsOf, type EventSink } from '../streams/ChatEngine';
 import { abortableSleep, backoffDelay } from './backoff';
 import type { AcquireResult, DispatchHooks, DispatchKeyPool, KeyLease, KeySource, LeaseOutcome } from './types';
 
@@ -57,9 +58,10 @@ interface RequestState {
 const ABORTED: Failure = { code: 'internal', message: 'aborted', final: true };
 
 /**
- * Turns one chat request into one normalized event stream: resolves the model, leases a key,
- * streams from the provider, reports the outcome against that key, and retries on another key
- * while nothing has reached the client yet. It never throws; every failure is an `error` event.
+ * Turns one chat request into one normalized event stream, pushed to a sink: resolves the
+ * model, leases a key, streams from the provider, reports the outcome against that key, and
+ * retries on another key while nothing has reached the client yet. Every failure is an `error`
+ * event.
  */
 export class Dispatcher {
   private readonly adapters: Partial<Record<ProviderId, ProviderAdapter>>;
@@ -78,11 +80,20 @@ export class Dispatcher {
     this.sleep = deps.sleep ?? abortableSleep;
   }
 
-  async *stream(req: DispatchRequest): AsyncGenerator<StreamEvent> {
-    // No controller of our own: the caller's signal stops an upstream call, and a consumer that
-    // stops reading (break / return) closes it through the generators' own return: it reaches the
-    // adapter's read loop, whose finally releases the body (a return() waits for the next yield
-    // anyway, so an abort from here could never come earlier).
+  /**
+   * Pushes the answer to `emit` (see ChatEngine.run). Never rejects unless `emit` throws; then
+   * the upstream call is released, the key is not blamed, and the sink's error comes back.
+   */
+  async run(req: DispatchRequest, emit: EventSink): Promise<void> {
+    try {
+      await this.answer(req, guardSink(emit));
+    } catch (error) {
+      throw error instanceof SinkFailure ? error.cause : error;
+    }
+  }
+
+  private async answer(req: DispatchRequest, out: EventSink): Promise<void> {
+    // No controller of our own: the caller's signal stops an upstream call.
     const log = lazyChild(this.deps.logger, { requestId: req.requestId, userId: req.userId });
 
     let model: ResolvedModel | null;
@@ -90,13 +101,9 @@ export class Dispatcher {
       model = await this.deps.catalog.resolve(req.chat.model);
     } catch (error) {
       log.error({ err: describe(error) }, 'model catalog failed');
-      yield { type: 'error', code: 'internal', message: 'model catalog unavailable' };
-      return;
+      return out({ type: 'error', code: 'internal', message: 'model catalog unavailable' });
     }
-    if (!model) {
-      yield { type: 'error', code: 'not_found', message: `unknown model: ${req.chat.model}` };
-      return;
-    }
+    if (!model) return out({ type: 'error', code: 'not_found', message: `unknown model: ${req.chat.model}` });
 
     const state: RequestState = { attempts: 0, deadline: this.clock() + this.deadlineMs };
     const failures: Failure[] = [];
@@ -107,7 +114,7 @@ export class Dispatcher {
     let next = 0;
     while (candidate) {
       tried.add(candidate.id);
-      const result = yield* this.serve(candidate, req, state, log);
+      const result = await this.serve(candidate, req, state, log, out);
       if (result === 'done') return;
       failures.push(result);
       if (result.final) break;
@@ -125,19 +132,21 @@ export class Dispatcher {
       }
       if (candidate) log.info({ model: previous.id }, 'provider exhausted, trying fallback model');
     }
-    if (req.signal.aborted) {
-      yield { type: 'done', finishReason: 'aborted' };
-      return;
-    }
+    if (req.signal.aborted) return out({ type: 'done', finishReason: 'aborted' });
     // The primary model's refusal says most (a fallback without keys is not news), unless the
     // answer failed for good later.
     const failure = failures.find((f) => f.final) ?? failures.find((f) => f.code !== 'no_keys') ?? failures[0] ?? { code: 'internal', message: 'no attempt made', final: true };
-    yield {
+    return out({
       type: 'error',
       code: failure.code,
       message: failure.message,
       ...(failure.retryAfterMs !== undefined ? { retryAfterMs: Math.max(0, Math.ceil(failure.retryAfterMs)) } : {}),
-    };
+    });
+  }
+
+  /** The answer as an async iterable (readers that pull: tests, tools). Stopping early aborts it. */
+  stream(req: DispatchRequest): AsyncIterable<StreamEvent> {
+    return eventsOf(this, req);
   }
 
   private async acquire(provider: ProviderId, sources: readonly KeySource[]): Promise<AcquireResult> {
@@ -152,7 +161,7 @@ export class Dispatcher {
   }
 
   /** Serves the request from one model's provider, over as many keys as the attempt budget allows. */
-  private async *serve(model: ResolvedModel, req: DispatchRequest, state: RequestState, log: Logger): AsyncGenerator<StreamEvent, 'done' | Failure> {
+  private async serve(model: ResolvedModel, req: DispatchRequest, state: RequestState, log: Logger, out: EventSink): Promise<'done' | Failure> {
     const { signal } = req;
     const provider = model.provider;
     const adapter = this.adapters[provider];
@@ -198,7 +207,7 @@ export class Dispatcher {
       }
 
       state.attempts += 1;
-      const result = yield* this.attempt(model, adapter, upstreamReq, acquired.lease, baseUrl, signal, req.requestId, log);
+      const result = await this.attempt(model, adapter, upstreamReq, acquired.lease, baseUrl, signal, req.requestId, log, out);
       if (result === 'done') return 'done';
       if ('final' in result) return result;
       lastKind = result.kind;
@@ -213,7 +222,7 @@ export class Dispatcher {
   }
 
   /** One upstream call on one key. Returns the classified error when it failed before any text. */
-  private async *attempt(
+  private async attempt(
     model: ResolvedModel,
     adapter: ProviderAdapter,
     upstreamReq: UpstreamRequest,
@@ -222,7 +231,8 @@ export class Dispatcher {
     signal: AbortSignal,
     requestId: string | undefined,
     log: Logger,
-  ): AsyncGenerator<StreamEvent, 'done' | Failure | ProviderError> {
+    out: EventSink,
+  ): Promise<'done' | Failure | ProviderError> {
     const startedAt = this.clock();
     let reported = false;
     const report = async (outcome: LeaseOutcome, recorded: AttemptOutcome = outcome.kind) => {
@@ -251,10 +261,13 @@ export class Dispatcher {
         if (!started) {
           // The upstream answered 2xx and produced something: only now does the client hear of it.
           started = true;
-          yield { type: 'start', provider: model.provider, model: model.id, keyFingerprint: lease.fingerprint };
+          const wait = out({ type: 'start', provider: model.provider, model: model.id, keyFingerprint: lease.fingerprint });
+          if (wait) await wait;
         }
         if (event.type === 'delta') {
-          yield event;
+          // The hot path: one call per chunk, an await only when the reader is full.
+          const wait = out(event);
+          if (wait) await wait;
         } else if (event.type === 'usage') {
           usage = event.usage;
         } else {
@@ -262,13 +275,21 @@ export class Dispatcher {
           // record is queued before anything this process picks next (one connection keeps
           // command order), and report() logs its own failure.
           void report({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 });
-          if (usage) yield { type: 'usage', usage };
-          yield { type: 'done', finishReason: event.finishReason };
+          if (usage) {
+            const wait = out({ type: 'usage', usage });
+            if (wait) await wait;
+          }
+          await out({ type: 'done', finishReason: event.finishReason });
           return 'done';
         }
       }
       throw new ProviderError({ kind: 'transient', message: `${model.provider}: stream ended without a finish`, providerCode: 'truncated' });
     } catch (thrown) {
+      if (thrown instanceof SinkFailure) {
+        // The reader failed, not the upstream: nothing to blame on the key.
+        await report({ kind: 'transient' }, 'aborted');
+        throw thrown;
+      }
       if (signal.aborted) {
         await report({ kind: 'transient' }, 'aborted');
         return ABORTED;
@@ -286,7 +307,7 @@ export class Dispatcher {
       }
       return error;
     } finally {
-      // The consumer stopped reading mid-stream: not the key's fault, nothing to cool.
+      // Left without an outcome (nothing else is left): not the key's fault, nothing to cool.
       if (!reported) await report({ kind: 'transient' }, 'aborted');
     }
   }
@@ -332,4 +353,25 @@ function failureFor(error: ProviderError, provider: ProviderId): Failure {
 
 function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+/** What a sink threw, carried through the attempt's error handling untouched. */
+class SinkFailure {
+  constructor(readonly cause: unknown) {}
+}
+
+/** The sink, its throws and rejections marked as the reader's (see SinkFailure). */
+function guardSink(emit: EventSink): EventSink {
+  const fail = (error: unknown) => {
+    throw new SinkFailure(error);
+  };
+  return (event) => {
+    let wait: void | Promise<void> = undefined;
+    try {
+      wait = emit(event);
+    } catch (error) {
+      fail(error);
+    }
+    return wait ? wait.catch(fail) : undefined;
+  };
 }

@@ -1,16 +1,23 @@
 import type { StreamEvent } from '../../shared';
 import type { ChatCompleteOutput } from '../../shared/api';
+import type { EventSink } from '../streams/ChatEngine';
 
 type ErrorEvent = Extract<StreamEvent, { type: 'error' }>;
 
-/** A whole answer from a stream of events: chat.complete and the non-streaming /v1 endpoint. */
-export async function collectAnswer(
-  events: AsyncIterable<StreamEvent>,
-): Promise<{ ok: true; value: ChatCompleteOutput } | { ok: false; error: ErrorEvent }> {
+export type AnswerResult = { ok: true; value: ChatCompleteOutput } | { ok: false; error: ErrorEvent };
+
+/**
+ * A whole answer from an engine's events: chat.complete and the non-streaming /v1 endpoint.
+ * `run` pushes the events (e.g. `(emit) => engine.run(req, emit)`); what follows the first
+ * `done` or `error` is ignored.
+ */
+export async function collectAnswer(run: (emit: EventSink) => Promise<void>): Promise<AnswerResult> {
   let text = '';
   let start: Extract<StreamEvent, { type: 'start' }> | undefined;
   let usage: Extract<StreamEvent, { type: 'usage' }> | undefined;
-  for await (const event of events) {
+  let result: AnswerResult | undefined;
+  await run((event) => {
+    if (result) return;
     switch (event.type) {
       case 'start':
         start = event;
@@ -22,23 +29,26 @@ export async function collectAnswer(
         usage = event;
         break;
       case 'error':
-        return { ok: false, error: event };
+        result = { ok: false, error: event };
+        break;
       case 'done':
-        if (!start) return { ok: false, error: { type: 'error', code: 'internal', message: 'answer ended before it started' } };
-        return {
-          ok: true,
-          value: {
-            text,
-            provider: start.provider,
-            model: start.model,
-            finishReason: event.finishReason,
-            usage: usage?.usage ?? null,
-            ...(usage?.cost ? { cost: usage.cost } : {}),
-          },
-        };
+        result = start
+          ? {
+              ok: true,
+              value: {
+                text,
+                provider: start.provider,
+                model: start.model,
+                finishReason: event.finishReason,
+                usage: usage?.usage ?? null,
+                ...(usage?.cost ? { cost: usage.cost } : {}),
+              },
+            }
+          : { ok: false, error: { type: 'error', code: 'internal', message: 'answer ended before it started' } };
+        break;
       default:
         break;
     }
-  }
-  return { ok: false, error: { type: 'error', code: 'internal', message: 'answer ended without done' } };
+  });
+  return result ?? { ok: false, error: { type: 'error', code: 'internal', message: 'answer ended without done' } };
 }

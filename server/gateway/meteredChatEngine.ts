@@ -8,12 +8,12 @@ import type { DispatchRequest } from '../dispatch/Dispatcher';
 import type { KeySource } from '../dispatch/types';
 import type { Logger } from '../observability/logger';
 import type { AcquireResult, KeyPool } from '../pool/KeyPool';
-import type { ChatEngine, ChatEngineRequest } from '../streams/ChatEngine';
+import type { ChatEngine, ChatEngineRequest, EventSink } from '../streams/ChatEngine';
 import type { UsageLedger } from '../usage/UsageLedger';
 
-/** What the metered engine needs of the dispatcher: its stream, with extra key sources. */
+/** What the metered engine needs of the dispatcher: its run, with extra key sources. */
 export interface KeyedChatEngine {
-  stream(req: DispatchRequest): AsyncIterable<StreamEvent>;
+  run(req: DispatchRequest, emit: EventSink): Promise<void>;
 }
 
 export interface MeteredChatEngineDeps {
@@ -34,7 +34,7 @@ export interface MeteredChatEngineDeps {
  */
 export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine {
   return {
-    async *stream(req: ChatEngineRequest): AsyncGenerator<StreamEvent> {
+    async run(req: ChatEngineRequest, emit: EventSink): Promise<void> {
       const { userId } = req;
       const limits = await deps.ledger.checkUserLimits(userId).catch((error: unknown) => {
         // Fail open: an unreachable store must not stop paying users; the pool still guards the keys.
@@ -42,20 +42,18 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
         return { ok: true } as const;
       });
       if (!limits.ok) {
-        yield limits.refused === 'budget'
-          ? { type: 'error', code: 'budget_exceeded', message: 'Your daily budget is used up; it renews at midnight UTC.', retryAfterMs: limits.retryAfterMs }
-          : { type: 'error', code: 'rate_limited', message: 'You are sending requests too fast for your per-minute limit.', retryAfterMs: limits.retryAfterMs };
-        return;
+        return emit(
+          limits.refused === 'budget'
+            ? { type: 'error', code: 'budget_exceeded', message: 'Your daily budget is used up; it renews at midnight UTC.', retryAfterMs: limits.retryAfterMs }
+            : { type: 'error', code: 'rate_limited', message: 'You are sending requests too fast for your per-minute limit.', retryAfterMs: limits.retryAfterMs },
+        );
       }
 
       const settings = await deps.business.getSettings();
       const prompt = await checkPrompt(req.chat.messages, settings);
-      if (prompt.status === 'refused') {
-        yield { type: 'error', code: 'prompt_too_long', message: prompt.message };
-        return;
-      }
+      if (prompt.status === 'refused') return emit({ type: 'error', code: 'prompt_too_long', message: prompt.message });
       if (prompt.status === 'warning') {
-        yield { type: 'warning', code: 'prompt_over_soft_limit', message: prompt.message, promptTokens: prompt.promptTokens };
+        await emit({ type: 'warning', code: 'prompt_over_soft_limit', message: prompt.message, promptTokens: prompt.promptTokens });
       }
 
       const model = await deps.business.resolve(req.chat.model);
@@ -95,41 +93,19 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
         return event;
       };
 
-      const events = deps.inner.stream({
-        ...req,
-        keySources,
-        useSharedPool: (provider) => fallbackToSharedPool || !ownProviders.has(provider),
-      })[Symbol.asyncIterator]();
-      let finished = false;
-      try {
-        for (;;) {
-          let next: IteratorResult<StreamEvent>;
-          try {
-            next = await events.next();
-          } catch (error) {
-            finished = true;
-            throw error;
-          }
-          if (next.done) break;
-          const event = next.value;
+      // The answer runs to its end unless the caller's signal stops it, whether or not anyone
+      // still reads: an answer that completes is recorded and billed.
+      return deps.inner.run(
+        {
+          ...req,
+          keySources,
+          useSharedPool: (provider) => fallbackToSharedPool || !ownProviders.has(provider),
+        },
+        (event) => {
           const pricing = price(event);
-          if (pricing) await pricing;
-          const metered = meter(event);
-          // Nothing is metered after the end: a reader that stops at it (collectAnswer does)
-          // leaves nothing to drain.
-          if (metered.type === 'done' || metered.type === 'error') finished = true;
-          yield metered;
-        }
-        finished = true;
-      } finally {
-        // The consumer stopped reading (a client gone) without aborting the upstream call: read
-        // the rest in the background so an answer that completes is still recorded and billed.
-        // An aborted signal ends the upstream call, and with it this drain, promptly.
-        if (!finished) void drain(events, async (event) => {
-          await price(event);
-          meter(event);
-        }, deps.logger);
-      }
+          return pricing ? pricing.then(() => emit(meter(event))) : emit(meter(event));
+        },
+      );
     },
   };
 }
@@ -156,18 +132,6 @@ async function userKeySources(
     });
   };
   return { keySources: [source], ownProviders, fallbackToSharedPool };
-}
-
-async function drain(events: AsyncIterator<StreamEvent>, meter: (event: StreamEvent) => Promise<void>, logger: Logger): Promise<void> {
-  try {
-    for (;;) {
-      const next = await events.next();
-      if (next.done) return;
-      await meter(next.value);
-    }
-  } catch (error) {
-    logger.warn({ err: errorName(error) }, 'reading the rest of an abandoned answer failed');
-  }
 }
 
 function errorName(error: unknown): string {

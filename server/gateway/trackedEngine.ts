@@ -1,7 +1,7 @@
 import type { StreamEvent } from '../../shared';
 import type { GatewayMetrics } from '../observability/metrics';
 import { ShuttingDownError, type ShutdownCoordinator } from '../ops/shutdown';
-import type { ChatEngine, ChatEngineRequest } from '../streams/ChatEngine';
+import type { ChatEngine, ChatEngineRequest, EventSink } from '../streams/ChatEngine';
 
 export interface TrackedEngineOptions {
   inner: ChatEngine;
@@ -33,7 +33,7 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
   const { inner, coordinator, metrics } = options;
   const now = options.now ?? (() => performance.now());
   return {
-    async *stream(req: ChatEngineRequest): AsyncGenerator<StreamEvent> {
+    async run(req: ChatEngineRequest, emit: EventSink): Promise<void> {
       const local = new AbortController();
       const onCallerAbort = () => local.abort(req.signal.reason);
       if (req.signal.aborted) local.abort(req.signal.reason);
@@ -54,8 +54,8 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
       let model = 'none';
       let status = 'aborted';
       let firstDelta = true;
-      // Done before a terminal event is handed out: a reader may stop at `done`/`error` without
-      // ever resuming this generator, and the answer must not stay counted as open.
+      // Done before a terminal event is handed out: the answer must not stay counted as open
+      // while its reader handles the end.
       const settle = () => {
         if (settled) return;
         settled = true;
@@ -65,15 +65,19 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
         metrics.requests.inc({ provider, model, status });
       };
       try {
-        for await (const event of inner.stream({ ...req, signal: local.signal })) {
-          if (ShuttingDownError.isInstance(local.signal.reason) || local.signal.reason === stalled) break;
+        await inner.run({ ...req, signal: local.signal }, (event) => {
+          // Cut by shutdown or a stall: what the inner engine says about it (done: aborted) is
+          // replaced by one error below.
+          if (ShuttingDownError.isInstance(local.signal.reason) || local.signal.reason === stalled) return;
           armIdle();
           if (event.type === 'start') {
             provider = event.provider;
             model = event.model;
-          } else if (event.type === 'delta' && firstDelta) {
-            firstDelta = false;
-            if (provider !== 'none') metrics.timeToFirstToken.observe({ provider }, (now() - startedAt) / 1000);
+          } else if (event.type === 'delta') {
+            if (firstDelta) {
+              firstDelta = false;
+              if (provider !== 'none') metrics.timeToFirstToken.observe({ provider }, (now() - startedAt) / 1000);
+            }
           } else if (event.type === 'usage') {
             metrics.tokens.inc({ provider, model, direction: 'input' }, event.usage.inputTokens);
             metrics.tokens.inc({ provider, model, direction: 'output' }, event.usage.outputTokens);
@@ -86,17 +90,17 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
             status = event.code;
             settle();
           }
-          yield event;
-        }
+          return emit(event);
+        });
         if (local.signal.reason === stalled && !settled) {
           const code = firstDelta ? 'upstream_error' : 'stream_interrupted';
           status = code;
           settle();
-          yield { type: 'error', code, message: `${provider === 'none' ? 'the provider' : provider} sent nothing for ${options.idleTimeoutMs} ms` };
+          await emit({ type: 'error', code, message: `${provider === 'none' ? 'the provider' : provider} sent nothing for ${options.idleTimeoutMs} ms` });
         } else if (ShuttingDownError.isInstance(local.signal.reason)) {
           status = 'shutting_down';
           settle();
-          yield { type: 'error', code: 'shutting_down', message: new ShuttingDownError().message };
+          await emit({ type: 'error', code: 'shutting_down', message: new ShuttingDownError().message });
         }
       } finally {
         settle();

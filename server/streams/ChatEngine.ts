@@ -17,9 +17,98 @@ export interface ChatEngineRequest {
 export type Delivery = 'stream' | 'whole';
 
 /**
+ * Where an engine pushes an answer's events, in order. A promise back means "wait for it
+ * before the next event" (the reader is full); most events return nothing. A sink must not
+ * throw: an engine stops the answer and rejects with what it threw.
+ */
+export type EventSink = (event: StreamEvent) => void | Promise<void>;
+
+/**
  * What the gateway needs to answer a chat: server/dispatch's Dispatcher satisfies it
- * structurally. It never throws; a failure is an `error` event and the end of the stream.
+ * structurally, and the metering and tracking layers wrap it.
+ *
+ * Push, not pull (issue #8): each layer used to be an async generator over the one inside
+ * it, so every streamed chunk went through seven generator levels, each with its own promises
+ * and iterator results. That churn was ~95% of what the streaming path allocated per event,
+ * and at 1,000 streams most of it lived just long enough to be promoted. Now the layers are
+ * plain callbacks around one sink; the only awaits per chunk are the upstream read's.
  */
 export interface ChatEngine {
-  stream(req: ChatEngineRequest): AsyncIterable<StreamEvent>;
+  /**
+   * Pushes the answer to `emit` and resolves after its last event (`done` or `error`). A failure
+   * is an `error` event; it rejects only when `emit` throws. The request's signal stops it.
+   */
+  run(req: ChatEngineRequest, emit: EventSink): Promise<void>;
+}
+
+/** Pushes an iterable's events to `emit`, waiting where it asks to (an engine written as a generator). */
+export async function pushEach(events: AsyncIterable<StreamEvent> | Iterable<StreamEvent>, emit: EventSink): Promise<void> {
+  for await (const event of events) {
+    const wait = emit(event);
+    if (wait) await wait;
+  }
+}
+
+/**
+ * An answer as an async iterable, for readers that pull (tests, tools): the engine waits while
+ * the reader has not taken the last event. Stopping early (break, return) aborts the answer.
+ */
+export async function* eventsOf<R extends { signal: AbortSignal }>(
+  engine: { run(req: R, emit: EventSink): Promise<void> },
+  req: R,
+): AsyncGenerator<StreamEvent> {
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(req.signal.reason);
+  if (req.signal.aborted) stop.abort(req.signal.reason);
+  else req.signal.addEventListener('abort', onAbort, { once: true });
+  const queue: StreamEvent[] = [];
+  let arrived: (() => void) | undefined;
+  let taken: (() => void) | undefined;
+  let ended = false;
+  /** The reader stopped: the rest is dropped, not waited for. */
+  let left = false;
+  let failed = false;
+  let failure: unknown;
+  const running = engine
+    .run({ ...req, signal: stop.signal }, (event) => {
+      if (left) return;
+      queue.push(event);
+      arrived?.();
+      return new Promise<void>((resolve) => (taken = resolve));
+    })
+    .then(
+      () => void (ended = true),
+      (error: unknown) => {
+        ended = true;
+        failed = true;
+        failure = error;
+      },
+    )
+    .finally(() => arrived?.());
+  try {
+    for (;;) {
+      const event = queue.shift();
+      if (event) {
+        const release = taken;
+        taken = undefined;
+        release?.();
+        yield event;
+        continue;
+      }
+      if (ended) {
+        if (failed) throw failure;
+        return;
+      }
+      await new Promise<void>((resolve) => (arrived = resolve));
+      arrived = undefined;
+    }
+  } finally {
+    req.signal.removeEventListener('abort', onAbort);
+    if (!ended) {
+      left = true;
+      stop.abort();
+      taken?.();
+      await running;
+    }
+  }
 }

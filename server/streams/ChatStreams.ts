@@ -176,17 +176,21 @@ export class ChatStreams {
     this.armGrace(stream, this.attachTimeoutMs);
     void (async () => {
       try {
-        for await (const event of this.options.engine.stream({
-          chat: input.chat,
-          userId: input.userId,
-          signal: stream.upstream.signal,
-          ...(input.requestId !== undefined ? { requestId: input.requestId } : {}),
-        })) {
-          stream.push(event);
-          durable?.append(stream.id, stream.length, event);
-        }
+        // Buffered, never held back: the stream's readers pace themselves (follow, readLocal).
+        await this.options.engine.run(
+          {
+            chat: input.chat,
+            userId: input.userId,
+            signal: stream.upstream.signal,
+            ...(input.requestId !== undefined ? { requestId: input.requestId } : {}),
+          },
+          (event) => {
+            stream.push(event);
+            durable?.append(stream.id, stream.length, event);
+          },
+        );
       } catch (error) {
-        // The engine promises not to throw; if it does, the client still gets a proper end.
+        // The engine promises not to reject; if it does, the client still gets a proper end.
         log.error({ err: error instanceof Error ? error.message : String(error) }, 'chat engine threw');
         const event: StreamEvent = { type: 'error', code: 'internal', message: 'internal error' };
         stream.push(event);

@@ -8,6 +8,7 @@ import { ByokVault } from '../../server/byok/ByokVault';
 import type { DispatchRequest } from '../../server/dispatch/Dispatcher';
 import type { GatewayContext, GatewayDeps } from '../../server/gateway/context';
 import { createMeteredChatEngine } from '../../server/gateway/meteredChatEngine';
+import { eventsOf, pushEach, type EventSink } from '../../server/streams/ChatEngine';
 import { createCaller } from '../../server/gateway/router';
 import { silentLogger } from '../../server/observability/logger';
 import type { AcquireResult, KeyPool } from '../../server/pool/KeyPool';
@@ -32,7 +33,11 @@ class ScriptedUpstream {
   finished = new Promise<void>((resolve) => (this.resolveFinished = resolve));
   /** Who answers: the requested model unless a test makes a fallback serve. */
   answeredBy: { provider: ProviderId; model: string } = { provider: 'openai', model: 'gpt-4o' };
-  async *stream(req: DispatchRequest): AsyncGenerator<StreamEvent> {
+  run(req: DispatchRequest, emit: EventSink): Promise<void> {
+    return pushEach(this.stream(req), emit);
+  }
+
+  private async *stream(req: DispatchRequest): AsyncGenerator<StreamEvent> {
     this.requests.push(req);
     yield { type: 'start', ...this.answeredBy, keyFingerprint: 'f1' };
     yield { type: 'delta', text: 'Hello' };
@@ -221,13 +226,13 @@ describe('the metered chat engine', () => {
     const { admin, engine } = await setup();
     await admin.config.set({ key: 'prompt_soft_limit', value: 2 });
     const events: StreamEvent[] = [];
-    for await (const e of engine.stream({ chat: chat('one two three four five'), userId: 'alice', signal: new AbortController().signal })) events.push(e);
+    for await (const e of eventsOf(engine, { chat: chat('one two three four five'), userId: 'alice', signal: new AbortController().signal })) events.push(e);
     expect(events.map((e) => e.type)).toEqual(['warning', 'start', 'delta', 'usage', 'done']);
   });
 
   it('records the usage of an answer whose reader went away after it started', async () => {
     const { engine, ledger, upstream } = await setup();
-    for await (const e of engine.stream({ chat: chat(), userId: 'carol', signal: new AbortController().signal })) {
+    for await (const e of eventsOf(engine, { chat: chat(), userId: 'carol', signal: new AbortController().signal })) {
       if (e.type === 'start') break;
     }
     await upstream.finished;

@@ -6,7 +6,7 @@ import type { GatewayContext, GatewayDeps, PoolAdmin } from '../../server/gatewa
 import { GatewayFailure } from '../../server/gateway/gatewayFailure';
 import { createCaller } from '../../server/gateway/router';
 import { silentLogger } from '../../server/observability/logger';
-import type { ChatEngine, ChatEngineRequest } from '../../server/streams/ChatEngine';
+import { pushEach, type ChatEngine, type ChatEngineRequest, type EventSink } from '../../server/streams/ChatEngine';
 import { ChatStreams } from '../../server/streams/ChatStreams';
 import { catalogOf, testModel } from '../support/gatewayHarness';
 
@@ -22,9 +22,9 @@ const BUSY: StreamEvent[] = [{ type: 'error', code: 'rate_limited', message: 'ev
 class FakeEngine implements ChatEngine {
   requests: ChatEngineRequest[] = [];
   constructor(public script: StreamEvent[]) {}
-  async *stream(req: ChatEngineRequest) {
+  async run(req: ChatEngineRequest, emit: EventSink) {
     this.requests.push(req);
-    yield* this.script;
+    await pushEach(this.script, emit);
   }
 }
 

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import type { StreamEvent } from '../../shared';
 import { silentLogger } from '../../server/observability/logger';
-import type { ChatEngine, ChatEngineRequest } from '../../server/streams/ChatEngine';
+import { pushEach, type ChatEngine, type ChatEngineRequest, type EventSink } from '../../server/streams/ChatEngine';
 import { ChatStreams } from '../../server/streams/ChatStreams';
 import { RedisStreamBuffer } from '../../server/streams/RedisStreamBuffer';
 import type { BufferedEvent } from '../../server/streams/types';
@@ -28,7 +28,11 @@ class ScriptedEngine implements ChatEngine {
     else this.waiting.push(() => {});
   }
 
-  async *stream(req: ChatEngineRequest): AsyncGenerator<StreamEvent> {
+  run(req: ChatEngineRequest, emit: EventSink): Promise<void> {
+    return pushEach(this.stream(req), emit);
+  }
+
+  private async *stream(req: ChatEngineRequest): AsyncGenerator<StreamEvent> {
     this.calls += 1;
     req.signal.addEventListener('abort', () => this.onAbort(), { once: true });
     for (const [i, event] of this.script.entries()) {

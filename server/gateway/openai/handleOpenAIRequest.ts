@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { chatRequestSchema, type StreamEvent } from '../../../shared';
 import { bearerToken, refusalMessage, type AuthUser } from '../../auth/tokens';
 import type { GatewayDeps } from '../context';
+import type { EventSink } from '../../streams/ChatEngine';
 import { collectAnswer } from '../collectAnswer';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
 import { OPENAI_ERROR_OF, openaiChatRequestSchema, openaiError, openaiFinishReason, openaiUsage, toChatRequest } from './openaiWire';
@@ -71,12 +72,12 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
     if (!res.writableFinished) upstream.abort();
   });
   const delivery = body.data.stream ? 'stream' : 'whole';
-  const events = deps.engine.stream({ chat: chat.data, userId: user.id, signal: upstream.signal, requestId, delivery })[Symbol.asyncIterator]();
+  const run = (emit: EventSink) => deps.engine.run({ chat: chat.data, userId: user.id, signal: upstream.signal, requestId, delivery }, emit);
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
 
   if (!body.data.stream) {
-    const answer = await collectAnswer({ [Symbol.asyncIterator]: () => events });
+    const answer = await collectAnswer(run);
     if (!answer.ok) return sendError(res, answer.error);
     const a = answer.value;
     sendJson(res, 200, {
@@ -90,38 +91,71 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
     return;
   }
 
-  // Headers wait for the first event: a refusal (every key busy, unknown model) is then a real
-  // HTTP status with retry-after rather than a 200 stream carrying an error.
-  const first = await events.next();
-  if (!first.done && first.value.type === 'error') return sendError(res, first.value);
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   const includeUsage = body.data.stream_options?.include_usage === true;
   let model = chat.data.model;
-  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-    res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...extra })}\n\n`);
   let usage: ReturnType<typeof openaiUsage> | null = null;
-  let pending: IteratorResult<StreamEvent> = first;
-  while (!pending.done) {
-    const event = pending.value;
-    if (event.type === 'start') {
-      model = event.model;
-      chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
-    } else if (event.type === 'delta') {
-      chunk([{ index: 0, delta: { content: event.text }, logprobs: null, finish_reason: null }]);
-    } else if (event.type === 'usage') {
-      usage = openaiUsage(event.usage);
-    } else if (event.type === 'done') {
-      chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: openaiFinishReason(event.finishReason) }]);
-    } else if (event.type === 'error') {
-      // OpenAI's own mid-stream error shape; the openai SDK raises it as an APIError.
-      res.write(`data: ${JSON.stringify(openaiError(event.message, OPENAI_ERROR_OF[event.code].type, event.code))}\n\n`);
-      res.end();
-      return;
+  let headersSent = false;
+  let ended = false;
+  // A full socket (a slow client) holds the answer back: the upstream read waits with it.
+  const send = (text: string): void | Promise<void> => (res.write(text) ? undefined : drained(res));
+  const chunkText = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+    `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...extra })}\n\n`;
+  const chunk = (choices: unknown[]) => send(chunkText(choices));
+  await run((event) => {
+    if (ended || res.destroyed) return;
+    if (!headersSent) {
+      // Headers wait for the first event: a refusal (every key busy, unknown model) is then a
+      // real HTTP status with retry-after rather than a 200 stream carrying an error.
+      if (event.type === 'error') {
+        ended = true;
+        return sendError(res, event);
+      }
+      headersSent = true;
+      res.writeHead(200, SSE_HEADERS);
     }
-    pending = await events.next();
-  }
-  if (includeUsage && usage) chunk([], { usage });
+    switch (event.type) {
+      case 'start':
+        model = event.model;
+        return chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+      case 'delta':
+        return chunk([{ index: 0, delta: { content: event.text }, logprobs: null, finish_reason: null }]);
+      case 'usage':
+        usage = openaiUsage(event.usage);
+        return;
+      case 'done': {
+        ended = true;
+        // The last chunks and the end in one write.
+        const finish = chunkText([{ index: 0, delta: {}, logprobs: null, finish_reason: openaiFinishReason(event.finishReason) }]);
+        res.end(`${finish}${includeUsage && usage ? chunkText([], { usage }) : ''}data: [DONE]\n\n`);
+        return;
+      }
+      case 'error':
+        // OpenAI's own mid-stream error shape; the openai SDK raises it as an APIError.
+        ended = true;
+        return void res.end(`data: ${JSON.stringify(openaiError(event.message, OPENAI_ERROR_OF[event.code].type, event.code))}\n\n`);
+      default:
+        return;
+    }
+  });
+  if (ended || res.destroyed) return;
+  // The engine ended without done or error (it never does; an empty answer still closes properly).
+  if (!headersSent) res.writeHead(200, SSE_HEADERS);
   res.end('data: [DONE]\n\n');
+}
+
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' };
+
+/** Waits for the socket to take more, or for the client to leave. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function sendError(res: ServerResponse, event: ErrorEvent): void {

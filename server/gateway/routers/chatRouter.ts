@@ -59,8 +59,8 @@ export const chatRouter = router({
     .input(chatCompleteInputSchema)
     .output(chatCompleteOutputSchema)
     .mutation(async ({ ctx, input, signal }): Promise<ChatCompleteOutput> => {
-      const answer = await collectAnswer(
-        ctx.deps.engine.stream({ chat: input, userId: ctx.user.id, signal: signal ?? new AbortController().signal, requestId: ctx.requestId, delivery: 'whole' }),
+      const answer = await collectAnswer((emit) =>
+        ctx.deps.engine.run({ chat: input, userId: ctx.user.id, signal: signal ?? new AbortController().signal, requestId: ctx.requestId, delivery: 'whole' }, emit),
       );
       if (!answer.ok) throw trpcErrorOf(answer.error);
       return answer.value;
