@@ -16,6 +16,8 @@ export interface GatewayRedisOptions {
    * subscriber connection passes true so its SUBSCRIBE waits for the first connect.
    */
   offlineQueue?: boolean;
+  /** Commands issued in one tick go out in one write (ioredis auto-pipelining). Default: no. */
+  autoPipelining?: boolean;
   /** Names the connection in log lines: `pool`, `subscriber`, ... */
   role?: string;
   logger?: Logger;
@@ -30,6 +32,7 @@ export function gatewayRedisOptions(options: GatewayRedisOptions = {}): RedisOpt
     commandTimeout: options.commandTimeoutMs ?? 1_000,
     connectTimeout: 2_000,
     enableReadyCheck: true,
+    enableAutoPipelining: options.autoPipelining ?? false,
     // Always a number: ioredis never gives up, so a Redis that comes back is used again.
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), maxDelay),
   };
