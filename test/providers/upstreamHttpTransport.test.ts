@@ -25,10 +25,28 @@ const server = createServer((req, res) => {
     }
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     const chunk = (text: string) => `data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: text } }] })}\n\n`;
+    if (mode === 'cut') {
+      // Headers and one chunk, then the connection drops: no finish, no [DONE].
+      res.write(chunk('half'));
+      setImmediate(() => res.socket?.destroy());
+      return;
+    }
     if (mode === 'hang') {
       hung = res;
       hungClosed = once(res, 'close');
       res.write(chunk('first'));
+      return;
+    }
+    const answer =
+      chunk('Hello') +
+      chunk(' there') +
+      `data: ${JSON.stringify({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } })}\n\n` +
+      'data: [DONE]\n\n';
+    if (mode === 'tail') {
+      // The answer, then the end of the body a turn later: the reader stops at [DONE] and the
+      // rest is drained, not read.
+      res.write(answer);
+      setImmediate(() => res.end(': bye\n\n'));
       return;
     }
     res.end(
@@ -68,6 +86,23 @@ describe('UpstreamHttp over undici.request', () => {
       { type: 'usage', usage: expect.objectContaining({ inputTokens: 3, outputTokens: 2 }) },
       { type: 'done', finishReason: 'stop' },
     ]);
+  });
+
+  it('reads answers whose body goes on after [DONE], one after another', async () => {
+    for (let i = 0; i < 3; i += 1) {
+      const texts: string[] = [];
+      for await (const e of run('tail')) if (e.type === 'delta') texts.push(e.text);
+      expect(texts.join('')).toBe('Hello there');
+    }
+  });
+
+  it('reports an answer whose connection drops mid-stream as a transient failure', async () => {
+    const events: AdapterEvent[] = [];
+    const error = await (async () => {
+      for await (const e of run('cut')) events.push(e);
+    })().catch((e: unknown) => e);
+    expect(events).toEqual([{ type: 'delta', text: 'half' }]);
+    expect(error).toMatchObject({ kind: 'transient' });
   });
 
   it('hands error answers over with their status and headers', async () => {
