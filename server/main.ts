@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { loadEnvironmentOrExit } from './config/loadEnvironment';
 import { createGateway } from './gateway/createGateway';
 import { createLogger } from './observability/logger';
@@ -9,6 +10,12 @@ import { handleProcessSignals } from './ops/handleProcessSignals';
  * exits 1.
  */
 async function main(): Promise<void> {
+  // V8 moves an allocation site's objects straight to the old generation once enough of them
+  // have survived a scavenge. A streaming gateway trips that on sites whose objects live one
+  // chunk (tens of ms), so at 1,000 streams the heap grew by ~100 MB of garbage every few
+  // seconds until a major GC (issue #8, BENCHMARKS.md). Set here rather than on the command
+  // line, so every way of starting the gateway gets it.
+  setFlagsFromString('--no-allocation-site-pretenuring');
   // baseEnv is the environment before the file: pool.reload / SIGHUP re-read the file on top of
   // it, so a key deleted from the file really leaves.
   const { env, baseEnv } = loadEnvironmentOrExit();
