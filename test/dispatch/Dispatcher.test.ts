@@ -271,6 +271,23 @@ describe('Dispatcher', () => {
     await waitFor(() => closed.includes('sk-test-hang-2'));
     expect(pool.reports).toEqual([{ key: 'sk-test-hang-2', outcome: { kind: 'transient' } }]);
   });
+
+  it('a sink that throws stops the answer: run rejects with its error, the upstream is closed, the key is not blamed', async () => {
+    const { dispatcher, pool } = setup({ openai: ['sk-test-hang-3'] });
+    const broken = new Error('the reader broke');
+    const seen: StreamEvent['type'][] = [];
+    const outcome = await dispatcher
+      .run({ chat: { model: 'gpt-test', messages: [{ role: 'user', content: 'Hi' }] }, userId: 'u', signal: new AbortController().signal }, (event) => {
+        seen.push(event.type);
+        if (event.type === 'delta') throw broken;
+      })
+      .catch((error: unknown) => error);
+    expect(outcome).toBe(broken);
+    // No retry on another key, nothing after the failing event.
+    expect(seen).toEqual(['start', 'delta']);
+    await waitFor(() => closed.includes('sk-test-hang-3'));
+    expect(pool.reports).toEqual([{ key: 'sk-test-hang-3', outcome: { kind: 'transient' } }]);
+  });
 });
 
 /** Waits on the event loop (not a timer) until the condition holds. */
