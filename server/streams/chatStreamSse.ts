@@ -4,6 +4,7 @@ import { chatStreamInputSchema } from '../../shared/api';
 import { bearerToken, type TokenService } from '../auth/tokens';
 import type { Logger } from '../observability/logger';
 import type { ChatStreams } from './ChatStreams';
+import { drained } from './drained';
 
 export interface ChatStreamSseOptions {
   tokens: Pick<TokenService, 'verify'>;
@@ -101,7 +102,7 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
     try {
       for await (const { id, event } of read!(ac.signal)) {
         quiet = false;
-        if (!res.write(`data: ${JSON.stringify(event)}\nid: ${id}\n\n\n`) && !ac.signal.aborted) await drained(res, ac.signal);
+        if (!res.write(`data: ${JSON.stringify(event)}\nid: ${id}\n\n\n`) && !ac.signal.aborted) await drained(res);
       }
       if (!ac.signal.aborted) res.end('event: return\ndata: \n\n\n');
     } catch (error) {
@@ -115,17 +116,4 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
     }
     return true;
   };
-}
-
-/** Waits for the socket to take more, or for the client to leave. */
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    res.on('drain', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

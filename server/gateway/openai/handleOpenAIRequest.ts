@@ -4,6 +4,7 @@ import { chatRequestSchema, type StreamEvent } from '../../../shared';
 import { bearerToken, refusalMessage, type AuthUser } from '../../auth/tokens';
 import type { GatewayDeps } from '../context';
 import type { EventSink } from '../../streams/ChatEngine';
+import { drained } from '../../streams/drained';
 import { collectAnswer } from '../collectAnswer';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
 import { OPENAI_ERROR_OF, openaiChatRequestSchema, openaiError, openaiFinishReason, openaiUsage, toChatRequest } from './openaiWire';
@@ -144,19 +145,6 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
 }
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' };
-
-/** Waits for the socket to take more, or for the client to leave. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 function sendError(res: ServerResponse, event: ErrorEvent): void {
   const { status, type } = OPENAI_ERROR_OF[event.code];
