@@ -149,6 +149,24 @@ describe('Dispatcher', () => {
     expect(pool.reports).toEqual([{ key: 'sk-test-ok-1', outcome: { kind: 'success', tokens: 9 } }]);
   });
 
+  it('holds the next event back while the sink asks it to wait (a full reader)', async () => {
+    const { dispatcher } = setup({ openai: ['sk-test-ok-1'] });
+    const seen: StreamEvent[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const running = dispatcher.run({ chat: { model: 'gpt-test', messages: [{ role: 'user', content: 'Hi' }] }, userId: 'u1', signal: new AbortController().signal }, (event) => {
+      seen.push(event);
+      return event.type === 'delta' && seen.length === 2 ? held : undefined;
+    });
+    await waitFor(() => seen.length >= 2);
+    // The whole answer came in one read, so nothing but the wait keeps the next delta back.
+    for (let turn = 0; turn < 20; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+    expect(seen.map((e) => e.type)).toEqual(['start', 'delta']);
+    release();
+    await running;
+    expect(seen).toEqual([{ type: 'start', provider: 'openai', model: 'gpt-test', keyFingerprint: 'fp-ok-1' }, ...ANSWER]);
+  });
+
   it('hands out the end of an answer without waiting for the pool to store the success', async () => {
     const { dispatcher, pool } = setup({ openai: ['sk-test-ok-1'] });
     // A store that never answers (Redis slow or away): the success is recorded, the answer ends.
