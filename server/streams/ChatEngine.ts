@@ -31,7 +31,8 @@ export type EventSink = (event: StreamEvent) => void | Promise<void>;
  * it, so every streamed chunk went through seven generator levels, each with its own promises
  * and iterator results. That churn was ~95% of what the streaming path allocated per event,
  * and at 1,000 streams most of it lived just long enough to be promoted. Now the layers are
- * plain callbacks around one sink; the only awaits per chunk are the upstream read's.
+ * plain callbacks around one sink; what is left per chunk is the adapter's own read loop (its
+ * upstream read and its generator) and the Dispatcher's loop over it.
  */
 export interface ChatEngine {
   /**

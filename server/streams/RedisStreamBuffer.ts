@@ -36,9 +36,9 @@ export interface RedisStreamBufferOptions {
  * array; `e` for a single event) whose id is the last event's seq. One MULTI of four commands
  * per event was ~100,000 Redis commands/s at 1,000 streams (issue #8), more than Redis keeps
  * up with on a small box; and at a fixed 100 ms (10,000 XADDs/s there) the commands awaiting
- * their replies were most of what outlived the gateway's young generation. TTLs are set at create and finish and renewed only once a quarter of
- * the TTL has passed, not per event. Ordering needs no transaction: one connection runs
- * commands in the order they were sent.
+ * their replies were most of what outlived the gateway's young generation. TTLs are set at
+ * create and finish and renewed only once a quarter of the TTL has passed, not per event.
+ * Ordering needs no transaction: one connection runs commands in the order they were sent.
  */
 export class RedisStreamBuffer implements DurableStreamBuffer {
   private readonly prefix: string;
