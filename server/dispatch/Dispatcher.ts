@@ -4,7 +4,7 @@ import { lazyChild, type Logger } from '../observability/logger';
 import { createAdapters } from '../providers/createAdapters';
 import { ProviderError } from '../providers/ProviderError';
 import { baseUrlFor } from '../providers/registry';
-import type { ProviderAdapter, UpstreamRequest } from '../providers/types';
+import type { AdapterEvent, ProviderAdapter, UpstreamRequest } from '../providers/types';
 import { eventsOf, type EventSink } from '../streams/ChatEngine';
 import { abortableSleep, backoffDelay } from './backoff';
 import type { AcquireResult, DispatchHooks, DispatchKeyPool, KeyLease, KeySource, LeaseOutcome } from './types';
@@ -255,34 +255,35 @@ export class Dispatcher {
     };
 
     let started = false;
+    let finished = false;
     let usage: TokenUsage | undefined;
-    try {
-      for await (const event of adapter.stream(upstreamReq, { apiKey: lease.secret, baseUrl, signal, now: this.clock })) {
-        if (!started) {
-          // The upstream answered 2xx and produced something: only now does the client hear of it.
-          started = true;
-          const wait = out({ type: 'start', provider: model.provider, model: model.id, keyFingerprint: lease.fingerprint });
-          if (wait) await wait;
-        }
-        if (event.type === 'delta') {
-          // The hot path: one call per chunk, an await only when the reader is full.
-          const wait = out(event);
-          if (wait) await wait;
-        } else if (event.type === 'usage') {
-          usage = event.usage;
-        } else {
-          // Not awaited: the answer is complete and need not wait a store round trip. The
-          // record is queued before anything this process picks next (one connection keeps
-          // command order), and report() logs its own failure.
-          void report({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 });
-          if (usage) {
-            const wait = out({ type: 'usage', usage });
-            if (wait) await wait;
-          }
-          await out({ type: 'done', finishReason: event.finishReason });
-          return 'done';
-        }
+    // The hot path: one call per chunk, a promise only when the reader is full.
+    const relay = (event: AdapterEvent): void | Promise<void> => {
+      if (event.type === 'delta') return out(event);
+      if (event.type === 'usage') {
+        usage = event.usage;
+        return undefined;
       }
+      finished = true;
+      // Not awaited: the answer is complete and need not wait a store round trip. The record
+      // is queued before anything this process picks next (one connection keeps command
+      // order), and report() logs its own failure.
+      void report({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 });
+      const done: StreamEvent = { type: 'done', finishReason: event.finishReason };
+      if (!usage) return out(done);
+      const wait = out({ type: 'usage', usage });
+      return wait ? wait.then(() => out(done)) : out(done);
+    };
+    try {
+      await adapter.run(upstreamReq, { apiKey: lease.secret, baseUrl, signal, now: this.clock }, (event) => {
+        if (finished) return undefined;
+        if (started) return relay(event);
+        // The upstream answered 2xx and produced something: only now does the client hear of it.
+        started = true;
+        const wait = out({ type: 'start', provider: model.provider, model: model.id, keyFingerprint: lease.fingerprint });
+        return wait ? wait.then(() => relay(event)) : relay(event);
+      });
+      if (finished) return 'done';
       throw new ProviderError({ kind: 'transient', message: `${model.provider}: stream ended without a finish`, providerCode: 'truncated' });
     } catch (thrown) {
       if (thrown instanceof SinkFailure) {

@@ -17,14 +17,21 @@ export interface UpstreamRequest {
 }
 
 /**
- * What an adapter yields, in order: `delta`s, then at most one `usage`, then exactly one `done`.
- * Nothing is yielded before the upstream answered 2xx, so a caller can retry elsewhere as long as
+ * What an adapter pushes, in order: `delta`s, then at most one `usage`, then exactly one `done`.
+ * Nothing is pushed before the upstream answered 2xx, so a caller can retry elsewhere as long as
  * it has seen no event.
  */
 export type AdapterEvent =
   | { type: 'delta'; text: string }
   | { type: 'usage'; usage: TokenUsage }
   | { type: 'done'; finishReason: FinishReason };
+
+/**
+ * Where an adapter pushes its events. A promise back means "wait before reading on" (the reader
+ * is full): the upstream read waits with it, so a slow reader slows the provider's stream rather
+ * than piling it up in memory.
+ */
+export type AdapterSink = (event: AdapterEvent) => void | Promise<void>;
 
 export interface AdapterContext {
   apiKey: string;
@@ -39,8 +46,13 @@ export interface AdapterContext {
 export type KeyTestResult = 'valid' | 'rejected' | 'unreachable';
 
 export interface ProviderAdapter {
-  /** Streams the answer. Throws ProviderError (classified) on failure, before or during the stream. */
-  stream(req: UpstreamRequest, ctx: AdapterContext): AsyncIterable<AdapterEvent>;
+  /**
+   * Pushes the answer to `emit` and resolves after `done`. Rejects with a (classified)
+   * ProviderError when the provider fails, before or during the answer; what `emit` throws is
+   * rethrown unchanged. Push rather than an async generator: a generator level costs a promise
+   * and an iterator result per chunk, on every chunk of every stream (issue #8).
+   */
+  run(req: UpstreamRequest, ctx: AdapterContext, emit: AdapterSink): Promise<void>;
   /** Cheap authenticated call (list models) for BYOK key tests. Never throws. */
   testKey(ctx: AdapterContext): Promise<KeyTestResult>;
 }

@@ -1,4 +1,5 @@
 import type { ChatRequest, StreamEvent } from '../../shared';
+import { pullFrom } from './pullFrom';
 
 export interface ChatEngineRequest {
   chat: ChatRequest;
@@ -31,8 +32,8 @@ export type EventSink = (event: StreamEvent) => void | Promise<void>;
  * it, so every streamed chunk went through seven generator levels, each with its own promises
  * and iterator results. That churn was ~95% of what the streaming path allocated per event,
  * and at 1,000 streams most of it lived just long enough to be promoted. Now the layers are
- * plain callbacks around one sink; what is left per chunk is the adapter's own read loop (its
- * upstream read and its generator) and the Dispatcher's loop over it.
+ * plain callbacks around one sink, down to the provider adapters (ProviderAdapter.run): what is
+ * left per chunk is one upstream read.
  */
 export interface ChatEngine {
   /**
@@ -54,62 +55,9 @@ export async function pushEach(events: AsyncIterable<StreamEvent> | Iterable<Str
  * An answer as an async iterable, for readers that pull (tests, tools): the engine waits while
  * the reader has not taken the last event. Stopping early (break, return) aborts the answer.
  */
-export async function* eventsOf<R extends { signal: AbortSignal }>(
+export function eventsOf<R extends { signal: AbortSignal }>(
   engine: { run(req: R, emit: EventSink): Promise<void> },
   req: R,
 ): AsyncGenerator<StreamEvent> {
-  const stop = new AbortController();
-  const onAbort = () => stop.abort(req.signal.reason);
-  if (req.signal.aborted) stop.abort(req.signal.reason);
-  else req.signal.addEventListener('abort', onAbort, { once: true });
-  const queue: StreamEvent[] = [];
-  let arrived: (() => void) | undefined;
-  let taken: (() => void) | undefined;
-  let ended = false;
-  /** The reader stopped: the rest is dropped, not waited for. */
-  let left = false;
-  let failed = false;
-  let failure: unknown;
-  const running = engine
-    .run({ ...req, signal: stop.signal }, (event) => {
-      if (left) return;
-      queue.push(event);
-      arrived?.();
-      return new Promise<void>((resolve) => (taken = resolve));
-    })
-    .then(
-      () => void (ended = true),
-      (error: unknown) => {
-        ended = true;
-        failed = true;
-        failure = error;
-      },
-    )
-    .finally(() => arrived?.());
-  try {
-    for (;;) {
-      const event = queue.shift();
-      if (event) {
-        const release = taken;
-        taken = undefined;
-        release?.();
-        yield event;
-        continue;
-      }
-      if (ended) {
-        if (failed) throw failure;
-        return;
-      }
-      await new Promise<void>((resolve) => (arrived = resolve));
-      arrived = undefined;
-    }
-  } finally {
-    req.signal.removeEventListener('abort', onAbort);
-    if (!ended) {
-      left = true;
-      stop.abort();
-      taken?.();
-      await running;
-    }
-  }
+  return pullFrom<StreamEvent>((emit, signal) => engine.run({ ...req, signal }, emit), req.signal);
 }

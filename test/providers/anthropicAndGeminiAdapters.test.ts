@@ -1,3 +1,4 @@
+import { adapterEvents } from '../support/adapterEvents';
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +36,7 @@ describe('Anthropic adapter', () => {
 
   async function failure(status: number, body: unknown, headers: Record<string, string> = {}) {
     server.use(http.post(URL, () => HttpResponse.json(body as object, { status, headers })));
-    const { error } = await collectUntilError(adapters.anthropic.stream(req, ctx()));
+    const { error } = await collectUntilError(adapterEvents(adapters.anthropic, req, ctx()));
     expect(ProviderError.isInstance(error)).toBe(true);
     return error as ProviderError;
   }
@@ -55,14 +56,14 @@ describe('Anthropic adapter', () => {
         });
       }),
     );
-    expect(await collect(adapters.anthropic.stream({ ...req, delivery: 'whole' }, ctx()))).toEqual([
+    expect(await collect(adapterEvents(adapters.anthropic, { ...req, delivery: 'whole' }, ctx()))).toEqual([
       { type: 'delta', text: 'Hello!' },
       { type: 'usage', usage: { inputTokens: 15, outputTokens: 12, cachedInputTokens: 5, reasoningTokens: 0 } },
       { type: 'done', finishReason: 'length' },
     ]);
     expect(body.stream).toBe(false);
     server.use(http.post(URL, () => new HttpResponse(`{"content": [{"type": "text", "text": "${KEY}`, { headers: { 'content-type': 'application/json' } })));
-    const { error } = await collectUntilError(adapters.anthropic.stream({ ...req, delivery: 'whole' }, ctx()));
+    const { error } = await collectUntilError(adapterEvents(adapters.anthropic, { ...req, delivery: 'whole' }, ctx()));
     expect(error).toMatchObject({ kind: 'transient' });
     expect((error as Error).message).not.toContain(KEY);
   });
@@ -86,7 +87,7 @@ describe('Anthropic adapter', () => {
         ]);
       }),
     );
-    expect(await collect(adapters.anthropic.stream(req, ctx()))).toEqual([
+    expect(await collect(adapterEvents(adapters.anthropic, req, ctx()))).toEqual([
       { type: 'delta', text: 'Hello' },
       { type: 'delta', text: '!' },
       { type: 'usage', usage: { inputTokens: 15, outputTokens: 12, cachedInputTokens: 5, reasoningTokens: 0 } },
@@ -117,9 +118,9 @@ describe('Anthropic adapter', () => {
 
   it('turns `event: error` inside a 200 stream into a transient overload, and a missing message_stop into truncation', async () => {
     server.use(http.post(URL, () => sseResponse([ev('message_start', { message: { usage: { input_tokens: 1 } } }), ev('error', { error: { type: 'overloaded_error', message: 'Overloaded' } })])));
-    expect((await collectUntilError(adapters.anthropic.stream(req, ctx()))).error).toMatchObject({ kind: 'transient', providerCode: 'overloaded_error' });
+    expect((await collectUntilError(adapterEvents(adapters.anthropic, req, ctx()))).error).toMatchObject({ kind: 'transient', providerCode: 'overloaded_error' });
     server.use(http.post(URL, () => sseResponse([ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'x' } })])));
-    expect((await collectUntilError(adapters.anthropic.stream(req, ctx()))).error).toMatchObject({ kind: 'transient', providerCode: 'truncated' });
+    expect((await collectUntilError(adapterEvents(adapters.anthropic, req, ctx()))).error).toMatchObject({ kind: 'transient', providerCode: 'truncated' });
   });
 
   it('tests keys against /v1/models', async () => {
@@ -137,7 +138,7 @@ describe('Gemini adapter', () => {
 
   async function failure(status: number, body: unknown) {
     server.use(http.post(URL, () => HttpResponse.json(body as object, { status })));
-    const { error } = await collectUntilError(adapters.google.stream(req, ctx()));
+    const { error } = await collectUntilError(adapterEvents(adapters.google, req, ctx()));
     expect(ProviderError.isInstance(error)).toBe(true);
     return error as ProviderError;
   }
@@ -153,7 +154,7 @@ describe('Gemini adapter', () => {
         });
       }),
     );
-    expect(await collect(adapters.google.stream({ ...req, delivery: 'whole' }, ctx()))).toEqual([
+    expect(await collect(adapterEvents(adapters.google, { ...req, delivery: 'whole' }, ctx()))).toEqual([
       { type: 'delta', text: 'Hello' },
       { type: 'usage', usage: { inputTokens: 8, outputTokens: 5, cachedInputTokens: 0, reasoningTokens: 3 } },
       { type: 'done', finishReason: 'stop' },
@@ -177,7 +178,7 @@ describe('Gemini adapter', () => {
         ]);
       }),
     );
-    expect(await collect(adapters.google.stream(req, ctx()))).toEqual([
+    expect(await collect(adapterEvents(adapters.google, req, ctx()))).toEqual([
       { type: 'delta', text: 'Hel' },
       { type: 'delta', text: 'lo' },
       { type: 'usage', usage: { inputTokens: 8, outputTokens: 5, cachedInputTokens: 0, reasoningTokens: 3 } },
@@ -218,8 +219,8 @@ describe('Gemini adapter', () => {
 
   it('maps safety blocks to content_filter and a stream without a finish reason to truncation', async () => {
     server.use(http.post(URL, () => sseResponse([data({ promptFeedback: { blockReason: 'SAFETY' }, usageMetadata: { promptTokenCount: 3 } })])));
-    expect((await collect(adapters.google.stream(req, ctx()))).at(-1)).toEqual({ type: 'done', finishReason: 'content_filter' });
+    expect((await collect(adapterEvents(adapters.google, req, ctx()))).at(-1)).toEqual({ type: 'done', finishReason: 'content_filter' });
     server.use(http.post(URL, () => sseResponse([data({ candidates: [{ content: { parts: [{ text: 'a' }] } }] })])));
-    expect((await collectUntilError(adapters.google.stream(req, ctx()))).error).toMatchObject({ kind: 'transient', providerCode: 'truncated' });
+    expect((await collectUntilError(adapterEvents(adapters.google, req, ctx()))).error).toMatchObject({ kind: 'transient', providerCode: 'truncated' });
   });
 });

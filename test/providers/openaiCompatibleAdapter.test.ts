@@ -1,3 +1,4 @@
+import { adapterEvents } from '../support/adapterEvents';
 import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -32,7 +33,7 @@ const chunk = (content: string | null, finish: string | null = null) => ({
 
 async function failure(status: number, body: unknown, headers: Record<string, string> = {}, provider: UpstreamRequest['provider'] = 'openai') {
   server.use(http.post(`${BASE}/chat/completions`, () => HttpResponse.json(body as object, { status, headers })));
-  const { error } = await collectUntilError(adapters[provider].stream({ ...req, provider }, ctx()));
+  const { error } = await collectUntilError(adapterEvents(adapters[provider], { ...req, provider }, ctx()));
   expect(ProviderError.isInstance(error)).toBe(true);
   return error as ProviderError;
 }
@@ -53,7 +54,7 @@ describe('OpenAI-compatible adapter', () => {
         ]);
       }),
     );
-    const events = await collect(adapters.openai.stream(req, ctx()));
+    const events = await collect(adapterEvents(adapters.openai, req, ctx()));
     expect(events).toEqual([
       { type: 'delta', text: 'Hel' },
       { type: 'delta', text: 'lo' },
@@ -86,14 +87,14 @@ describe('OpenAI-compatible adapter', () => {
         return sseResponse([data({ ...chunk('c', 'stop'), usage: { prompt_tokens: 1, completion_tokens: 1 } }), data('[DONE]')]);
       }),
     );
-    const groq = await collect(adapters.groq.stream({ ...req, provider: 'groq', model: 'groq-model' }, ctx()));
+    const groq = await collect(adapterEvents(adapters.groq, { ...req, provider: 'groq', model: 'groq-model' }, ctx()));
     expect(groq).toContainEqual({ type: 'usage', usage: { inputTokens: 3, outputTokens: 1, cachedInputTokens: 0, reasoningTokens: 0 } });
-    const kimi = await collect(adapters.kimi.stream({ ...req, provider: 'kimi', model: 'kimi-model' }, ctx()));
+    const kimi = await collect(adapterEvents(adapters.kimi, { ...req, provider: 'kimi', model: 'kimi-model' }, ctx()));
     expect(kimi.slice(-2)).toEqual([
       { type: 'usage', usage: { inputTokens: 5, outputTokens: 7, cachedInputTokens: 2, reasoningTokens: 0 } },
       { type: 'done', finishReason: 'length' },
     ]);
-    await collect(adapters.mistral.stream({ ...req, provider: 'mistral', model: 'mistral-small' }, ctx()));
+    await collect(adapterEvents(adapters.mistral, { ...req, provider: 'mistral', model: 'mistral-small' }, ctx()));
     expect(mistralBody.stream_options).toBeUndefined();
     expect(mistralBody.max_tokens).toBe(50);
   });
@@ -117,7 +118,7 @@ describe('OpenAI-compatible adapter', () => {
       }),
     );
     const whole = { ...req, delivery: 'whole' as const };
-    expect(await collect(adapters.openai.stream(whole, ctx()))).toEqual([
+    expect(await collect(adapterEvents(adapters.openai, whole, ctx()))).toEqual([
       { type: 'delta', text: 'Hello' },
       { type: 'usage', usage: { inputTokens: 9, outputTokens: 2, cachedInputTokens: 4, reasoningTokens: 0 } },
       { type: 'done', finishReason: 'stop' },
@@ -126,7 +127,7 @@ describe('OpenAI-compatible adapter', () => {
       accept: 'application/json',
       body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }], stream: false, max_completion_tokens: 50, temperature: 0.2 },
     });
-    expect(await collect(adapters.kimi.stream({ ...whole, provider: 'kimi', model: 'kimi-model' }, ctx()))).toEqual([
+    expect(await collect(adapterEvents(adapters.kimi, { ...whole, provider: 'kimi', model: 'kimi-model' }, ctx()))).toEqual([
       { type: 'delta', text: 'b' },
       { type: 'usage', usage: { inputTokens: 5, outputTokens: 7, cachedInputTokens: 2, reasoningTokens: 0 } },
       { type: 'done', finishReason: 'length' },
@@ -136,18 +137,18 @@ describe('OpenAI-compatible adapter', () => {
   it("'whole' delivery: an error in a 200 body is classified, an unreadable or oversized body is transient, never echoing the key", async () => {
     const whole = { ...req, delivery: 'whole' as const };
     server.use(http.post(`${BASE}/chat/completions`, () => HttpResponse.json({ error: { message: `Incorrect API key provided: ${KEY}`, type: 'invalid_request_error', code: 'invalid_api_key' } })));
-    const rejected = (await collectUntilError(adapters.openai.stream(whole, ctx()))).error as ProviderError;
+    const rejected = (await collectUntilError(adapterEvents(adapters.openai, whole, ctx()))).error as ProviderError;
     expect(rejected.kind).toBe('rejected');
     expect(rejected.message).not.toContain(KEY);
     server.use(http.post(`${BASE}/chat/completions`, () => new HttpResponse(`{"choices": [{"message": {"content": "${KEY}`, { headers: { 'content-type': 'application/json' } })));
-    const unreadable = (await collectUntilError(adapters.openai.stream(whole, ctx()))).error as ProviderError;
+    const unreadable = (await collectUntilError(adapterEvents(adapters.openai, whole, ctx()))).error as ProviderError;
     expect(unreadable.kind).toBe('transient');
     expect(unreadable.message).not.toContain(KEY);
     const { readAnswerBody } = await import('../../server/providers/http/UpstreamHttp');
     await expect(readAnswerBody(new Response('x'.repeat(2048)), KEY, 1024)).rejects.toMatchObject({ kind: 'transient', providerCode: 'answer_too_large' });
     // A 429 is classified the same way whatever the delivery.
     server.use(http.post(`${BASE}/chat/completions`, () => HttpResponse.json({ error: { message: 'slow down', type: 'requests', code: 'rate_limit_exceeded' } }, { status: 429, headers: { 'retry-after': '2' } })));
-    const limited = (await collectUntilError(adapters.openai.stream(whole, ctx()))).error as ProviderError;
+    const limited = (await collectUntilError(adapterEvents(adapters.openai, whole, ctx()))).error as ProviderError;
     expect(limited).toMatchObject({ kind: 'rate_limited', retryAfterMs: 2000 });
   });
 
@@ -203,7 +204,7 @@ describe('OpenAI-compatible adapter', () => {
 
   it('turns an error inside a 200 stream into a classified error after the text so far', async () => {
     server.use(http.post(`${BASE}/chat/completions`, () => sseResponse([data(chunk('partial')), data({ error: { message: 'Rate limit exceeded', type: 'rate_limit_exceeded' } })])));
-    const { events, error } = await collectUntilError(adapters.openai.stream(req, ctx()));
+    const { events, error } = await collectUntilError(adapterEvents(adapters.openai, req, ctx()));
     expect(events).toEqual([{ type: 'delta', text: 'partial' }]);
     expect(error).toMatchObject({ kind: 'rate_limited' });
   });
@@ -212,7 +213,7 @@ describe('OpenAI-compatible adapter', () => {
     // Two choices and a null delta take the schema path; both paths agree on the text.
     const two = { choices: [{ delta: { content: 'a' } }, { delta: { content: 'b' } }] };
     server.use(http.post(`${BASE}/chat/completions`, () => sseResponse([data(chunk('x')), data({ choices: [{ delta: null, finish_reason: null }] }), data(two), data(chunk(null, 'length')), 'data: [DONE]\n\n'])));
-    expect(await collect(adapters.openai.stream(req, ctx()))).toEqual([
+    expect(await collect(adapterEvents(adapters.openai, req, ctx()))).toEqual([
       { type: 'delta', text: 'x' },
       { type: 'delta', text: 'a' },
       { type: 'delta', text: 'b' },
@@ -220,23 +221,23 @@ describe('OpenAI-compatible adapter', () => {
     ]);
     for (const bad of [{ choices: [{ delta: { content: 5 } }] }, { choices: [{ delta: 'text' }] }, { choices: [{ finish_reason: 1 }] }, { choices: 'x' }, [1]]) {
       server.use(http.post(`${BASE}/chat/completions`, () => sseResponse([data(bad)])));
-      const { error } = await collectUntilError(adapters.openai.stream(req, ctx()));
+      const { error } = await collectUntilError(adapterEvents(adapters.openai, req, ctx()));
       expect(error).toMatchObject({ kind: 'transient' });
       expect((error as Error).message).toMatch(/unreadable stream chunk \(unexpected shape/);
     }
     server.use(http.post(`${BASE}/chat/completions`, () => sseResponse(['data: {nope\n\n'])));
-    const notJson = await collectUntilError(adapters.openai.stream(req, ctx()));
+    const notJson = await collectUntilError(adapterEvents(adapters.openai, req, ctx()));
     expect((notJson.error as Error).message).toMatch(/unreadable stream chunk \(not JSON\)/);
   });
 
   it('treats a stream cut mid-way, or ending without [DONE], as transient (never a silent end)', async () => {
     server.use(http.post(`${BASE}/chat/completions`, () => sseResponse([data(chunk('partial'))], { cut: true })));
-    const cut = await collectUntilError(adapters.openai.stream(req, ctx()));
+    const cut = await collectUntilError(adapterEvents(adapters.openai, req, ctx()));
     // (msw may drop frames queued before the cut; the real-HTTP cut is tested in test/dispatch.)
     expect(cut.error).toMatchObject({ kind: 'transient' });
 
     server.use(http.post(`${BASE}/chat/completions`, () => sseResponse([data(chunk('partial'))])));
-    const ended = await collectUntilError(adapters.openai.stream(req, ctx()));
+    const ended = await collectUntilError(adapterEvents(adapters.openai, req, ctx()));
     expect(ended.error).toMatchObject({ kind: 'transient', providerCode: 'truncated' });
   });
 
@@ -259,7 +260,7 @@ describe('OpenAI-compatible adapter', () => {
 
   it('reports a network failure as transient with no key in the message', async () => {
     server.use(http.post(`${BASE}/chat/completions`, () => HttpResponse.error()));
-    const { error } = await collectUntilError(adapters.openai.stream(req, ctx()));
+    const { error } = await collectUntilError(adapterEvents(adapters.openai, req, ctx()));
     expect(error).toMatchObject({ kind: 'transient' });
     expect(String((error as Error).message)).not.toContain(KEY);
   });

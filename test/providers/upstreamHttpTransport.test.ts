@@ -1,3 +1,4 @@
+import { adapterEvents } from '../support/adapterEvents';
 import { once } from 'node:events';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -73,7 +74,7 @@ afterAll(async () => {
 });
 
 function run(content: string, signal = new AbortController().signal) {
-  return adapter.stream({ provider: 'openai', model: 'gpt-test', messages: [{ role: 'user', content }] }, { apiKey: KEY, baseUrl, signal });
+  return adapterEvents(adapter, { provider: 'openai', model: 'gpt-test', messages: [{ role: 'user', content }] }, { apiKey: KEY, baseUrl, signal });
 }
 
 describe('UpstreamHttp over undici.request', () => {

@@ -1,10 +1,11 @@
 import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
+import { emitEach } from '../emitEach';
 import { safeParseJson } from '../http/parseJson';
-import { sseEvents } from '../http/sseEvents';
+import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { networkError, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
-import type { AdapterContext, AdapterEvent, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
+import { readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import type { AdapterContext, AdapterEvent, AdapterSink, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
 import { ANTHROPIC_VERSION, anthropicMessageSchema, anthropicStreamEventSchema, type AnthropicUsage } from './anthropicMessagesApi';
 import { classifyAnthropicError, classifyAnthropicStreamError } from './classifyAnthropicError';
 import { convertToAnthropicRequest } from './convertToAnthropicRequest';
@@ -17,7 +18,7 @@ export class AnthropicAdapter implements ProviderAdapter {
     return { 'x-api-key': apiKey, 'anthropic-version': ANTHROPIC_VERSION, 'content-type': 'application/json' };
   }
 
-  async *stream(req: UpstreamRequest, ctx: AdapterContext): AsyncGenerator<AdapterEvent> {
+  async run(req: UpstreamRequest, ctx: AdapterContext, emit: AdapterSink): Promise<void> {
     const now = ctx.now ?? Date.now;
     const response = await this.http.fetch(`${ctx.baseUrl}/v1/messages`, {
       method: 'POST',
@@ -30,53 +31,48 @@ export class AnthropicAdapter implements ProviderAdapter {
       const bodyText = await readErrorBody(response);
       throw classifyAnthropicError({ status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
     }
-    if (req.delivery === 'whole') {
-      yield* readWhole(await readAnswerBody(response, ctx.apiKey));
-      return;
-    }
+    if (req.delivery === 'whole') return emitEach(readWhole(await readAnswerBody(response, ctx.apiKey)), emit);
 
     // message_start carries the input side, message_delta the (cumulative) output side.
     const usage: AnthropicUsage = {};
     let finishReason: FinishReason | undefined;
     let stopped = false;
-    try {
-      for await (const event of sseEvents(response.body)) {
-        const parsed = safeParseJson(event.data, anthropicStreamEventSchema);
+    await readSseEvents(
+      response.body,
+      ctx.apiKey,
+      (eventData) => {
+        const parsed = safeParseJson(eventData, anthropicStreamEventSchema);
         if (!parsed.success) {
           // Anthropic may add event types; only undecodable JSON is a broken stream.
           if (parsed.error === 'not JSON') throw new ProviderError({ kind: 'transient', message: 'anthropic: unreadable stream event' });
-          continue;
+          return undefined;
         }
         const data = parsed.value;
         switch (data.type) {
           case 'message_start':
             Object.assign(usage, definedOnly(data.message.usage));
-            break;
+            return undefined;
           case 'content_block_delta':
-            if (data.delta.type === 'text_delta' && data.delta.text) yield { type: 'delta', text: data.delta.text };
-            break;
+            return data.delta.type === 'text_delta' && data.delta.text ? emit({ type: 'delta', text: data.delta.text }) : undefined;
           case 'message_delta':
             Object.assign(usage, definedOnly(data.usage));
             if (data.delta.stop_reason) finishReason = mapAnthropicStopReason(data.delta.stop_reason);
-            break;
+            return undefined;
           case 'message_stop':
             stopped = true;
-            break;
+            return undefined;
           case 'error':
             throw classifyAnthropicStreamError(data.error, ctx.apiKey);
           default:
-            break;
+            return undefined;
         }
-        if (stopped) break;
-      }
-    } catch (error) {
-      throw networkError(error, ctx.apiKey);
-    }
+      },
+      () => stopped,
+    );
     if (!stopped) {
       throw new ProviderError({ kind: 'transient', message: 'anthropic: stream ended before message_stop', providerCode: 'truncated' });
     }
-    yield { type: 'usage', usage: toTokenUsage(usage) };
-    yield { type: 'done', finishReason: finishReason ?? 'stop' };
+    await emitEach([{ type: 'usage', usage: toTokenUsage(usage) }, { type: 'done', finishReason: finishReason ?? 'stop' }], emit);
   }
 
   testKey(ctx: AdapterContext): Promise<KeyTestResult> {
@@ -91,14 +87,16 @@ export class AnthropicAdapter implements ProviderAdapter {
 }
 
 /** A one-piece answer (a Message) as the same events a stream gives. Throws ProviderError. */
-function* readWhole(bodyText: string): Generator<AdapterEvent> {
+function readWhole(bodyText: string): AdapterEvent[] {
   const parsed = safeParseJson(bodyText, anthropicMessageSchema);
   if (!parsed.success) throw new ProviderError({ kind: 'transient', message: `anthropic: unreadable answer (${parsed.error})` });
   const message = parsed.value;
   const text = (message.content ?? []).map((block) => (block.type === 'text' && block.text ? block.text : '')).join('');
-  if (text) yield { type: 'delta', text };
-  yield { type: 'usage', usage: toTokenUsage(definedOnly(message.usage)) };
-  yield { type: 'done', finishReason: message.stop_reason ? mapAnthropicStopReason(message.stop_reason) : 'stop' };
+  return [
+    ...(text ? [{ type: 'delta', text } as const] : []),
+    { type: 'usage', usage: toTokenUsage(definedOnly(message.usage)) },
+    { type: 'done', finishReason: message.stop_reason ? mapAnthropicStopReason(message.stop_reason) : 'stop' },
+  ];
 }
 
 function toTokenUsage(usage: AnthropicUsage): TokenUsage {

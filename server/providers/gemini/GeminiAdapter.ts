@@ -1,10 +1,11 @@
 import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
+import { emitEach, emitTexts } from '../emitEach';
 import { safeParseJson } from '../http/parseJson';
-import { sseEvents } from '../http/sseEvents';
+import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { networkError, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
-import type { AdapterContext, AdapterEvent, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
+import { readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import type { AdapterContext, AdapterEvent, AdapterSink, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
 import { classifyGeminiError, classifyGeminiStreamError } from './classifyGeminiError';
 import { convertToGeminiRequest, geminiModelPath } from './convertToGeminiRequest';
 import { geminiChunkSchema } from './geminiApi';
@@ -13,7 +14,7 @@ import { mapGeminiFinishReason } from './mapGeminiFinishReason';
 export class GeminiAdapter implements ProviderAdapter {
   constructor(private readonly http: UpstreamHttp) {}
 
-  async *stream(req: UpstreamRequest, ctx: AdapterContext): AsyncGenerator<AdapterEvent> {
+  async run(req: UpstreamRequest, ctx: AdapterContext, emit: AdapterSink): Promise<void> {
     const now = ctx.now ?? Date.now;
     const whole = req.delivery === 'whole';
     // The key goes in a header, never the query string, so it cannot land in an access log.
@@ -35,23 +36,27 @@ export class GeminiAdapter implements ProviderAdapter {
     const texts: string[] = [];
     if (whole) {
       readChunk(await readAnswerBody(response, ctx.apiKey), state, texts, ctx.apiKey);
-      if (texts.length > 0) yield { type: 'delta', text: texts.join('') };
-    } else {
-      try {
-        for await (const event of sseEvents(response.body)) {
-          readChunk(event.data, state, texts, ctx.apiKey);
-          for (const text of texts) yield { type: 'delta', text };
-        }
-      } catch (error) {
-        throw networkError(error, ctx.apiKey);
+      if (texts.length > 0) {
+        const wait = emit({ type: 'delta', text: texts.join('') });
+        if (wait) await wait;
       }
+    } else {
+      await readSseEvents(
+        response.body,
+        ctx.apiKey,
+        (data) => {
+          readChunk(data, state, texts, ctx.apiKey);
+          return emitTexts(texts, emit);
+        },
+        // Gemini's SSE has no end marker: the body's end is the answer's.
+        () => false,
+      );
     }
-    // Gemini's SSE has no end marker: the last chunk carries the finish reason.
+    // The last chunk carries the finish reason.
     if (state.finishReason === undefined) {
       throw new ProviderError({ kind: 'transient', message: 'google: answer ended before a finish reason', providerCode: 'truncated' });
     }
-    if (state.usage) yield { type: 'usage', usage: state.usage };
-    yield { type: 'done', finishReason: state.finishReason };
+    await emitEach([...(state.usage ? [{ type: 'usage', usage: state.usage } as const] : []), { type: 'done', finishReason: state.finishReason }], emit);
   }
 
   testKey(ctx: AdapterContext): Promise<KeyTestResult> {

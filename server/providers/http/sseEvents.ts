@@ -1,13 +1,12 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { upstreamBody } from './upstreamBody';
+import { networkError } from './UpstreamHttp';
 
 /**
  * Server-sent events of a response body, one network read at a time: `feed` returns the events
  * completed by those bytes, `end` the ones left when the body ended (a final event without its
  * blank line was never completed: the stream was cut). Comments (`: keep-alive`, OpenRouter's
  * `: OPENROUTER PROCESSING`) and retry hints are dropped by the parser.
- *
- * A hot adapter loops over the body itself and calls `feed`, rather than going through
- * `sseEvents`: one async generator level less per chunk (issue #8).
  */
 export interface SseReader {
   feed(bytes: Uint8Array): EventSourceMessage[];
@@ -35,12 +34,39 @@ export function createSseReader(): SseReader {
   };
 }
 
+/** What an adapter does with one SSE event's data; a promise back holds the body's reading until it settles. */
+export type SseEventHandler = (data: string) => void | Promise<void>;
+
 /**
- * Server-sent events of a response body, one by one.
- * Stops reading the body as soon as the consumer stops, which cancels the response.
+ * Reads a streamed response body's server-sent events into `onEvent`, one network read at a
+ * time, until the body ends or `answered()` says the terminal event was read (then the rest is
+ * drained and the connection kept). Failures of the read itself reject as a transient
+ * ProviderError with a safe message; whatever `onEvent` throws comes back unchanged (the
+ * reader's failure, not the provider's).
  */
-export async function* sseEvents(body: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>): AsyncGenerator<EventSourceMessage> {
-  const reader = createSseReader();
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) yield* reader.feed(chunk);
-  yield* reader.end();
+export async function readSseEvents(body: unknown, apiKey: string, onEvent: SseEventHandler, answered: () => boolean): Promise<void> {
+  const sse = createSseReader();
+  const reader = upstreamBody(body);
+  let finished = false;
+  try {
+    for (;;) {
+      let bytes: Uint8Array | undefined;
+      try {
+        bytes = await reader.read();
+      } catch (error) {
+        throw networkError(error, apiKey);
+      }
+      for (const event of bytes ? sse.feed(bytes) : sse.end()) {
+        const wait = onEvent(event.data);
+        if (wait) await wait;
+        if (answered()) {
+          finished = true;
+          return;
+        }
+      }
+      if (!bytes) return;
+    }
+  } finally {
+    reader.release(finished);
+  }
 }

@@ -1,52 +1,48 @@
 import type { Readable } from 'node:stream';
 
 export interface UpstreamBody {
-  chunks: AsyncIterable<Uint8Array>;
+  /** The next chunk of the body; undefined at its end. Rejects with what the transport threw. */
+  read(): Promise<Uint8Array | undefined>;
   /**
    * Called once reading stops. `answered`: the terminal event was read, so what is left is the
    * stream's tail (a blank line, the end): drained, so the kept-alive connection goes back to the
-   * pool. Otherwise (an error, a consumer gone) the body is destroyed and the connection with it.
+   * pool. Otherwise (an error, a reader gone) the body is destroyed and the connection with it.
    */
   release(answered: boolean): void;
 }
 
 /**
- * A streamed response body read so that stopping at the terminal event keeps the connection.
- * Leaving a `for await` over a Node stream early destroys it: Node builds an AbortError (with a
- * source-mapped stack trace) and undici closes the socket, so the next request opens a new
- * connection; in issue #8's profile that was ~4% of the gateway's time per request. Node
- * streams (the undici transport) are read by a ChunkReader, which never destroys, and drained
- * instead; WHATWG bodies (the fetch transport, used with msw in tests) are read as before.
+ * A response body read chunk by chunk, so that stopping at the terminal event keeps the
+ * connection. Leaving a `for await` over a Node stream early destroys it: Node builds an
+ * AbortError (with a source-mapped stack trace) and undici closes the socket, so the next
+ * request opens a new connection; in issue #8's profile that was ~4% of the gateway's time per
+ * request. Node streams (the undici transport) are read by a ChunkReader, which never destroys,
+ * and drained instead; WHATWG bodies (the fetch transport, used with msw in tests) through
+ * their own async iterator.
  */
 export function upstreamBody(body: unknown): UpstreamBody {
-  const node = body as Partial<Readable> & AsyncIterable<Uint8Array>;
-  if (typeof node.iterator !== 'function' || typeof node.resume !== 'function' || typeof node.destroy !== 'function') {
-    return { chunks: body as AsyncIterable<Uint8Array>, release: () => {} };
+  const node = body as Partial<Readable>;
+  if (typeof node.read !== 'function' || typeof node.resume !== 'function' || typeof node.destroy !== 'function') {
+    const chunks = (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    return {
+      read: async () => {
+        const next = await chunks.next();
+        return next.done ? undefined : next.value;
+      },
+      // Cancels the WHATWG reader (and with it the response) unless it already ended.
+      release: () => void chunks.return?.()?.catch(() => {}),
+    };
   }
-  const stream = node as Readable;
-  return {
-    chunks: { [Symbol.asyncIterator]: () => new ChunkReader(stream) },
-    release(answered) {
-      if (stream.readableEnded || stream.destroyed) return;
-      // Nobody reads any more: an error from here on (undici's own abort on destroy, a reset
-      // while draining) concerns no one and must not surface as an uncaught exception.
-      stream.on('error', () => {});
-      if (answered) stream.resume();
-      else stream.destroy();
-    },
-  };
+  return new ChunkReader(node as Readable);
 }
-
-const DONE: IteratorResult<Uint8Array> = { value: undefined, done: true };
 
 /**
  * The chunks of a Node stream, one promise per chunk and nothing else. Node's own async
  * iterator is an async generator awaiting a new promise per chunk; at 1,000 streams it was a
- * third of what the streaming path allocated (issue #8). Leaving early (return) only stops
- * listening: what happens to the rest is release()'s decision.
+ * third of what the streaming path allocated (issue #8).
  */
-class ChunkReader implements AsyncIterator<Uint8Array> {
-  private waiting: { resolve: (result: IteratorResult<Uint8Array>) => void; reject: (error: unknown) => void } | undefined;
+class ChunkReader implements UpstreamBody {
+  private waiting: { resolve: (chunk: Uint8Array | undefined) => void; reject: (error: unknown) => void } | undefined;
   private ended = false;
   private failure: { error: unknown } | undefined;
 
@@ -57,17 +53,23 @@ class ChunkReader implements AsyncIterator<Uint8Array> {
     stream.on('close', this.onClose);
   }
 
-  next(): Promise<IteratorResult<Uint8Array>> {
+  read(): Promise<Uint8Array | undefined> {
     if (this.failure) return Promise.reject(this.failure.error);
-    if (this.ended) return Promise.resolve(DONE);
+    if (this.ended) return Promise.resolve(undefined);
     const chunk = this.stream.read() as Uint8Array | null;
-    if (chunk !== null) return Promise.resolve({ value: chunk, done: false });
+    if (chunk !== null) return Promise.resolve(chunk);
     return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
   }
 
-  return(): Promise<IteratorResult<Uint8Array>> {
+  release(answered: boolean): void {
     this.detach();
-    return Promise.resolve(DONE);
+    const stream = this.stream;
+    if (stream.readableEnded || stream.destroyed) return;
+    // Nobody reads any more: an error from here on (undici's own abort on destroy, a reset
+    // while draining) concerns no one and must not surface as an uncaught exception.
+    stream.on('error', () => {});
+    if (answered) stream.resume();
+    else stream.destroy();
   }
 
   private readonly onReadable = (): void => {
@@ -76,7 +78,7 @@ class ChunkReader implements AsyncIterator<Uint8Array> {
     const chunk = this.stream.read() as Uint8Array | null;
     if (chunk === null) return; // 'end' follows, or more data
     this.waiting = undefined;
-    waiting.resolve({ value: chunk, done: false });
+    waiting.resolve(chunk);
   };
 
   private readonly onEnd = (): void => {
@@ -104,7 +106,7 @@ class ChunkReader implements AsyncIterator<Uint8Array> {
     if (!waiting) return;
     this.waiting = undefined;
     if (this.failure) waiting.reject(this.failure.error);
-    else waiting.resolve(DONE);
+    else waiting.resolve(undefined);
   }
 
   private detach(): void {

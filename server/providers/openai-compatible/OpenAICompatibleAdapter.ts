@@ -1,17 +1,18 @@
 import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
-import { safeParseJson, safeParseValue } from '../http/parseJson';
-import { upstreamBody } from '../http/upstreamBody';
-import { createSseReader } from '../http/sseEvents';
+import { emitEach, emitTexts } from '../emitEach';
+import { safeParseValue } from '../http/parseJson';
+import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { networkError, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import { readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { ProviderSpec } from '../registry';
-import type { AdapterContext, AdapterEvent, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
+import type { AdapterContext, AdapterEvent, AdapterSink, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
 import { classifyOpenAIError, classifyOpenAIStreamError } from './classifyOpenAIError';
 import { convertOpenAIUsage } from './convertOpenAIUsage';
 import { convertToOpenAIChatRequest } from './convertToOpenAIChatRequest';
 import { mapOpenAIFinishReason } from './mapOpenAIFinishReason';
 import { openaiChunkSchema, openaiCompletionSchema } from './openaiChatApi';
+import { plainAnswer, plainDeltaChunk } from './plainShapes';
 
 /** Speaks Chat Completions for every provider that copies OpenAI's format; quirks come from the spec. */
 export class OpenAICompatibleAdapter implements ProviderAdapter {
@@ -20,7 +21,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     private readonly http: UpstreamHttp,
   ) {}
 
-  async *stream(req: UpstreamRequest, ctx: AdapterContext): AsyncGenerator<AdapterEvent> {
+  async run(req: UpstreamRequest, ctx: AdapterContext, emit: AdapterSink): Promise<void> {
     const now = ctx.now ?? Date.now;
     const response = await this.http.fetch(`${ctx.baseUrl}/chat/completions`, {
       method: 'POST',
@@ -37,45 +38,30 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       const bodyText = await readErrorBody(response);
       throw classifyOpenAIError({ spec: this.spec, status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
     }
-    if (req.delivery === 'whole') {
-      yield* this.readWhole(await readAnswerBody(response, ctx.apiKey), ctx.apiKey);
-      return;
-    }
+    if (req.delivery === 'whole') return emitEach(this.readWhole(await readAnswerBody(response, ctx.apiKey), ctx.apiKey), emit);
 
     const state: ChunkState = { finishReason: undefined, usage: undefined, done: false };
     /** Texts of the event being read; reused, so a plain chunk allocates nothing here. */
     const texts: string[] = [];
-    const sse = createSseReader();
-    const body = upstreamBody(response.body);
-    try {
-      // The body is read here rather than through sseEvents: one async generator level less per chunk.
-      reading: for await (const bytes of body.chunks) {
-        for (const event of sse.feed(bytes)) {
-          this.readEvent(event.data, state, texts, ctx.apiKey);
-          for (const text of texts) yield { type: 'delta', text };
-          if (state.done) break reading;
-        }
-      }
-      if (!state.done) {
-        for (const event of sse.end()) {
-          this.readEvent(event.data, state, texts, ctx.apiKey);
-          for (const text of texts) yield { type: 'delta', text };
-          if (state.done) break;
-        }
-      }
-    } catch (error) {
-      throw networkError(error, ctx.apiKey);
-    } finally {
-      body.release(state.done);
-    }
+    await readSseEvents(
+      response.body,
+      ctx.apiKey,
+      (data) => {
+        this.readEvent(data, state, texts, ctx.apiKey);
+        return emitTexts(texts, emit);
+      },
+      () => state.done,
+    );
     const { finishReason, usage } = state;
-    const sawDone = state.done;
     // A stream that ends without [DONE] or a finish reason was cut, not finished.
-    if (!sawDone && finishReason === undefined) {
+    if (!state.done && finishReason === undefined) {
       throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: stream ended before the answer was complete`, providerCode: 'truncated' });
     }
-    if (usage) yield { type: 'usage', usage };
-    yield { type: 'done', finishReason: finishReason ?? 'stop' };
+    if (usage) {
+      const wait = emit({ type: 'usage', usage });
+      if (wait) await wait;
+    }
+    await emit({ type: 'done', finishReason: finishReason ?? 'stop' });
   }
 
   /** One SSE event's data: its texts into `texts` (emptied first), finish reason and usage into `state`. Throws ProviderError. */
@@ -117,18 +103,29 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
   }
 
   /** A one-piece answer as the same events a stream gives: its text, usage, done. Throws ProviderError. */
-  private *readWhole(bodyText: string, apiKey: string): Generator<AdapterEvent> {
-    const parsed = safeParseJson(bodyText, openaiCompletionSchema);
-    if (!parsed.success) throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable answer (${parsed.error})` });
-    const answer = parsed.value;
+  private readWhole(bodyText: string, apiKey: string): AdapterEvent[] {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(bodyText);
+    } catch {
+      throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable answer (not JSON)` });
+    }
+    let answer = plainAnswer(raw);
+    if (!answer) {
+      const parsed = safeParseValue(raw, openaiCompletionSchema);
+      if (!parsed.success) throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: unreadable answer (${parsed.error})` });
+      answer = parsed.value;
+    }
     if (answer.error) throw classifyOpenAIStreamError(this.spec, answer.error, apiKey);
     const choice = answer.choices?.[0];
     if (!choice) throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: answer without a choice`, providerCode: 'truncated' });
+    const events: AdapterEvent[] = [];
     const text = choice.message?.content;
-    if (text) yield { type: 'delta', text };
+    if (text) events.push({ type: 'delta', text });
     const reported = answer.usage ?? answer.x_groq?.usage ?? choice.usage;
-    if (reported) yield { type: 'usage', usage: convertOpenAIUsage(reported) };
-    yield { type: 'done', finishReason: choice.finish_reason ? mapOpenAIFinishReason(choice.finish_reason) : 'stop' };
+    if (reported) events.push({ type: 'usage', usage: convertOpenAIUsage(reported) });
+    events.push({ type: 'done', finishReason: choice.finish_reason ? mapOpenAIFinishReason(choice.finish_reason) : 'stop' });
+    return events;
   }
 
   testKey(ctx: AdapterContext): Promise<KeyTestResult> {
@@ -150,33 +147,4 @@ interface ChunkState {
   usage: TokenUsage | undefined;
   /** [DONE] was read. */
   done: boolean;
-}
-
-interface PlainChoice {
-  delta?: { content?: string | null } | null;
-  finish_reason?: string | null;
-}
-
-/**
- * The common chunk, `{"choices":[{"delta":{"content":"..."},"finish_reason":null}], ...}`, checked
- * with typeof alone (the zod pass was ~5% of the gateway's CPU at 20,000 chunks/s, issue #8).
- * Undefined for anything else: usage, errors, several choices or any unexpected type go through
- * openaiChunkSchema, which classifies them exactly as before.
- */
-function plainDeltaChunk(raw: unknown): PlainChoice | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const chunk = raw as { choices?: unknown; usage?: unknown; x_groq?: unknown; error?: unknown };
-  if (chunk.usage != null || chunk.x_groq != null || chunk.error != null) return undefined;
-  const choices = chunk.choices;
-  if (!Array.isArray(choices) || choices.length !== 1) return undefined;
-  const choice = choices[0] as { delta?: unknown; finish_reason?: unknown; usage?: unknown } | null;
-  if (typeof choice !== 'object' || choice === null || Array.isArray(choice) || choice.usage != null) return undefined;
-  const finish = choice.finish_reason;
-  if (finish != null && typeof finish !== 'string') return undefined;
-  const delta = choice.delta as { content?: unknown } | null | undefined;
-  if (delta != null) {
-    if (typeof delta !== 'object' || Array.isArray(delta)) return undefined;
-    if (delta.content != null && typeof delta.content !== 'string') return undefined;
-  }
-  return choice as PlainChoice;
 }

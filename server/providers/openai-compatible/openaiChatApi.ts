@@ -63,6 +63,7 @@ export const openaiCompletionSchema = z.object({
   choices: z.array(z.object({ message: z.object({ content: z.string().nullish() }).nullish(), ...choiceFields })).nullish(),
   ...answerFields,
 });
+export type OpenAICompletion = z.infer<typeof openaiCompletionSchema>;
 
 export interface OpenAIChatRequestBody {
   model: string;
