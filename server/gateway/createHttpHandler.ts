@@ -58,6 +58,8 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export function createHttpHandler(options: HttpHandlerOptions): RequestListener {
   const { deps } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  // Once, not per request: /v1 logs nothing of its own (the engine's layers log with the request id).
+  const openaiOptions = { deps, maxBodyBytes };
   const requestIds = new WeakMap<IncomingMessage, string>();
   const contextFor = (req: IncomingMessage, requestId: string) =>
     // Every line a procedure logs carries the request id.
@@ -126,7 +128,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     if (path === '/metrics' && options.metrics) return metrics(req, res, options.metrics);
     if (path === '/trpc/chat.start' && options.trpcFastPath !== false && (await callFastPath(req, res, requestId))) return;
     if (path === '/trpc' || path.startsWith('/trpc/')) return trpc(req, res);
-    if (path.startsWith('/v1/') && (await handleOpenAIRequest(req, res, path, requestId, { deps: { ...deps, logger: lazyChild(deps.logger, { requestId }) }, maxBodyBytes }))) return;
+    if (path.startsWith('/v1/') && (await handleOpenAIRequest(req, res, path, requestId, openaiOptions))) return;
     if (path === '/admin/api-keys/status') return adminKeyStatus(req, res);
     if (path === '/dev/token' && options.devTokens) return devToken(req, res);
     if ((req.method === 'GET' || req.method === 'HEAD') && statics && !isApiPath(path)) {
@@ -153,7 +155,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' }, { allow: 'POST' });
     let parsed;
     try {
-      parsed = devTokenInputSchema.safeParse(JSON.parse((await readBody(req, maxBodyBytes)) || '{}'));
+      parsed = devTokenInputSchema.safeParse(JSON.parse((await readBody(req, res, maxBodyBytes)) || '{}'));
     } catch (error) {
       return sendJson(res, error instanceof BodyTooLargeError ? 413 : 400, { error: 'body must be JSON { sub, role }' });
     }

@@ -34,10 +34,14 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
   const now = options.now ?? (() => performance.now());
   return {
     async run(req: ChatEngineRequest, emit: EventSink): Promise<void> {
-      const local = new AbortController();
+      // The caller's own controller when it gave one (see ChatEngineRequest.controller).
+      const own = req.controller?.signal === req.signal ? req.controller : undefined;
+      const local = own ?? new AbortController();
       const onCallerAbort = () => local.abort(req.signal.reason);
-      if (req.signal.aborted) local.abort(req.signal.reason);
-      else req.signal.addEventListener('abort', onCallerAbort, { once: true });
+      if (!own) {
+        if (req.signal.aborted) local.abort(req.signal.reason);
+        else req.signal.addEventListener('abort', onCallerAbort, { once: true });
+      }
       const untrack = coordinator.track(local);
       let idle: ReturnType<typeof setTimeout> | undefined;
       let settled = false;
@@ -60,12 +64,12 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
         if (settled) return;
         settled = true;
         clearTimeout(idle);
-        req.signal.removeEventListener('abort', onCallerAbort);
+        if (!own) req.signal.removeEventListener('abort', onCallerAbort);
         untrack();
         metrics.requests.inc({ provider, model, status });
       };
       try {
-        await inner.run({ ...req, signal: local.signal }, (event) => {
+        await inner.run(own ? req : { ...req, signal: local.signal, controller: local }, (event) => {
           // Cut by shutdown or a stall: what the inner engine says about it (done: aborted) is
           // replaced by one error below.
           if (ShuttingDownError.isInstance(local.signal.reason) || local.signal.reason === stalled) return;

@@ -182,6 +182,7 @@ export class ChatStreams {
             chat: input.chat,
             userId: input.userId,
             signal: stream.upstream.signal,
+            controller: stream.upstream,
             ...(input.requestId !== undefined ? { requestId: input.requestId } : {}),
           },
           (event) => {

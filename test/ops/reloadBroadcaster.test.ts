@@ -70,17 +70,20 @@ it('one instance told to reload makes every instance on the same Redis reload', 
     const keys = (await pool.status()).providers[0]!.keys.map((k) => k.fingerprint);
     expect(keys).toEqual([fingerprintOf(KEY_KEPT)]);
   }
-  // The sender ignores its own message: it reloaded once, B once.
+  // The sender ignores its own message: it reloaded once, B once. (Each wait is registered
+  // before the announce: the message can reach A before PUBLISH's reply reaches B.)
+  const aApplied = a.nextApply();
   await b.broadcaster.announce();
-  await a.nextApply();
+  await aApplied;
   expect(a.applied).toHaveLength(2);
   expect(b.applied).toHaveLength(1);
 
   // Malformed messages are ignored, not crashed on.
   await data.publish(a.broadcaster.channel, 'not json');
   await data.publish(a.broadcaster.channel, JSON.stringify({ from: 42 }));
+  const aAppliedAgain = a.nextApply();
   await b.broadcaster.announce();
-  await a.nextApply();
+  await aAppliedAgain;
   expect(a.applied).toHaveLength(3);
 
   await a.broadcaster.close();

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { createLogger } from '../../server/observability/logger';
@@ -157,6 +159,26 @@ describe('security', () => {
         duplex: 'half',
       } as RequestInit);
       expect(response.status, path).toBe(413);
+    }
+  });
+
+  it('a chunked body still arriving past the limit gets its 413, then the connection closes unread', async () => {
+    const token = await gw.token('endless-sender');
+    const { port } = new URL(gw.url);
+    // Keyrack's own body readers; tRPC's adapter (the other procedures) answers 413 and keeps the connection.
+    for (const path of ['/v1/chat/completions', '/trpc/chat.start']) {
+      const socket = connect(Number(port), '127.0.0.1');
+      await once(socket, 'connect');
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+      const closed = once(socket, 'close');
+      socket.write(`POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`);
+      // Past the limit, and the body never ends: the gateway must answer without waiting for it.
+      const piece = 'x'.repeat(MAX_BODY + 1);
+      socket.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+      await closed;
+      expect(received, path).toMatch(/^HTTP\/1\.1 413 /);
+      expect(received.toLowerCase(), path).toContain('connection: close');
     }
   });
 

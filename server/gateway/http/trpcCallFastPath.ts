@@ -61,7 +61,7 @@ export function createTrpcCallFastPath<TContext>(options: TrpcCallFastPathOption
     try {
       // As tRPC's adapter: the context first, then the body (unreadable JSON is a BAD_REQUEST).
       ctx = await options.createContext(req, requestId);
-      const text = await readBody(req, options.maxBodyBytes).catch((error: unknown) => {
+      const text = await readBody(req, res, options.maxBodyBytes).catch((error: unknown) => {
         throw error instanceof BodyTooLargeError
           ? new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: error.message })
           : new TRPCError({ code: 'CLIENT_CLOSED_REQUEST', message: 'request body cut short', cause: error });

@@ -52,7 +52,7 @@ export async function handleOpenAIRequest(req: IncomingMessage, res: ServerRespo
 async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: AuthUser, requestId: string, { deps, maxBodyBytes }: OpenAIHandlerOptions): Promise<void> {
   let raw: unknown;
   try {
-    raw = JSON.parse(await readBody(req, maxBodyBytes));
+    raw = JSON.parse(await readBody(req, res, maxBodyBytes));
   } catch (error) {
     if (error instanceof BodyTooLargeError) sendJson(res, 413, openaiError(error.message, 'invalid_request_error', 'request_too_large'));
     else sendJson(res, 400, openaiError('body must be JSON', 'invalid_request_error', 'invalid_json'));
@@ -73,7 +73,7 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
     if (!res.writableFinished) upstream.abort();
   });
   const delivery = body.data.stream ? 'stream' : 'whole';
-  const run = (emit: EventSink) => deps.engine.run({ chat: chat.data, userId: user.id, signal: upstream.signal, requestId, delivery }, emit);
+  const run = (emit: EventSink) => deps.engine.run({ chat: chat.data, userId: user.id, signal: upstream.signal, controller: upstream, requestId, delivery }, emit);
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
 
