@@ -4,7 +4,12 @@ export interface BenchPlan {
   /** Unmeasured load on every target before the first measurement (JIT, pools, connections). */
   warmupS: number;
   latency: { overallRate: number; durationS: number; connections: number };
-  throughput: { connections: number; durationS: number };
+  /**
+   * `rounds` rounds of `roundS` seconds per target, the targets' order reversed every other round
+   * (direct, bare, keyrack, then keyrack, bare, direct), so a box that speeds up or slows down
+   * during the run weighs on every target alike.
+   */
+  throughput: { connections: number; rounds: number; roundS: number };
   ttft: { samples: number; chunks: number };
   streams: { count: number; chunks: number; chunkDelayMs: number };
   pool: { durationMs: number; redisInFlight: number; redisBenchmarkRequests: number };
@@ -16,7 +21,7 @@ export const FULL_PLAN: BenchPlan = {
   quick: false,
   warmupS: 3,
   latency: { overallRate: 500, durationS: 20, connections: 10 },
-  throughput: { connections: 32, durationS: 10 },
+  throughput: { connections: 32, rounds: 4, roundS: 4 },
   ttft: { samples: 300, chunks: 20 },
   // 200 chunks 50 ms apart: every stream lasts ~10 s, far longer than it takes to open them all.
   streams: { count: 1_000, chunks: 200, chunkDelayMs: 50 },
@@ -28,7 +33,7 @@ export const QUICK_PLAN: BenchPlan = {
   quick: true,
   warmupS: 0.3,
   latency: { overallRate: 100, durationS: 1, connections: 4 },
-  throughput: { connections: 8, durationS: 1 },
+  throughput: { connections: 8, rounds: 1, roundS: 1 },
   ttft: { samples: 10, chunks: 5 },
   streams: { count: 50, chunks: 20, chunkDelayMs: 10 },
   pool: { durationMs: 250, redisInFlight: 32, redisBenchmarkRequests: 5_000 },

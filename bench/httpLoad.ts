@@ -23,6 +23,8 @@ export interface LoadResult {
   failed: number;
   /** 2xx answers per second over the run. */
   rps: number;
+  /** Length of the run, seconds. */
+  durationS: number;
   p50Ms: number;
   p99Ms: number;
 }
@@ -63,6 +65,7 @@ export async function runLoad(target: HttpTarget, options: LoadOptions): Promise
     ok,
     failed,
     rps: ok / Math.max(result.duration, 1e-9),
+    durationS: result.duration,
     p50Ms: ok ? micros.percentile(50) / 1000 : Number.NaN,
     p99Ms: ok ? micros.percentile(99) / 1000 : Number.NaN,
   };
@@ -121,6 +124,7 @@ export async function runPaced(target: HttpTarget, options: PacedOptions): Promi
     ok,
     failed,
     rps: ok / Math.max(elapsedS, 1e-9),
+    durationS: elapsedS,
     p50Ms: ok ? micros.percentile(50) / 1000 : Number.NaN,
     p99Ms: ok ? micros.percentile(99) / 1000 : Number.NaN,
   };

@@ -165,7 +165,9 @@ The load generator runs in the benchmark's own process.
   of up to ${plan.latency.connections} kept-alive connections; bench/httpLoad.ts runPaced) for ${plan.latency.durationS} s, time from handing
   the request to the pool to the end of the answer, into a microsecond histogram. Context row: the
   same rate as autocannon's \`overallRate\` sends it (each connection's share of a second back to
-  back, i.e. bursts of ${plan.latency.connections} concurrent requests). Throughput: autocannon, ${plan.throughput.connections} connections, ${plan.throughput.durationS} s.
+  back, i.e. bursts of ${plan.latency.connections} concurrent requests). Throughput: autocannon, ${plan.throughput.connections} connections,
+  ${plan.throughput.rounds} rounds of ${plan.throughput.roundS} s per target, the order reversed every other round (direct, bare, keyrack,
+  then keyrack, bare, direct) so that a box speeding up or slowing down weighs on all three alike.
   Targets are warmed up first (${plan.warmupS} s each at ${plan.throughput.connections} connections), and each latency run follows
   ${plan.warmupS} s of the same paced load on the same target (its steady state, not its return from ~40 s idle).
 - 3: a small undici + eventsource-parser client, one stream at a time, ${plan.ttft.samples} per path,
