@@ -85,9 +85,10 @@ export class ChildProcesses {
     return entry;
   }
 
-  async stopAll(): Promise<void> {
+  /** `graceMs` per process before SIGKILL (a process writing a CPU profile at exit needs longer). */
+  async stopAll(graceMs?: number): Promise<void> {
     const all = this.children.splice(0);
-    await Promise.all(all.reverse().map((c) => c.stop()));
+    await Promise.all(all.reverse().map((c) => c.stop(graceMs)));
   }
 
   /** Synchronous last resort for `process.on('exit')`: no waiting, just the signal. */

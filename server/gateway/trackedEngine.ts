@@ -72,7 +72,7 @@ export function createTrackedEngine(options: TrackedEngineOptions): ChatEngine {
         await inner.run(own ? req : { ...req, signal: local.signal, controller: local }, (event) => {
           // Cut by shutdown or a stall: what the inner engine says about it (done: aborted) is
           // replaced by one error below.
-          if (ShuttingDownError.isInstance(local.signal.reason) || local.signal.reason === stalled) return;
+          if (local.signal.aborted && (ShuttingDownError.isInstance(local.signal.reason) || local.signal.reason === stalled)) return;
           armIdle();
           if (event.type === 'start') {
             provider = event.provider;

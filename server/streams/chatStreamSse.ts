@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { StreamEvent } from '../../shared';
 import { chatStreamInputSchema } from '../../shared/api';
 import { bearerToken, type TokenService } from '../auth/tokens';
 import type { Logger } from '../observability/logger';
@@ -63,7 +64,7 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
     const follower = options.streams.follow(target, {
       write: (id, event) => {
         quiet = false;
-        return res.write(`data: ${JSON.stringify(event)}\nid: ${id}\n\n\n`);
+        return res.write(`data: ${eventJson(event)}\nid: ${id}\n\n\n`);
       },
       end: () => {
         res.end('event: return\ndata: \n\n\n');
@@ -102,7 +103,7 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
     try {
       for await (const { id, event } of read!(ac.signal)) {
         quiet = false;
-        if (!res.write(`data: ${JSON.stringify(event)}\nid: ${id}\n\n\n`) && !ac.signal.aborted) await drained(res);
+        if (!res.write(`data: ${eventJson(event)}\nid: ${id}\n\n\n`) && !ac.signal.aborted) await drained(res);
       }
       if (!ac.signal.aborted) res.end('event: return\ndata: \n\n\n');
     } catch (error) {
@@ -116,4 +117,12 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
     }
     return true;
   };
+}
+
+/**
+ * An event as JSON. A text delta (nearly every event) is `{type, text}`, written here as
+ * JSON.stringify writes it with only its text serialized: one string per event.
+ */
+function eventJson(event: StreamEvent): string {
+  return event.type === 'delta' ? `{"type":"delta","text":${JSON.stringify(event.text)}}` : JSON.stringify(event);
 }

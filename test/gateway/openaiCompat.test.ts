@@ -56,6 +56,25 @@ describe('OpenAI-compatible /v1', () => {
     expect(usage?.total_tokens).toBe((usage?.prompt_tokens ?? 0) + (usage?.completion_tokens ?? 0));
   });
 
+  it('writes each streamed chunk as JSON.stringify would, escapes and all', async () => {
+    const prompt = 'escapes: "quoted" \\ back\nslash é 😀 \u0001';
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await gw.token('alice')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: prompt }], stream: true }),
+    });
+    const payloads = (await res.text()).split('\n\n').filter((frame) => frame.startsWith('data: ') && frame !== 'data: [DONE]').map((frame) => frame.slice(6));
+    let text = '';
+    for (const payload of payloads) {
+      // Text chunks are assembled from a prefix, the stringified text and a suffix (issue #8).
+      expect(JSON.stringify(JSON.parse(payload))).toBe(payload);
+      text += (JSON.parse(payload) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '';
+    }
+    expect(payloads.length).toBeGreaterThan(3);
+    // The mock echoes the prompt's words (whitespace its own).
+    for (const piece of ['"quoted"', '\\', 'é', '😀', '\u0001']) expect(text).toContain(piece);
+  });
+
   it('lists models', async () => {
     const models = [];
     for await (const m of client.models.list()) models.push(m.id);

@@ -21,7 +21,8 @@ async function start(token: string): Promise<string> {
   const res = await request(`${gw.url}/trpc/chat.start`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'fast path please' }] }),
+    // Quotes, escapes, a control character and non-ASCII in the echoed text: the fast path writes deltas' JSON itself.
+    body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'fast path please: "quoted" \\ back\nslash é 😀 \u0001' }] }),
   });
   const body = (await res.body.json()) as { result: { data: { streamId: string } } };
   return body.result.data.streamId;
@@ -46,6 +47,9 @@ describe('chat.stream fast path', () => {
     expect(fast.text).toBe(viaTrpc.text);
     expect(fast.text.startsWith('event: connected\ndata: {"reconnectAfterInactivityMs":25000}\n\n\n')).toBe(true);
     expect(fast.text).toMatch(/data: \{"type":"start".*\}\nid: 1\n\n\n/);
+    // The echoed prompt reached the deltas with its escapes.
+    expect(fast.text).toContain('\\"quoted\\"');
+    expect(fast.text).toContain('\\u0001');
     expect(fast.text.endsWith('event: return\ndata: \n\n\n')).toBe(true);
   });
 

@@ -102,6 +102,10 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
   const chunkText = (choices: unknown[], extra: Record<string, unknown> = {}) =>
     `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...extra })}\n\n`;
   const chunk = (choices: unknown[]) => send(chunkText(choices));
+  // A text chunk is written as JSON.stringify would write it, from a prefix and suffix made once
+  // per answer (at its start, when the model is known) around the text: no object and no
+  // whole-chunk serialization per chunk (issue #8).
+  let textChunk: [prefix: string, suffix: string] | undefined;
   await run((event) => {
     if (ended || res.destroyed) return;
     if (!headersSent) {
@@ -115,11 +119,17 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
       res.writeHead(200, SSE_HEADERS);
     }
     switch (event.type) {
-      case 'start':
+      case 'start': {
         model = event.model;
+        const sample = chunkText([{ index: 0, delta: { content: TEXT_MARK }, logprobs: null, finish_reason: null }]);
+        const at = sample.lastIndexOf(TEXT_MARK_JSON);
+        textChunk = [sample.slice(0, at), sample.slice(at + TEXT_MARK_JSON.length)];
         return chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+      }
       case 'delta':
-        return chunk([{ index: 0, delta: { content: event.text }, logprobs: null, finish_reason: null }]);
+        return textChunk
+          ? send(textChunk[0] + JSON.stringify(event.text) + textChunk[1])
+          : chunk([{ index: 0, delta: { content: event.text }, logprobs: null, finish_reason: null }]);
       case 'usage':
         usage = openaiUsage(event.usage);
         return;
@@ -143,6 +153,10 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
   if (!headersSent) res.writeHead(200, SSE_HEADERS);
   res.end('data: [DONE]\n\n');
 }
+
+/** Stands for the text in a sample chunk; JSON.stringify writes it as TEXT_MARK_JSON, which no other field of a chunk can hold. */
+const TEXT_MARK = '\u0001';
+const TEXT_MARK_JSON = JSON.stringify(TEXT_MARK);
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' };
 
