@@ -1,5 +1,5 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { upstreamBody } from './upstreamBody';
+import { ChunkHandlerFailure, upstreamBody } from './upstreamBody';
 import { networkError } from './UpstreamHttp';
 
 /**
@@ -48,23 +48,29 @@ export async function readSseEvents(body: unknown, apiKey: string, onEvent: SseE
   const sse = createSseReader();
   const reader = upstreamBody(body);
   let finished = false;
+  /** A chunk's events from `index` on, each handed to onEvent, waiting where it asks. */
+  const deliver = (events: EventSourceMessage[], index: number): void | Promise<void> => {
+    for (let i = index; i < events.length; i += 1) {
+      const wait = onEvent(events[i]!.data);
+      if (answered()) {
+        finished = true;
+        return wait;
+      }
+      if (wait) return wait.then(() => deliver(events, i + 1));
+    }
+    return undefined;
+  };
   try {
-    for (;;) {
-      let bytes: Uint8Array | undefined;
-      try {
-        bytes = await reader.read();
-      } catch (error) {
-        throw networkError(error, apiKey);
-      }
-      for (const event of bytes ? sse.feed(bytes) : sse.end()) {
-        const wait = onEvent(event.data);
-        if (wait) await wait;
-        if (answered()) {
-          finished = true;
-          return;
-        }
-      }
-      if (!bytes) return;
+    try {
+      await reader.each((bytes) => deliver(sse.feed(bytes), 0), () => finished);
+    } catch (error) {
+      if (error instanceof ChunkHandlerFailure) throw error.cause;
+      throw networkError(error, apiKey);
+    }
+    // A last event without its blank line was never completed: sse.end() gives what is left.
+    if (!finished) {
+      const tail = deliver(sse.end(), 0);
+      if (tail) await tail;
     }
   } finally {
     reader.release(finished);
