@@ -1,6 +1,6 @@
 import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
-import { emitEach, emitTexts } from '../emitEach';
+import { addText, emitEach, emitTexts, type ChunkTexts } from '../emitEach';
 import { safeParseJson } from '../http/parseJson';
 import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
@@ -33,11 +33,10 @@ export class GeminiAdapter implements ProviderAdapter {
     }
 
     const state: AnswerState = { finishReason: undefined, usage: undefined };
-    const texts: string[] = [];
     if (whole) {
-      readChunk(await readAnswerBody(response, ctx.apiKey), state, texts, ctx.apiKey);
-      if (texts.length > 0) {
-        const wait = emit({ type: 'delta', text: texts.join('') });
+      const texts = readChunk(await readAnswerBody(response, ctx.apiKey), state, ctx.apiKey);
+      if (texts !== undefined) {
+        const wait = emit({ type: 'delta', text: typeof texts === 'string' ? texts : texts.join('') });
         if (wait) await wait;
       }
     } else {
@@ -45,8 +44,7 @@ export class GeminiAdapter implements ProviderAdapter {
         response.body,
         ctx.apiKey,
         (data) => {
-          readChunk(data, state, texts, ctx.apiKey);
-          return emitTexts(texts, emit);
+          return emitTexts(readChunk(data, state, ctx.apiKey), emit);
         },
         // Gemini's SSE has no end marker: the body's end is the answer's.
         () => false,
@@ -75,9 +73,9 @@ interface AnswerState {
   usage: TokenUsage | undefined;
 }
 
-/** One GenerateContentResponse (a streamed chunk or the whole answer): its texts into `texts` (emptied first), the rest into `state`. Throws ProviderError. */
-function readChunk(data: string, state: AnswerState, texts: string[], apiKey: string): void {
-  texts.length = 0;
+/** One GenerateContentResponse (a streamed chunk or the whole answer): returns its texts, puts the rest into `state`. Throws ProviderError. */
+function readChunk(data: string, state: AnswerState, apiKey: string): ChunkTexts {
+  let texts: ChunkTexts;
   const parsed = safeParseJson(data, geminiChunkSchema);
   if (!parsed.success) throw new ProviderError({ kind: 'transient', message: `google: unreadable answer (${parsed.error})` });
   const chunk = parsed.value;
@@ -85,7 +83,7 @@ function readChunk(data: string, state: AnswerState, texts: string[], apiKey: st
   const candidate = chunk.candidates?.[0];
   for (const part of candidate?.content?.parts ?? []) {
     // Thought summaries are not part of the answer.
-    if (part.text && !part.thought) texts.push(part.text);
+    if (part.text && !part.thought) texts = addText(texts, part.text);
   }
   if (candidate?.finishReason) state.finishReason = mapGeminiFinishReason(candidate.finishReason);
   if (chunk.promptFeedback?.blockReason) state.finishReason = 'content_filter';
@@ -99,4 +97,5 @@ function readChunk(data: string, state: AnswerState, texts: string[], apiKey: st
       reasoningTokens: thoughts,
     };
   }
+  return texts;
 }

@@ -1,6 +1,6 @@
 import type { FinishReason, TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
-import { emitEach, emitTexts } from '../emitEach';
+import { addText, emitEach, emitTexts, type ChunkTexts } from '../emitEach';
 import { safeParseValue } from '../http/parseJson';
 import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
@@ -41,14 +41,11 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     if (req.delivery === 'whole') return emitEach(this.readWhole(await readAnswerBody(response, ctx.apiKey), ctx.apiKey), emit);
 
     const state: ChunkState = { finishReason: undefined, usage: undefined, done: false };
-    /** Texts of the event being read; reused, so a plain chunk allocates nothing here. */
-    const texts: string[] = [];
     await readSseEvents(
       response.body,
       ctx.apiKey,
       (data) => {
-        this.readEvent(data, state, texts, ctx.apiKey);
-        return emitTexts(texts, emit);
+        return emitTexts(this.readEvent(data, state, ctx.apiKey), emit);
       },
       () => state.done,
     );
@@ -64,9 +61,8 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     await emit({ type: 'done', finishReason: finishReason ?? 'stop' });
   }
 
-  /** One SSE event's data: its texts into `texts` (emptied first), finish reason and usage into `state`. Throws ProviderError. */
-  private readEvent(data: string, state: ChunkState, texts: string[], apiKey: string): void {
-    texts.length = 0;
+  /** One SSE event's data: returns its texts, puts finish reason and usage into `state`. Throws ProviderError. */
+  private readEvent(data: string, state: ChunkState, apiKey: string): ChunkTexts {
     if (data === '[DONE]' || (data.charCodeAt(0) !== 123 /* { */ && data.trim() === '[DONE]')) {
       state.done = true;
       return;
@@ -80,10 +76,8 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     // Nearly every chunk is one choice with a text delta: read it with typeof checks alone.
     const plain = plainDeltaChunk(raw);
     if (plain) {
-      const text = plain.delta?.content;
-      if (text) texts.push(text);
       if (plain.finish_reason) state.finishReason = mapOpenAIFinishReason(plain.finish_reason);
-      return;
+      return plain.delta?.content || undefined;
     }
     const parsed = safeParseValue(raw, openaiChunkSchema);
     if (!parsed.success) {
@@ -95,11 +89,13 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     // cumulatively, so the last one seen wins.
     const reported = chunk.usage ?? chunk.x_groq?.usage ?? chunk.choices?.find((c) => c.usage)?.usage;
     if (reported) state.usage = convertOpenAIUsage(reported);
+    let texts: ChunkTexts;
     for (const choice of chunk.choices ?? []) {
       const text = choice.delta?.content;
-      if (text) texts.push(text);
+      if (text) texts = addText(texts, text);
       if (choice.finish_reason) state.finishReason = mapOpenAIFinishReason(choice.finish_reason);
     }
+    return texts;
   }
 
   /** A one-piece answer as the same events a stream gives: its text, usage, done. Throws ProviderError. */
