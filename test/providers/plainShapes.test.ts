@@ -68,39 +68,44 @@ function readingOf(answer: { choices?: { message?: { content?: string | null } |
   };
 }
 
+/**
+ * Over generated bodies: whatever `fastPath` accepts, `schema` accepts too, and `reading` finds the
+ * same in both. Fails when the generator never reaches the fast path (a vacuous pass).
+ */
+function checkAgainstSchema<P, S>(
+  body: fc.Arbitrary<Record<string, unknown>>,
+  fastPath: (raw: unknown) => P | undefined,
+  schema: { safeParse(raw: unknown): { success: boolean; data?: S } },
+  reading: { fast: (plain: P) => unknown; parsed: (data: S) => unknown },
+): void {
+  let accepted = 0;
+  fc.assert(
+    fc.property(body, (raw) => {
+      const plain = fastPath(raw);
+      if (!plain) return;
+      accepted += 1;
+      const parsed = schema.safeParse(raw);
+      expect(parsed.success).toBe(true);
+      expect(reading.fast(plain)).toEqual(reading.parsed(parsed.data!));
+    }),
+    { numRuns: 3_000 },
+  );
+  expect(accepted).toBeGreaterThan(5);
+}
+
 describe('OpenAI-compatible fast paths (typeof checks instead of zod on the hot path)', () => {
   it('a one-piece answer the fast path accepts, the schema accepts too, and both read the same', () => {
-    let accepted = 0;
-    fc.assert(
-      fc.property(answerOf('message'), (raw) => {
-        const plain = plainAnswer(raw);
-        if (!plain) return;
-        accepted += 1;
-        const parsed = openaiCompletionSchema.safeParse(raw);
-        expect(parsed.success).toBe(true);
-        expect(readingOf(plain)).toEqual(readingOf(parsed.data!));
-      }),
-      { numRuns: 3_000 },
-    );
-    // Not vacuous: the generator does reach the fast path.
-    expect(accepted).toBeGreaterThan(5);
+    checkAgainstSchema(answerOf('message'), plainAnswer, openaiCompletionSchema, { fast: readingOf, parsed: readingOf });
   });
 
   it('a streamed chunk the fast path accepts, the schema accepts too, and both read the same', () => {
-    let accepted = 0;
-    fc.assert(
-      fc.property(answerOf('delta'), (raw) => {
-        const plain = plainDeltaChunk(raw);
-        if (!plain) return;
-        accepted += 1;
-        const parsed = openaiChunkSchema.safeParse(raw);
-        expect(parsed.success).toBe(true);
-        const choice = parsed.data!.choices![0]!;
-        expect({ text: plain.delta?.content ?? null, finish: plain.finish_reason ?? null }).toEqual({ text: choice.delta?.content ?? null, finish: choice.finish_reason ?? null });
-      }),
-      { numRuns: 3_000 },
-    );
-    expect(accepted).toBeGreaterThan(5);
+    checkAgainstSchema(answerOf('delta'), plainDeltaChunk, openaiChunkSchema, {
+      fast: (plain) => ({ text: plain.delta?.content ?? null, finish: plain.finish_reason ?? null }),
+      parsed: (data) => {
+        const choice = data.choices![0]!;
+        return { text: choice.delta?.content ?? null, finish: choice.finish_reason ?? null };
+      },
+    });
   });
 
   it('takes the answers providers really send', () => {

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { ProviderError } from '../ProviderError';
 import { scrubSecrets } from './scrubSecrets';
-import { upstreamBody } from './upstreamBody';
+import { ChunkHandlerFailure, upstreamBody } from './upstreamBody';
 
 export interface UpstreamHttpOptions {
   /** Time until the response headers arrive. */
@@ -179,23 +179,26 @@ export const MAX_ANSWER_BODY = 16 * 1024 * 1024;
  */
 export async function readAnswerBody(response: Response, apiKey: string, maxBytes = MAX_ANSWER_BODY): Promise<string> {
   if (!response.body) return '';
-  // Read chunk by chunk rather than with `for await`: Node's stream iterator is an async
-  // generator with its own end-of-stream watcher, a noticeable share of a short request (issue #8).
+  // Not `for await`: Node's stream iterator is an async generator with its own end-of-stream
+  // watcher, a noticeable share of a short request (issue #8).
   const reader = upstreamBody(response.body);
   const chunks: Uint8Array[] = [];
   let size = 0;
   let complete = false;
   try {
-    for (let chunk = await reader.read(); chunk; chunk = await reader.read()) {
-      size += chunk.byteLength;
-      if (size > maxBytes) {
-        throw new ProviderError({ kind: 'transient', message: `upstream answer larger than ${maxBytes} bytes`, providerCode: 'answer_too_large' });
-      }
-      chunks.push(chunk);
-    }
+    await reader.each(
+      (chunk) => {
+        size += chunk.byteLength;
+        if (size > maxBytes) {
+          throw new ProviderError({ kind: 'transient', message: `upstream answer larger than ${maxBytes} bytes`, providerCode: 'answer_too_large' });
+        }
+        chunks.push(chunk);
+      },
+      () => false,
+    );
     complete = true;
   } catch (error) {
-    if (error instanceof ProviderError) throw error;
+    if (error instanceof ChunkHandlerFailure) throw error.cause;
     throw networkError(error, apiKey);
   } finally {
     reader.release(complete);

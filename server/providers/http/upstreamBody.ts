@@ -9,12 +9,10 @@ export class ChunkHandlerFailure {
 }
 
 export interface UpstreamBody {
-  /** The next chunk of the body; undefined at its end. Rejects with what the transport threw. */
-  read(): Promise<Uint8Array | undefined>;
   /**
    * Pushes every chunk to `onChunk` until the body ends or `stop()` says so after a chunk.
    * Resolves then; rejects with what the transport threw, or with a ChunkHandlerFailure
-   * carrying what `onChunk` threw. Use either `read` or `each` on one body, not both.
+   * carrying what `onChunk` threw. Called once per body.
    */
   each(onChunk: ChunkHandler, stop: () => boolean): Promise<void>;
   /**
@@ -26,11 +24,11 @@ export interface UpstreamBody {
 }
 
 /**
- * A response body read chunk by chunk, so that stopping at the terminal event keeps the
+ * A response body handed over chunk by chunk, so that stopping at the terminal event keeps the
  * connection. Leaving a `for await` over a Node stream early destroys it: Node builds an
  * AbortError (with a source-mapped stack trace) and undici closes the socket, so the next
  * request opens a new connection; in issue #8's profile that was ~4% of the gateway's time per
- * request. Node streams (the undici transport) are read by a ChunkReader, which never destroys,
+ * request. Node streams (the undici transport) are read by a NodeBody, which never destroys,
  * and drained instead; WHATWG bodies (the fetch transport, used with msw in tests) through
  * their own async iterator.
  */
@@ -43,7 +41,6 @@ export function upstreamBody(body: unknown): UpstreamBody {
       return next.done ? undefined : next.value;
     };
     return {
-      read,
       async each(onChunk, stop) {
         for (let chunk = await read(); chunk; chunk = await read()) {
           try {
@@ -59,40 +56,16 @@ export function upstreamBody(body: unknown): UpstreamBody {
       release: () => void chunks.return?.()?.catch(() => {}),
     };
   }
-  return new ChunkReader(node as Readable);
+  return new NodeBody(node as Readable);
 }
 
 const prematureClose = () => Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 
-/**
- * The chunks of a Node stream, one promise per chunk and nothing else. Node's own async
- * iterator is an async generator awaiting a new promise per chunk; at 1,000 streams it was a
- * third of what the streaming path allocated (issue #8).
- */
-class ChunkReader implements UpstreamBody {
-  private waiting: { resolve: (chunk: Uint8Array | undefined) => void; reject: (error: unknown) => void } | undefined;
-  private ended = false;
-  private failure: { error: unknown } | undefined;
-
-  private listening = false;
+/** A Node stream's body (the undici transport). */
+class NodeBody implements UpstreamBody {
   private detachEach: (() => void) | undefined;
 
   constructor(private readonly stream: Readable) {}
-
-  read(): Promise<Uint8Array | undefined> {
-    if (!this.listening) {
-      this.listening = true;
-      this.stream.on('readable', this.onReadable);
-      this.stream.on('end', this.onEnd);
-      this.stream.on('error', this.onError);
-      this.stream.on('close', this.onClose);
-    }
-    if (this.failure) return Promise.reject(this.failure.error);
-    if (this.ended) return Promise.resolve(undefined);
-    const chunk = this.stream.read() as Uint8Array | null;
-    if (chunk !== null) return Promise.resolve(chunk);
-    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
-  }
 
   /**
    * The body in flowing mode: undici's parser hands each chunk straight to `onChunk` through a
@@ -162,7 +135,6 @@ class ChunkReader implements UpstreamBody {
 
   release(answered: boolean): void {
     this.detachEach?.();
-    this.detach();
     const stream = this.stream;
     if (stream.readableEnded || stream.destroyed) return;
     // Nobody reads any more: an error from here on (undici's own abort on destroy, a reset
@@ -170,49 +142,5 @@ class ChunkReader implements UpstreamBody {
     stream.on('error', () => {});
     if (answered) stream.resume();
     else stream.destroy();
-  }
-
-  private readonly onReadable = (): void => {
-    const waiting = this.waiting;
-    if (!waiting) return;
-    const chunk = this.stream.read() as Uint8Array | null;
-    if (chunk === null) return; // 'end' follows, or more data
-    this.waiting = undefined;
-    waiting.resolve(chunk);
-  };
-
-  private readonly onEnd = (): void => {
-    this.ended = true;
-    this.detach();
-    this.settle();
-  };
-
-  private readonly onError = (error: unknown): void => {
-    this.failure = { error };
-    this.detach();
-    this.settle();
-  };
-
-  /** Closed before its end without an error (destroyed): as Node's own iterator says it. */
-  private readonly onClose = (): void => {
-    if (this.ended || this.failure) return;
-    this.failure = { error: prematureClose() };
-    this.detach();
-    this.settle();
-  };
-
-  private settle(): void {
-    const waiting = this.waiting;
-    if (!waiting) return;
-    this.waiting = undefined;
-    if (this.failure) waiting.reject(this.failure.error);
-    else waiting.resolve(undefined);
-  }
-
-  private detach(): void {
-    this.stream.off('readable', this.onReadable);
-    this.stream.off('end', this.onEnd);
-    this.stream.off('error', this.onError);
-    this.stream.off('close', this.onClose);
   }
 }
