@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
-import { buildServer } from '../scripts/buildServer';
+import { buildServer, startNodeFlags } from '../scripts/buildServer';
 import { TokenService } from '../server/auth/tokens';
 import { freePort, startRedisServer } from '../test/support/redisServer';
 import { ChildProcesses, waitForPort, type BenchChild } from './ChildProcesses';
@@ -10,7 +10,7 @@ import { PROBE_MARKER } from './probe/eventLoopProbe';
 /**
  * Everything the benchmark measures, each its own process on 127.0.0.1: Redis, the mock
  * provider, the bare pass-through proxy and the Keyrack gateway as production runs it (the
- * bundle of server/main.ts that `npm start` builds, under plain `node --enable-source-maps`),
+ * bundle of server/main.ts that `npm start` builds, under plain node with npm start's flags),
  * with the event-loop probe preloaded.
  */
 export interface BenchStack {
@@ -132,12 +132,12 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
   };
 }
 
-/** Builds the server bundle (and the probe, which is TypeScript too) and runs it under plain node. */
+/** Builds the server bundle (and the probe, which is TypeScript too) and runs it as `npm start` does. */
 async function spawnCompiledGateway(children: ChildProcesses, nodeArgs: string[], env: Record<string, string>): Promise<BenchChild> {
   const { mainFile, extraFiles } = await buildServer({ extraEntries: ['bench/probe/eventLoopProbe.ts'] });
   const probeFile = extraFiles[0]!;
   return children.spawnNode('keyrack gateway', mainFile, {
-    nodeArgs: ['--enable-source-maps', ...nodeArgs, '--import', pathToFileURL(probeFile).href],
+    nodeArgs: [...startNodeFlags(), ...nodeArgs, '--import', pathToFileURL(probeFile).href],
     env,
   });
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startNodeFlags } from '../scripts/buildServer';
 import { BenchReport, mib } from './BenchReport';
 import { FULL_PLAN, QUICK_PLAN, TARGETS, type BenchPlan } from './benchPlan';
 import { startBenchStack, type BenchStack } from './BenchStack';
@@ -156,7 +157,7 @@ ${report.markdownTable()}
 Every part is its own process on 127.0.0.1: \`redis-server\`, the mock provider
 (server/mock-provider/main.ts), the bare proxy (bench/bareProxyMain.ts: parse the JSON body,
 forward it with a kept-alive undici pool, return the answer) and the gateway
-(the bundle \`npm start\` runs: \`node --enable-source-maps dist/server/main.js\`, built by scripts/buildServer.ts; Redis pool store, ${4} fake OpenAI keys with unlimited rpm/tpm,
+(the bundle \`npm start\` runs: \`node ${startNodeFlags().join(' ')} dist/server/main.js\`, built by scripts/buildServer.ts; Redis pool store, ${4} fake OpenAI keys with unlimited rpm/tpm,
 LOG_LEVEL=warn, plus bench/probe/eventLoopProbe.ts preloaded to report event-loop delay).
 The load generator runs in the benchmark's own process.
 

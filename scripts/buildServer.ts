@@ -72,6 +72,18 @@ export async function buildServer(options: BuildServerOptions = {}): Promise<Bui
   return { mainFile: output('server/main.ts'), extraFiles: (options.extraEntries ?? []).map(output) };
 }
 
+/**
+ * The node flags `npm start` runs the bundle with, read from package.json so that whatever runs
+ * the gateway "as production does" (the benchmark, the boot test) cannot drift from it.
+ */
+export function startNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  const start = pkg.scripts?.start ?? '';
+  const match = /(?:^|&&\s*)node((?:\s+--[\w-]+(?:=\S+)?)*)\s+dist\/server\/main\.js\s*$/.exec(start);
+  if (!match) throw new Error(`package.json scripts.start does not end with "node [flags] dist/server/main.js": ${start}`);
+  return match[1]!.trim().split(/\s+/).filter(Boolean);
+}
+
 function writeAtomically(path: string, contents: Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
   const temporary = `${path}.${process.pid}.tmp`;

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildServer, DEFAULT_OUT_DIR } from '../../scripts/buildServer';
+import { buildServer, DEFAULT_OUT_DIR, startNodeFlags } from '../../scripts/buildServer';
 
 /**
  * `npm start` as a user runs it: the real entry point in a child process, in demo mode, both
@@ -30,7 +30,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 const RUNTIMES = [
-  { name: 'compiled bundle (npm start)', args: () => ['--enable-source-maps', bundle] },
+  { name: 'compiled bundle (npm start)', args: () => [...startNodeFlags(), bundle] },
   { name: 'source under tsx (npm run dev)', args: () => ['--import', 'tsx', 'server/main.ts'] },
 ];
 
