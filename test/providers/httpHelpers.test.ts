@@ -10,6 +10,9 @@ describe('retry-after dialects', () => {
     expect(parseGoDuration('1m30.5s')).toBe(90_500);
     expect(parseGoDuration('20ms')).toBe(20);
     expect(parseGoDuration('1h2m')).toBe(3_720_000);
+    // Go's micro sign (U+00B5) and the Greek mu (U+03BC) it also accepts.
+    expect(parseGoDuration('1500\u00b5s')).toBe(2);
+    expect(parseGoDuration('1500\u03bcs')).toBe(2);
     expect(parseGoDuration('soon')).toBeUndefined();
     expect(parseGoDuration('')).toBeUndefined();
   });

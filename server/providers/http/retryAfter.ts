@@ -14,7 +14,12 @@ export function retryAfterFromStandardHeaders(headers: Headers, now: number): nu
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-const GO_UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, µs: 0.001, ns: 0.000001 };
+/**
+ * Go writes microseconds as "\u00b5s" (micro sign) and also parses "\u03bcs" (Greek mu). Escaped,
+ * not typed: one non-ASCII character makes V8 hold the whole bundle's source as a two-byte
+ * string (scripts/buildServer.ts).
+ */
+const GO_UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, '\u00b5s': 0.001, '\u03bcs': 0.001, ns: 0.000001 };
 
 /**
  * Go's time.Duration text, which OpenAI-compatible providers put in `x-ratelimit-reset-*`
@@ -22,9 +27,9 @@ const GO_UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, m
  */
 export function parseGoDuration(text: string): number | undefined {
   const value = text.trim();
-  if (value === '' || !/^(\d+(\.\d+)?(h|ms|us|µs|ns|m|s))+$/.test(value)) return undefined;
+  if (value === '' || !/^(\d+(\.\d+)?(h|ms|us|\u00b5s|\u03bcs|ns|m|s))+$/.test(value)) return undefined;
   let total = 0;
-  for (const match of value.matchAll(/(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)/g)) {
+  for (const match of value.matchAll(/(\d+(?:\.\d+)?)(h|ms|us|\u00b5s|\u03bcs|ns|m|s)/g)) {
     total += Number(match[1]) * (GO_UNIT_MS[match[2] as string] ?? 0);
   }
   return Math.ceil(total);
