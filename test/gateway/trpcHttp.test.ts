@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StreamEvent } from '../../shared';
@@ -63,6 +65,22 @@ describe('tRPC over HTTP', () => {
     expect(items.at(-1)?.event).toEqual({ type: 'done', finishReason: 'stop' });
     expect(items.some((i) => i.event.type === 'usage')).toBe(true);
     expect(textOf(items)).toMatch(/^Mock answer to: stream me please/);
+  });
+
+  it("chat.stream honours a client's Connection: close: the socket closes after the stream's end", async () => {
+    const { streamId } = await gw.trpc(alice).chat.start.mutate(chat('gpt-4o', 'close after the answer'));
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (text: string) => (received += text));
+    const input = encodeURIComponent(JSON.stringify({ streamId }));
+    socket.write(`GET /trpc/chat.stream?input=${input} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${alice}\r\naccept: text/event-stream\r\nconnection: close\r\n\r\n`);
+    await once(socket, 'end');
+    const head = received.slice(0, received.indexOf('\r\n\r\n')).toLowerCase();
+    expect(head).toMatch(/^http\/1\.1 200 /);
+    expect(head).toContain('connection: close');
+    expect(received).toContain('event: return');
   });
 
   it('a reconnect with lastEventId resumes with the next event; upstream is called once', async () => {
