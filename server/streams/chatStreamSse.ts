@@ -81,8 +81,8 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache, no-transform',
       'x-accel-buffering': 'no',
-      // tRPC's adapter also sends \`connection: keep-alive\`; left out here, as in /v1, so that a
-      // client's \`Connection: close\` is honoured (Node keeps other connections alive itself).
+      // tRPC's adapter also sends `connection: keep-alive`; left out here, as in /v1, so that a
+      // client's `Connection: close` is honoured (Node keeps other connections alive itself).
       'x-request-id': requestId,
     });
     res.write(connected);

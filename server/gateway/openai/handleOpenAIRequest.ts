@@ -158,8 +158,8 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
 const TEXT_MARK = '\u0001';
 const TEXT_MARK_JSON = JSON.stringify(TEXT_MARK);
 
-// No \`connection\` header: Node keeps the connection alive by itself, and an explicit keep-alive
-// overrode a client's \`Connection: close\` (the socket stayed open after the answer).
+// No `connection` header: Node keeps the connection alive by itself, and an explicit keep-alive
+// overrode a client's `Connection: close` (the socket stayed open after the answer).
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };
 
 function sendError(res: ServerResponse, event: ErrorEvent): void {
