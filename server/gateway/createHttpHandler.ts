@@ -71,12 +71,23 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
   };
   // chat.start, before every chat's first token, skips tRPC's HTTP adapter (see trpcCallFastPath.ts).
   const callFastPath = createTrpcCallFastPath({ router: appRouter, paths: new Set(['chat.start']), createContext: contextFor, onError, maxBodyBytes });
+  // Contexts of requests whose client asked for the connection to close after the answer.
+  const closing = new WeakSet<GatewayContext>();
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: maxBodyBytes,
-    createContext: ({ req }) => contextFor(req, requestIds.get(req) ?? randomUUID()),
+    createContext: async ({ req }) => {
+      const ctx = await contextFor(req, requestIds.get(req) ?? randomUUID());
+      if (asksToClose(req)) closing.add(ctx);
+      return ctx;
+    },
     onError: ({ error, path, ctx }) => onError(error, path, ctx),
+    // tRPC's SSE answers (pool.watch) say `connection: keep-alive`, which makes Node keep a
+    // socket its client asked to close; and a body refused for its size should not be read on
+    // to its end. `connection: close` in both cases, as Keyrack's own paths do (readBody, /v1).
+    responseMeta: ({ ctx, errors }) =>
+      (ctx && closing.has(ctx)) || errors.some((error) => error.code === 'PAYLOAD_TOO_LARGE') ? CLOSE_CONNECTION : {},
   });
   const statics =
     options.clientDir && existsSync(options.clientDir)
@@ -187,4 +198,12 @@ function applyCors(req: IncomingMessage, res: ServerResponse, allowed: readonly 
     return false;
   }
   return true;
+}
+
+const CLOSE_CONNECTION = { headers: { connection: 'close' } };
+
+/** The client wants the connection closed after this answer (HTTP/1.1 `Connection: close`, or HTTP/1.0 without keep-alive). */
+function asksToClose(req: IncomingMessage): boolean {
+  const connection = req.headers.connection?.toLowerCase() ?? '';
+  return connection.includes('close') || (req.httpVersionMinor === 0 && !connection.includes('keep-alive'));
 }

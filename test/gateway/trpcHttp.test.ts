@@ -83,6 +83,28 @@ describe('tRPC over HTTP', () => {
     expect(received).toContain('event: return');
   });
 
+  it("tRPC's own SSE answers (pool.watch) honour Connection: close too, and stay keep-alive otherwise", async () => {
+    const headOf = async (connection: string) => {
+      const socket = connect(Number(new URL(gw.url).port), '127.0.0.1');
+      await once(socket, 'connect');
+      let received = '';
+      socket.setEncoding('latin1');
+      socket.write(`GET /trpc/pool.watch HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${admin}\r\naccept: text/event-stream\r\nconnection: ${connection}\r\n\r\n`);
+      // pool.watch never ends by itself: its head is what this is about.
+      for await (const text of socket) {
+        received += text as string;
+        if (received.includes('\r\n\r\n')) break;
+      }
+      socket.destroy();
+      return received.slice(0, received.indexOf('\r\n\r\n')).toLowerCase();
+    };
+    const closing = await headOf('close');
+    expect(closing).toMatch(/^http\/1\.1 200 /);
+    expect(closing).toContain('connection: close');
+    expect(closing).not.toContain('keep-alive');
+    expect(await headOf('keep-alive')).toContain('connection: keep-alive');
+  });
+
   it('a reconnect with lastEventId resumes with the next event; upstream is called once', async () => {
     gw.gateway.mock!.reset();
     gw.gateway.mock!.configure({ chunkDelayMs: 5 });

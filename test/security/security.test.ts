@@ -165,8 +165,8 @@ describe('security', () => {
   it('a chunked body still arriving past the limit gets its 413, then the connection closes unread', async () => {
     const token = await gw.token('endless-sender');
     const { port } = new URL(gw.url);
-    // Keyrack's own body readers; tRPC's adapter (the other procedures) answers 413 and keeps the connection.
-    for (const path of ['/v1/chat/completions', '/trpc/chat.start']) {
+    // Keyrack's own body readers (/v1, chat.start) and tRPC's adapter (every other procedure).
+    for (const path of ['/v1/chat/completions', '/trpc/chat.start', '/trpc/chat.complete']) {
       const socket = connect(Number(port), '127.0.0.1');
       await once(socket, 'connect');
       let received = '';
