@@ -54,12 +54,6 @@ export async function buildServer(options: BuildServerOptions = {}): Promise<Bui
     // sources' text in the map, which node would otherwise hold in memory for nothing.
     sourcemap: 'linked',
     sourcesContent: false,
-    // V8 keeps every script's source in the heap, as one-byte characters only if all of it is
-    // ASCII: the unminified bundle (318 KB) kept non-ASCII characters in comments and was held
-    // as a 620 KiB two-byte string. Without comments and indentation it is 237 KB of ASCII, and
-    // the gateway's old space after start-up went from ~19 to ~15.5 MiB (issue #8). Stack traces
-    // still point at the TypeScript through the source map. ASCII is checked below.
-    minifyWhitespace: true,
     // Two entries must not share chunks: each file runs alone.
     splitting: false,
     logLevel: 'warning',
@@ -93,7 +87,13 @@ export function startNodeFlags(): string[] {
   return match[1]!.trim().split(/\s+/).filter(Boolean);
 }
 
-/** See `minifyWhitespace` above: esbuild escapes non-ASCII in strings, not in regular expressions. */
+/**
+ * The output must be ASCII: V8 keeps every script's source in the heap, one byte per character
+ * only when all of it is ASCII. Two JSDoc comments that esbuild keeps (with an ellipsis) and a
+ * regular expression (with the micro sign) made the 318 KB bundle a 620 KiB two-byte string;
+ * ASCII, the gateway's old space after start-up went from ~19 to ~15.5 MiB (issue #8). esbuild
+ * escapes non-ASCII in string literals itself, not in kept comments or regular expressions.
+ */
 function assertAscii(path: string, text: string): void {
   const at = text.search(/[^\x00-\x7f]/);
   if (at < 0) return;

@@ -32,7 +32,7 @@ export const byokKeySchema = z.object({
   id: z.string(),
   provider: providerIdSchema,
   label: z.string().nullable(),
-  /** e.g. `sk-…a1b2`. */
+  /** e.g. `sk-\u2026a1b2` (an ellipsis). */
   mask: z.string(),
   /** ISO 8601. */
   createdAt: z.string(),

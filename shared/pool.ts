@@ -10,7 +10,7 @@ export type KeyReason = z.infer<typeof keyReasonSchema>;
 
 export const keyStatusSchema = z.object({
   fingerprint: z.string(),
-  /** e.g. `sk-…a1b2`: enough to recognise a key, never enough to use it. */
+  /** e.g. `sk-\u2026a1b2` (an ellipsis): enough to recognise a key, never enough to use it. */
   mask: z.string(),
   account: z.string().nullable(),
   status: keyHealthSchema,
