@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { ProviderError } from '../ProviderError';
 import { scrubSecrets } from './scrubSecrets';
-import { ChunkHandlerFailure, upstreamBody } from './upstreamBody';
+import { ChunkHandlerFailure, upstreamBody, type ChunkHandler } from './upstreamBody';
 
 export interface UpstreamHttpOptions {
   /** Time until the response headers arrive. */
@@ -170,6 +170,28 @@ export async function readErrorBody(response: Response): Promise<string> {
   return text.slice(0, MAX_ERROR_BODY);
 }
 
+/**
+ * Hands a response body to `onChunk` chunk by chunk until it ends or `stop()` says so after a
+ * chunk, then lets it go: drained when reading stopped cleanly (the connection goes back to the
+ * pool), destroyed otherwise. Not `for await`: Node's stream iterator is an async generator with
+ * its own end-of-stream watcher, paid per chunk (issue #8; see upstreamBody). A failed read
+ * rejects as a transient ProviderError with a safe message; what `onChunk` throws comes back
+ * unchanged.
+ */
+export async function readUpstreamBody(body: unknown, apiKey: string, onChunk: ChunkHandler, stop: () => boolean): Promise<void> {
+  const reader = upstreamBody(body);
+  let clean = false;
+  try {
+    await reader.each(onChunk, stop);
+    clean = true;
+  } catch (error) {
+    if (error instanceof ChunkHandlerFailure) throw error.cause;
+    throw networkError(error, apiKey);
+  } finally {
+    reader.release(clean);
+  }
+}
+
 /** A one-piece answer larger than this is refused: no chat answer comes near it. */
 export const MAX_ANSWER_BODY = 16 * 1024 * 1024;
 
@@ -179,30 +201,20 @@ export const MAX_ANSWER_BODY = 16 * 1024 * 1024;
  */
 export async function readAnswerBody(response: Response, apiKey: string, maxBytes = MAX_ANSWER_BODY): Promise<string> {
   if (!response.body) return '';
-  // Not `for await`: Node's stream iterator is an async generator with its own end-of-stream
-  // watcher, a noticeable share of a short request (issue #8).
-  const reader = upstreamBody(response.body);
   const chunks: Uint8Array[] = [];
   let size = 0;
-  let complete = false;
-  try {
-    await reader.each(
-      (chunk) => {
-        size += chunk.byteLength;
-        if (size > maxBytes) {
-          throw new ProviderError({ kind: 'transient', message: `upstream answer larger than ${maxBytes} bytes`, providerCode: 'answer_too_large' });
-        }
-        chunks.push(chunk);
-      },
-      () => false,
-    );
-    complete = true;
-  } catch (error) {
-    if (error instanceof ChunkHandlerFailure) throw error.cause;
-    throw networkError(error, apiKey);
-  } finally {
-    reader.release(complete);
-  }
+  await readUpstreamBody(
+    response.body,
+    apiKey,
+    (chunk) => {
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        throw new ProviderError({ kind: 'transient', message: `upstream answer larger than ${maxBytes} bytes`, providerCode: 'answer_too_large' });
+      }
+      chunks.push(chunk);
+    },
+    () => false,
+  );
   return Buffer.concat(chunks, size).toString('utf8');
 }
 

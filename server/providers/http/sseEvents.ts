@@ -1,6 +1,5 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { ChunkHandlerFailure, upstreamBody } from './upstreamBody';
-import { networkError } from './UpstreamHttp';
+import { readUpstreamBody } from './UpstreamHttp';
 
 /**
  * Server-sent events of a response body, one network read at a time: `feed` returns the events
@@ -46,7 +45,6 @@ export type SseEventHandler = (data: string) => void | Promise<void>;
  */
 export async function readSseEvents(body: unknown, apiKey: string, onEvent: SseEventHandler, answered: () => boolean): Promise<void> {
   const sse = createSseReader();
-  const reader = upstreamBody(body);
   let finished = false;
   /** A chunk's events from `index` on, each handed to onEvent, waiting where it asks. */
   const deliver = (events: EventSourceMessage[], index: number): void | Promise<void> => {
@@ -60,19 +58,10 @@ export async function readSseEvents(body: unknown, apiKey: string, onEvent: SseE
     }
     return undefined;
   };
-  try {
-    try {
-      await reader.each((bytes) => deliver(sse.feed(bytes), 0), () => finished);
-    } catch (error) {
-      if (error instanceof ChunkHandlerFailure) throw error.cause;
-      throw networkError(error, apiKey);
-    }
-    // A last event without its blank line was never completed: sse.end() gives what is left.
-    if (!finished) {
-      const tail = deliver(sse.end(), 0);
-      if (tail) await tail;
-    }
-  } finally {
-    reader.release(finished);
+  await readUpstreamBody(body, apiKey, (bytes) => deliver(sse.feed(bytes), 0), () => finished);
+  // A last event without its blank line was never completed: sse.end() gives what is left.
+  if (!finished) {
+    const tail = deliver(sse.end(), 0);
+    if (tail) await tail;
   }
 }
