@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { config as loadDotenv } from 'dotenv';
 import { userRoleSchema } from '../../shared/api';
+import { ConfigError } from '../config/env';
+import { loadEnvFile } from '../config/loadEnvironment';
 import { TokenService } from './tokens';
 
 /**
@@ -8,7 +9,11 @@ import { TokenService } from './tokens';
  * with JWT_SECRET from the environment or .env (ENV_FILE).
  */
 async function main(): Promise<number> {
-  loadDotenv({ path: process.env.ENV_FILE ?? '.env', quiet: true });
+  const fileProblems = loadEnvFile(process.env.ENV_FILE ?? '.env');
+  if (fileProblems.length > 0) {
+    console.error(new ConfigError(fileProblems).message);
+    return 2;
+  }
   const { values } = parseArgs({
     options: {
       sub: { type: 'string' },

@@ -1,5 +1,6 @@
-import { config as loadDotenv } from 'dotenv';
+import { readFileSync } from 'node:fs';
 import { ConfigError, parseGatewayEnv, type GatewayEnv } from './env';
+import { parseEnvFile, type EnvFileProblem } from './envFile';
 
 export interface LoadedEnvironment {
   env: GatewayEnv;
@@ -14,14 +15,35 @@ export interface LoadedEnvironment {
  */
 export function loadEnvironmentOrExit(exitCode = 1): LoadedEnvironment {
   const baseEnv = { ...process.env };
-  loadDotenv({ path: process.env.ENV_FILE ?? '.env', quiet: true });
+  const problems = loadEnvFile(process.env.ENV_FILE ?? '.env');
+  let env: GatewayEnv | undefined;
   try {
-    return { env: parseGatewayEnv(process.env), baseEnv };
+    env = parseGatewayEnv(process.env);
   } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(exitCode);
-    }
-    throw error;
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
   }
+  if (!env || problems.length > 0) {
+    console.error(new ConfigError(problems).message);
+    process.exit(exitCode);
+  }
+  return { env, baseEnv };
+}
+
+/**
+ * Sets the file's variables that the environment does not already have, as dotenv's config()
+ * does (see parseEnvFile for the lines it leaves out); a missing file is fine. Returns the
+ * file's problems.
+ */
+export function loadEnvFile(path: string): EnvFileProblem[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    return [{ variable: 'ENV_FILE', problem: `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` }];
+  }
+  const { values, problems } = parseEnvFile(text);
+  for (const [name, value] of Object.entries(values)) if (process.env[name] === undefined) process.env[name] = value;
+  return problems;
 }

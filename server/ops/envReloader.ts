@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { parse } from 'dotenv';
 import type { ProviderId } from '../../shared';
 import { ConfigError, parseGatewayEnv, type GatewayEnv } from '../config/env';
+import { parseEnvFile } from '../config/envFile';
 import type { Logger } from '../observability/logger';
 import { PoolConfigError, poolConfigsFromEnv, type KeyPool } from '../pool/KeyPool';
 import { fingerprintOf, maskOf } from '../pool/keyIdentity';
@@ -104,7 +104,7 @@ const VARIABLE_OF: Partial<Record<keyof GatewayEnv, string>> = {
  * gateway that loaded the file into process.env without keeping a snapshot first.
  */
 export function baseEnvOf(processEnv: Env, fileText: string): Env {
-  const fromFile = parse(fileText);
+  const fromFile = parseEnvFile(fileText).values;
   const base: Env = {};
   for (const [name, value] of Object.entries(processEnv)) {
     if (fromFile[name] !== undefined && fromFile[name] === value) continue;
@@ -126,17 +126,18 @@ export function createEnvReloader(options: EnvReloaderOptions): EnvReloader {
       const code = (error as NodeJS.ErrnoException).code;
       return refuse([{ variable: 'ENV_FILE', problem: code === 'ENOENT' ? 'file not found' : `cannot be read (${code ?? 'error'})` }]);
     }
-    const fromFile = parse(text);
-    // dotenv does not override the process environment at start-up; neither does a reload.
+    const { values: fromFile, problems: fileProblems } = parseEnvFile(text);
+    // The file does not override the process environment at start-up; neither does a reload.
     const merged: Env = { ...fromFile, ...baseEnv };
     const shadowed = Object.keys(fromFile).filter((name) => baseEnv[name] !== undefined).sort();
     let next: GatewayEnv;
     try {
       next = parseGatewayEnv(merged);
     } catch (error) {
-      if (error instanceof ConfigError) return refuse([...error.problems]);
+      if (error instanceof ConfigError) return refuse([...fileProblems, ...error.problems]);
       throw error;
     }
+    if (fileProblems.length > 0) return refuse(fileProblems);
     try {
       pool.setPools(poolConfigsFromEnv(next));
     } catch (error) {

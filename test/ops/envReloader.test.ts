@@ -125,6 +125,17 @@ describe.each(stores)('environment reload with the %s', (_name, makeStore) => {
     expect((await lease(pool)).secret).toBe(KEY_A);
     expectNoSecret(JSON.stringify(report) + lines.join(''));
   });
+
+  it('refuses a file with a line that is not NAME=value, by its number, without letting it swallow the next line', async () => {
+    const { pool, reloader, envFile, lines } = await setUp(makeStore(), { OPENAI_API_KEY_1: KEY_A });
+    // dotenv alone reads `TODO:` as a variable whose value is the whole next line: KEY_B's line would vanish.
+    await writeFile(envFile, `OPENAI_API_KEY_1=${KEY_A}\nTODO: ${KEY_C}\nOPENAI_API_KEY_2=${KEY_B}\n`);
+    const report = await reloader.reload();
+    expect(report).toEqual({ ok: false, problems: [{ variable: 'ENV_FILE line 2', problem: 'is not NAME=value, a comment or blank; left out' }] });
+    expect(reloader.current().providers.find((p) => p.provider === 'openai')!.keys.map((k) => k.secret)).toEqual([KEY_A]);
+    expect((await lease(pool)).secret).toBe(KEY_A);
+    expectNoSecret(JSON.stringify(report) + lines.join(''));
+  });
 });
 
 describe('the base environment', () => {
