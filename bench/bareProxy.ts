@@ -37,7 +37,8 @@ export async function startBareProxy(options: BareProxyOptions): Promise<Server>
       });
   });
   server.keepAliveTimeout = 30_000;
-  server.listen(options.port, '127.0.0.1');
+  // The same accept queue as the gateway's (createGateway.ts), so 1,000 streams opening at once meet both alike.
+  server.listen({ port: options.port, host: '127.0.0.1', backlog: 4096 });
   await once(server, 'listening');
   return server;
 }

@@ -105,6 +105,8 @@ export interface Gateway {
 const DEFAULT_CLIENT_DIR = fileURLToPath(new URL('../../dist/client', import.meta.url));
 /** Two obviously fake keys per provider in demo mode, so the pool and admin panel show rotation. */
 const DEMO_KEYS_PER_PROVIDER = 2;
+/** Connections the kernel may queue before the gateway accepts them (see the listen call). */
+const LISTEN_BACKLOG = 4096;
 
 /** The composition root: store, pool, catalog, dispatcher, stream buffer, and one HTTP server. */
 export async function createGateway(options: CreateGatewayOptions): Promise<Gateway> {
@@ -334,7 +336,11 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     // at 1,000 streams, when both event loops lag past undici's 1 s margin (issue #8).
     // Longer than the clients' idle timeouts and the usual 60 s of a load balancer in front.
     server.keepAliveTimeout = 65_000;
-    server.listen(env.port, env.host);
+    // A queue of connections not yet accepted as long as the kernel allows (somaxconn, 4096 on
+    // current Linux) instead of Node's 511: a burst of a thousand new connections while the
+    // event loop is busy overflowed 511, and the kernel reset some of them (ECONNRESET at the
+    // client, seen in the 1,000-stream fault test on a loaded box).
+    server.listen({ port: env.port, host: env.host, backlog: LISTEN_BACKLOG });
     await once(server, 'listening');
     const port = (server.address() as AddressInfo).port;
     const url = `http://${env.host.includes(':') ? `[${env.host}]` : env.host}:${port}`;

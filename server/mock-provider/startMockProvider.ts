@@ -257,7 +257,8 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     });
   });
   server.keepAliveTimeout = 30_000;
-  server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+  // As the gateway's (createGateway.ts): a burst of the gateway's upstream connections must not be reset.
+  server.listen({ port: options.port ?? 0, host: options.host ?? '127.0.0.1', backlog: 4096 });
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const host = options.host ?? '127.0.0.1';
