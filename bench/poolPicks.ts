@@ -1,7 +1,8 @@
-import { Redis } from 'ioredis';
+import { once } from 'node:events';
 import { KeyPool, type PoolConfigInput } from '../server/pool/KeyPool';
 import { createMemoryStore } from '../server/pool/stores/memoryStore';
 import { createRedisStore } from '../server/pool/stores/redisStore';
+import { createGatewayRedis } from '../server/ops/createGatewayRedis';
 
 /**
  * Key picks per second in one process, run as its own process by bench/run.ts so the figures
@@ -68,7 +69,9 @@ const acquireMemory = async () => {
 };
 const memoryPicksPerS = await sequentialRate(acquireMemory);
 
-const redis = new Redis(redisUrl, { enableAutoPipelining: true, lazyConnect: false });
+// The connection the gateway's pool store uses (createGateway): writes coalesced per turn.
+const redis = createGatewayRedis(redisUrl, { role: 'pool', coalesceWrites: true });
+if (redis.status !== 'ready') await once(redis, 'ready');
 const prefix = `keyrack-bench-${process.pid}`;
 const redisPool = new KeyPool(createRedisStore({ redis, prefix }));
 redisPool.setPools([benchPool('bench-redis')]);

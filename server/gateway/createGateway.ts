@@ -135,12 +135,11 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     let redisUpAtStart = true;
     let store: PoolStore;
     if (env.redisUrl) {
-      // Pool scripts only (one pick per request, never a blocking command), auto-pipelined: one
-      // write per tick instead of one per script call (a write per EVALSHA was 12% of the
-      // gateway's busy time at full load). It was off for a while because its Pipeline objects
-      // outlived scavenges and brought major GCs into the p99; since the chat engines stopped
-      // churning generators, the p99 is the same either way (issue #8, BENCHMARKS.md).
-      const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger, autoPipelining: true });
+      // Pool scripts only (one pick per request, never a blocking command), writes coalesced:
+      // one write per turn of the event loop instead of one per script call (a write per
+      // EVALSHA was 12% of the gateway's busy time at full load), without the Pipeline object
+      // per batch that ioredis's auto-pipelining allocates (CoalescingRedis; issue #8).
+      const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger, coalesceWrites: true });
       const dr = createDataRedis(env.redisUrl, logger);
       poolRedis = pr;
       redis = dr;

@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import type { Socket } from 'node:net';
 import type { Logger } from '../observability/logger';
 
 /**
@@ -16,8 +17,11 @@ export interface GatewayRedisOptions {
    * subscriber connection passes true so its SUBSCRIBE waits for the first connect.
    */
   offlineQueue?: boolean;
-  /** Commands issued in one tick go out in one write (ioredis auto-pipelining). Default: no. */
-  autoPipelining?: boolean;
+  /**
+   * Commands sent in one turn of the event loop go out in one socket write (CoalescingRedis).
+   * Default: no.
+   */
+  coalesceWrites?: boolean;
   /** Names the connection in log lines: `pool`, `subscriber`, ... */
   role?: string;
   logger?: Logger;
@@ -32,7 +36,6 @@ export function gatewayRedisOptions(options: GatewayRedisOptions = {}): RedisOpt
     commandTimeout: options.commandTimeoutMs ?? 1_000,
     connectTimeout: 2_000,
     enableReadyCheck: true,
-    enableAutoPipelining: options.autoPipelining ?? false,
     // Always a number: ioredis never gives up, so a Redis that comes back is used again.
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), maxDelay),
   };
@@ -44,7 +47,7 @@ export function gatewayRedisOptions(options: GatewayRedisOptions = {}): RedisOpt
  * but spams stderr.
  */
 export function createGatewayRedis(url: string, options: GatewayRedisOptions = {}): Redis {
-  const redis = new Redis(url, gatewayRedisOptions(options));
+  const redis = options.coalesceWrites ? new CoalescingRedis(url, gatewayRedisOptions(options)) : new Redis(url, gatewayRedisOptions(options));
   const role = options.role ?? 'redis';
   let down = false;
   redis.on('error', (error: Error) => {
@@ -58,4 +61,36 @@ export function createGatewayRedis(url: string, options: GatewayRedisOptions = {
     down = false;
   });
   return redis;
+}
+
+/**
+ * A connection whose commands sent in one turn of the event loop leave in one socket write:
+ * the first corks the socket and a setImmediate uncorks it, after the poll phase's other I/O
+ * callbacks (other requests) have added theirs. This is what ioredis's enableAutoPipelining is
+ * for, without its cost: that allocates a Pipeline (a Commander with its own command table)
+ * per batch, and at a steady few hundred requests a second every request is its own batch;
+ * those objects were about a quarter of what outlived the gateway's scavenges (issue #8,
+ * BENCHMARKS.md). Replies, timeouts and the offline queue are ioredis's own, unchanged: only
+ * when bytes reach the socket moves, never their order.
+ */
+export class CoalescingRedis extends Redis {
+  private corked: Socket | null = null;
+  private readonly uncork = (): void => {
+    const socket = this.corked;
+    this.corked = null;
+    socket?.uncork();
+  };
+
+  override sendCommand(...args: Parameters<Redis['sendCommand']>): ReturnType<Redis['sendCommand']> {
+    // Only writes to the connection's own socket (a command given a stream is a pipeline's).
+    if (this.corked === null && args[1] === undefined && this.status === 'ready') {
+      const socket = this.stream as Socket | undefined;
+      if (socket?.writable) {
+        socket.cork();
+        this.corked = socket;
+        setImmediate(this.uncork);
+      }
+    }
+    return super.sendCommand(...args);
+  }
 }
