@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
-import { buildServer, startNodeFlags } from '../scripts/buildServer';
+import { buildServer, startCommand } from '../scripts/buildServer';
 import { TokenService } from '../server/auth/tokens';
 import { freePort, startRedisServer } from '../test/support/redisServer';
 import { ChildProcesses, waitForPort, type BenchChild } from './ChildProcesses';
@@ -136,9 +136,10 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
 async function spawnCompiledGateway(children: ChildProcesses, nodeArgs: string[], env: Record<string, string>): Promise<BenchChild> {
   const { mainFile, extraFiles } = await buildServer({ extraEntries: ['bench/probe/eventLoopProbe.ts'] });
   const probeFile = extraFiles[0]!;
+  const start = startCommand();
   return children.spawnNode('keyrack gateway', mainFile, {
-    nodeArgs: [...startNodeFlags(), ...nodeArgs, '--import', pathToFileURL(probeFile).href],
-    env,
+    nodeArgs: [...start.nodeFlags, ...nodeArgs, '--import', pathToFileURL(probeFile).href],
+    env: { ...start.env, ...env },
   });
 }
 

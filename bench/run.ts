@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startNodeFlags } from '../scripts/buildServer';
+import { startCommand } from '../scripts/buildServer';
 import { BenchReport, mib } from './BenchReport';
 import { FULL_PLAN, QUICK_PLAN, TARGETS, type BenchPlan } from './benchPlan';
 import { startBenchStack, type BenchStack } from './BenchStack';
@@ -137,6 +137,12 @@ async function section(
   }
 }
 
+/** What `npm start` runs, as its script writes it. */
+function startLine(): string {
+  const { env, nodeFlags } = startCommand();
+  return [...Object.entries(env).map(([k, v]) => `${k}=${v}`), 'node', ...nodeFlags, 'dist/server/main.js'].join(' ');
+}
+
 function benchmarksMarkdown(header: string[], plan: BenchPlan, report: BenchReport): string {
   const previous = existsSync(BENCHMARKS_FILE) ? readFileSync(BENCHMARKS_FILE, 'utf8') : '';
   const at = previous.indexOf(NOTES_MARKER);
@@ -157,7 +163,7 @@ ${report.markdownTable()}
 Every part is its own process on 127.0.0.1: \`redis-server\`, the mock provider
 (server/mock-provider/main.ts), the bare proxy (bench/bareProxyMain.ts: parse the JSON body,
 forward it with a kept-alive undici pool, return the answer) and the gateway
-(the bundle \`npm start\` runs: \`node ${startNodeFlags().join(' ')} dist/server/main.js\`, built by scripts/buildServer.ts; Redis pool store, ${4} fake OpenAI keys with unlimited rpm/tpm,
+(the bundle \`npm start\` runs: \`${startLine()}\`, built by scripts/buildServer.ts; Redis pool store, ${4} fake OpenAI keys with unlimited rpm/tpm,
 LOG_LEVEL=warn, plus bench/probe/eventLoopProbe.ts preloaded to report event-loop delay).
 The load generator runs in the benchmark's own process.
 

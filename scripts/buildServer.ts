@@ -75,16 +75,25 @@ export async function buildServer(options: BuildServerOptions = {}): Promise<Bui
   return { mainFile: output('server/main.ts'), extraFiles: (options.extraEntries ?? []).map(output) };
 }
 
+/** How `npm start` runs the bundle: environment set on its command line, then node's flags. */
+export interface StartCommand {
+  env: Record<string, string>;
+  nodeFlags: string[];
+}
+
 /**
- * The node flags `npm start` runs the bundle with, read from package.json so that whatever runs
- * the gateway "as production does" (the benchmark, the boot test) cannot drift from it.
+ * How `npm start` runs the bundle, read from package.json so that whatever runs the gateway
+ * "as production does" (the benchmark, the boot test) cannot drift from it: the script must end
+ * with `[NAME=value ...] node [--flags ...] dist/server/main.js`.
  */
-export function startNodeFlags(): string[] {
+export function startCommand(): StartCommand {
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
   const start = pkg.scripts?.start ?? '';
-  const match = /(?:^|&&\s*)node((?:\s+--[\w-]+(?:=\S+)?)*)\s+dist\/server\/main\.js\s*$/.exec(start);
-  if (!match) throw new Error(`package.json scripts.start does not end with "node [flags] dist/server/main.js": ${start}`);
-  return match[1]!.trim().split(/\s+/).filter(Boolean);
+  const match = /(?:^|&&\s*)((?:[A-Z_][A-Z0-9_]*=\S+\s+)*)node((?:\s+--[\w-]+(?:=\S+)?)*)\s+dist\/server\/main\.js\s*$/.exec(start);
+  if (!match) throw new Error(`package.json scripts.start does not end with "[NAME=value ...] node [flags] dist/server/main.js": ${start}`);
+  const words = (text: string) => text.trim().split(/\s+/).filter(Boolean);
+  const env = Object.fromEntries(words(match[1]!).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+  return { env, nodeFlags: words(match[2]!) };
 }
 
 /**

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildServer, DEFAULT_OUT_DIR, startNodeFlags } from '../../scripts/buildServer';
+import { buildServer, DEFAULT_OUT_DIR, startCommand } from '../../scripts/buildServer';
 
 /**
  * `npm start` as a user runs it: the real entry point in a child process, in demo mode, both
@@ -30,13 +30,13 @@ beforeAll(async () => {
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 const RUNTIMES = [
-  { name: 'compiled bundle (npm start)', args: () => [...startNodeFlags(), bundle] },
-  { name: 'source under tsx (npm run dev)', args: () => ['--import', 'tsx', 'server/main.ts'] },
+  { name: 'compiled bundle (npm start)', args: () => [...startCommand().nodeFlags, bundle], env: () => startCommand().env },
+  { name: 'source under tsx (npm run dev)', args: () => ['--import', 'tsx', 'server/main.ts'], env: () => ({}) },
 ];
 
-describe.each(RUNTIMES)('server/main.ts as $name', ({ args }) => {
+describe.each(RUNTIMES)('server/main.ts as $name', ({ args, env: runtimeEnv }) => {
   function startMain(env: Record<string, string>) {
-    const child = spawn(process.execPath, args(), { env: { ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args(), { env: { ...runtimeEnv(), ...baseEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     return child;
   }
