@@ -189,7 +189,7 @@ The load generator runs in the benchmark's own process.
   The bare proxy (same probe) streams the same 1,000 answers as a baseline: the least a Node proxy
   does per event (one upstream read, one client write, no parsing).
 - 5: bench/poolPicks.ts in its own process: KeyPool.acquire on the in-process store awaited one by one,
-  and on the Redis store with ${plan.pool.redisInFlight} picks in flight (ioredis auto-pipelining); ceiling:
+  and on the Redis store with ${plan.pool.redisInFlight} picks in flight on the gateway's pool connection (writes coalesced per turn of the event loop); ceiling:
   \`redis-benchmark -c 50 -n ${plan.pool.redisBenchmarkRequests} EVALSHA <sha of "return 1"> 0\` on the same Redis.
 - 6: VmRSS of the gateway right after the checks above (start-up plus one request per path),
   and again after ${plan.idleSettleMs / 1000} s more at rest, when V8's memory reducer has given unused heap back.

@@ -35,7 +35,7 @@ export async function measurePoolPicks(stack: BenchStack, children: ChildProcess
   const ratio = picks.redisPicksPerS / ceiling;
   report.add({
     section: 5,
-    measure: `Key picks/s in one process, Redis store (${picks.redisInFlight} in flight, ioredis auto-pipelining)`,
+    measure: `Key picks/s in one process, Redis store (${picks.redisInFlight} in flight, writes coalesced per turn as in the gateway)`,
     keyrack: `${perSecond(picks.redisPicksPerS)} = ${percent(ratio)} of ceiling`,
     baseline: `redis-benchmark -c 50 EVALSHA (return 1): ${perSecond(ceiling)}`,
     target: `>= ${percent(TARGETS.redisPicksVsCeiling)} of redis-benchmark`,
