@@ -47,7 +47,8 @@ export function gatewayRedisOptions(options: GatewayRedisOptions = {}): RedisOpt
  * but spams stderr.
  */
 export function createGatewayRedis(url: string, options: GatewayRedisOptions = {}): Redis {
-  const redis = options.coalesceWrites ? new CoalescingRedis(url, gatewayRedisOptions(options)) : new Redis(url, gatewayRedisOptions(options));
+  const Client = options.coalesceWrites ? CoalescingRedis : Redis;
+  const redis = new Client(url, gatewayRedisOptions(options));
   const role = options.role ?? 'redis';
   let down = false;
   redis.on('error', (error: Error) => {
