@@ -180,8 +180,9 @@ The load generator runs in the benchmark's own process.
   ${plan.warmupS} s of the same paced load on the same target (its steady state, not its return from ~40 s idle).
 - 3: a small undici + eventsource-parser client, one stream at a time, ${plan.ttft.samples} per path,
   interleaved; the mock sends ${plan.ttft.chunks} chunks at once. Time to the first non-empty text delta,
-  counted from the first request (for tRPC: \`POST /trpc/chat.start\`, then the SSE
-  \`GET /trpc/chat.stream?input=...\` as httpSubscriptionLink builds it).
+  counted from the first request (for tRPC, as the SDK does it: \`POST /trpc/chat.start\`, whose
+  answer carries the events the stream held by then, the first text usually, then the SSE
+  \`GET /trpc/chat.stream?input=...\` as httpSubscriptionLink builds it, after the last of them).
 - 4: ${plan.streams.count} streams opened at once, the mock pacing ${plan.streams.chunks} chunks ${plan.streams.chunkDelayMs} ms apart. Every answer
   is checked against the mock's deterministic text (each prompt is unique and echoed), delta count and
   tRPC event ids. RSS from /proc/<pid>/status (VmRSS) before, and its peak sampled every 100 ms during.

@@ -61,14 +61,15 @@ export interface TrpcTarget {
 }
 
 /**
- * Keyrack's own streaming path, as the SDK's httpSubscriptionLink drives it: `chat.start`
- * (a mutation: POST with the input as the JSON body), then `chat.stream` as an SSE GET with
- * the input JSON in `?input=`. Each item is `tracked(id, event)`: SSE `id:` plus the event as
+ * Keyrack's own streaming path, as the SDK drives it: `chat.start` (a mutation: POST with the
+ * input as the JSON body), whose answer carries the events the stream held by then (the first
+ * text, usually), then `chat.stream` as an SSE GET (httpSubscriptionLink) with the input JSON
+ * in `?input=`, resuming after the last of those events. Each item is `tracked(id, event)`: SSE `id:` plus the event as
  * `data:`; the subscription's end is an SSE `return` event. The bearer token travels in a
  * header, as the SDK's eventsource fetch sends it.
  */
 export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: unknown, signal?: AbortSignal): Promise<StreamResult> {
-  const started = performance.now();
+  const sentAt = performance.now();
   const auth = { authorization: `Bearer ${target.token}` };
   const startRes = await request(`${target.trpcUrl}/chat.start`, {
     method: 'POST',
@@ -79,10 +80,28 @@ export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: un
   });
   const startText = await startRes.body.text();
   if (startRes.statusCode !== 200) throw new Error(`chat.start: HTTP ${startRes.statusCode}: ${startText.slice(0, 300)}`);
-  const streamId = (JSON.parse(startText) as { result?: { data?: { streamId?: string } } }).result?.data?.streamId;
+  const startAnswer = (JSON.parse(startText) as { result?: { data?: { streamId?: string; events?: { id: string; event: TrpcItem }[] } } }).result?.data;
+  const streamId = startAnswer?.streamId;
   if (!streamId) throw new Error(`chat.start: no streamId in ${startText.slice(0, 300)}`);
+  const out: StreamResult = { ttftMs: Number.NaN, totalMs: Number.NaN, deltas: 0, text: '', idProblems: 0, finished: false };
+  let lastId = 0;
+  const take = (id: string | undefined, item: TrpcItem) => {
+    if (id !== undefined) {
+      if (Number(id) !== lastId + 1) out.idProblems += 1;
+      lastId = Number(id);
+    }
+    if (item.type === 'delta' && item.text) addDelta(out, item.text, sentAt);
+    else if (item.type === 'done') out.finished = true;
+    else if (item.type === 'error') throw new Error(`chat.stream error event: ${item.code}: ${item.message}`);
+  };
+  // As the SDK does: the events chat.start brought count at once, the stream resumes after them.
+  for (const { id, event } of startAnswer?.events ?? []) take(id, event);
+  if (out.finished) {
+    out.totalMs = performance.now() - sentAt;
+    return out;
+  }
 
-  const input = encodeURIComponent(JSON.stringify({ streamId }));
+  const input = encodeURIComponent(JSON.stringify(lastId > 0 ? { streamId, lastEventId: String(lastId) } : { streamId }));
   const res = await request(`${target.trpcUrl}/chat.stream?input=${input}`, {
     method: 'GET',
     dispatcher: agent,
@@ -90,8 +109,6 @@ export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: un
     signal,
   });
   if (res.statusCode !== 200) throw new Error(`chat.stream: HTTP ${res.statusCode}: ${(await res.body.text()).slice(0, 300)}`);
-  const out: StreamResult = { ttftMs: Number.NaN, totalMs: Number.NaN, deltas: 0, text: '', idProblems: 0, finished: false };
-  let lastId = 0;
   let ended = false;
   const parser = createParser({
     onEvent(event: EventSourceMessage) {
@@ -101,14 +118,7 @@ export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: un
       }
       if (event.event === 'serialized-error') throw new Error(`chat.stream error: ${event.data.slice(0, 300)}`);
       if (event.event !== undefined && event.event !== 'message') return; // connected, ping
-      if (event.id !== undefined) {
-        if (Number(event.id) !== lastId + 1) out.idProblems += 1;
-        lastId = Number(event.id);
-      }
-      const item = JSON.parse(event.data) as { type: string; text?: string; code?: string; message?: string };
-      if (item.type === 'delta' && item.text) addDelta(out, item.text, started);
-      else if (item.type === 'done') out.finished = true;
-      else if (item.type === 'error') throw new Error(`chat.stream error event: ${item.code}: ${item.message}`);
+      take(event.id, JSON.parse(event.data) as TrpcItem);
     },
   });
   try {
@@ -119,8 +129,16 @@ export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: un
   } finally {
     res.body.destroy();
   }
-  out.totalMs = performance.now() - started;
+  out.totalMs = performance.now() - sentAt;
   return out;
+}
+
+/** A stream event as this client reads it. */
+interface TrpcItem {
+  type: string;
+  text?: string;
+  code?: string;
+  message?: string;
 }
 
 function addDelta(out: StreamResult, text: string, started: number): void {

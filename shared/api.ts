@@ -24,14 +24,28 @@ export const userIdSchema = z
 // --- chat -----------------------------------------------------------------------------------
 
 export const chatStartInputSchema = chatRequestSchema;
-export const chatStartOutputSchema = z.object({
-  /** Unguessable (random UUID) and bound to the user who started it. */
-  streamId: z.string().uuid(),
-});
-export type ChatStartOutput = z.infer<typeof chatStartOutputSchema>;
 
 /** Ids of a stream's events: "1", "2", ... in order, so "resume after N" is well defined. */
 export const streamEventIdSchema = z.string().regex(/^\d{1,9}$/, 'an event id as sent by chat.stream');
+
+/** An event of a stream with its id, as chat.stream sends it (`tracked(id, event)`). */
+export const trackedStreamEventSchema = z.object({ id: streamEventIdSchema, event: streamEventSchema });
+
+/** At most this many of a stream's first events come back with chat.start. */
+export const CHAT_START_EVENTS_MAX = 64;
+
+export const chatStartOutputSchema = z.object({
+  /** Unguessable (random UUID) and bound to the user who started it. */
+  streamId: z.string().uuid(),
+  /**
+   * The events the stream already held when chat.start answered, from id "1" on (it answers at
+   * the first one: usually `start` and the first text of the same upstream read). A client
+   * shows them at once and opens chat.stream with lastEventId = the last one's id, so the first
+   * token needs no second round trip.
+   */
+  events: z.array(trackedStreamEventSchema).max(CHAT_START_EVENTS_MAX),
+});
+export type ChatStartOutput = z.infer<typeof chatStartOutputSchema>;
 
 export const chatStreamInputSchema = z.object({
   streamId: z.string().uuid(),

@@ -33,6 +33,8 @@ export interface StartedStream {
   streamId: string;
   /** The stream's first event, or null when it ended without any. */
   first: StreamEvent | null;
+  /** Its events so far (at most `maxEvents` of start's input), from id "1" on. */
+  events: BufferedEvent[];
 }
 
 const DEFAULT_GRACE_MS = 5_000;
@@ -155,8 +157,11 @@ export class ChatStreams {
    * Starts the upstream call and resolves with the first event, so the caller can refuse the
    * start itself (every key busy, unknown model) instead of handing out a stream of one error.
    */
-  async start(input: { chat: ChatRequest; userId: string; requestId?: string; signal?: AbortSignal }): Promise<StartedStream> {
-    if (this.closed) return { streamId: randomUUID(), first: { type: 'error', code: 'shutting_down', message: 'gateway is shutting down' } };
+  async start(input: { chat: ChatRequest; userId: string; requestId?: string; signal?: AbortSignal; maxEvents?: number }): Promise<StartedStream> {
+    if (this.closed) {
+      const first: StreamEvent = { type: 'error', code: 'shutting_down', message: 'gateway is shutting down' };
+      return { streamId: randomUUID(), first, events: [{ id: '1', event: first }] };
+    }
     const stream = new LocalStream(randomUUID(), input.userId);
     this.streams.set(stream.id, stream);
     const { durable } = this.options;
@@ -212,7 +217,10 @@ export class ChatStreams {
       input.signal?.removeEventListener('abort', onCallerAbort);
     }
     // Nothing is dropped yet: there is no reader before chat.start has answered.
-    return { streamId: stream.id, first: stream.at(1) ?? null };
+    const count = Math.min(stream.length, input.maxEvents ?? 0);
+    const events: BufferedEvent[] = [];
+    for (let seq = 1; seq <= count; seq += 1) events.push({ id: String(seq), event: stream.at(seq)! });
+    return { streamId: stream.id, first: stream.at(1) ?? null, events };
   }
 
   /**

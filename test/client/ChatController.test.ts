@@ -11,7 +11,9 @@ class ScriptedTransport implements ChatTransport {
   opened: { streamId: string; lastEventId?: string }[] = [];
   handlers: ChatStreamHandlers | null = null;
   cancelled = 0;
-  constructor(private readonly startResult: () => Promise<{ streamId: string }> = async () => ({ streamId: 's1' })) {}
+  constructor(
+    private readonly startResult: () => Promise<{ streamId: string; events?: { id: string; event: StreamEvent }[] }> = async () => ({ streamId: 's1' }),
+  ) {}
   start(request: ChatRequest) {
     this.requests.push(request);
     return this.startResult();
@@ -33,6 +35,43 @@ async function opened(transport: ScriptedTransport, count: number) {
 }
 
 describe('ChatController', () => {
+  it('shows the events chat.start brought at once and opens the stream after the last of them', async () => {
+    const transport = new ScriptedTransport(async () => ({
+      streamId: 's1',
+      events: [
+        { id: '1', event: { type: 'start', provider: 'openai', model: 'gpt-4o', keyFingerprint: 'abcd' } },
+        { id: '2', event: { type: 'delta', text: 'Hi ' } },
+      ],
+    }));
+    const chat = new ChatController({ transport, model: 'gpt-4o' });
+    const done = chat.send('hello');
+    await opened(transport, 1);
+    expect(transport.opened[0]).toEqual({ streamId: 's1', lastEventId: '2' });
+    expect(chat.getSnapshot().status).toBe('streaming');
+    expect(chat.getSnapshot().messages[1]?.content).toBe('Hi ');
+    transport.emit(2, { type: 'delta', text: 'Hi ' }); // a repeat (a server without lastEventId): ignored
+    transport.emit(3, { type: 'delta', text: 'there' });
+    transport.emit(4, { type: 'done', finishReason: 'stop' });
+    await done;
+    expect(chat.getSnapshot().messages[1]).toMatchObject({ content: 'Hi there', finishReason: 'stop' });
+  });
+
+  it('an answer that chat.start brought whole needs no stream', async () => {
+    const transport = new ScriptedTransport(async () => ({
+      streamId: 's1',
+      events: [
+        { id: '1', event: { type: 'start', provider: 'openai', model: 'gpt-4o', keyFingerprint: 'abcd' } },
+        { id: '2', event: { type: 'delta', text: 'Short.' } },
+        { id: '3', event: { type: 'done', finishReason: 'stop' } },
+      ],
+    }));
+    const chat = new ChatController({ transport, model: 'gpt-4o' });
+    await chat.send('hello');
+    expect(transport.opened).toEqual([]);
+    expect(chat.getSnapshot()).toMatchObject({ status: 'ready' });
+    expect(chat.getSnapshot().messages[1]).toMatchObject({ content: 'Short.', finishReason: 'stop' });
+  });
+
   it('streams deltas into one assistant message, then records usage, cost and finish', async () => {
     const transport = new ScriptedTransport();
     const finished: string[] = [];

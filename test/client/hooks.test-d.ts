@@ -78,7 +78,7 @@ describe('useModels', () => {
 describe('createKeyrackClient', () => {
   it('is typed end to end by the router', () => {
     expectTypeOf(createKeyrackClient).returns.toEqualTypeOf<KeyrackClient>();
-    expectTypeOf(client.chat.start.mutate).returns.resolves.toEqualTypeOf<{ streamId: string }>();
+    expectTypeOf(client.chat.start.mutate).returns.resolves.toEqualTypeOf<{ streamId: string; events: { id: string; event: StreamEvent }[] }>();
     expectTypeOf(client.chat.stream.subscribe).parameter(1).toHaveProperty('onData').exclude<undefined>().parameter(0).toEqualTypeOf<{ id: string; data: StreamEvent }>();
   });
 

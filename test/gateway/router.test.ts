@@ -133,6 +133,18 @@ describe('appRouter via createCaller', () => {
     expect(await codeOf((async () => { for await (const _ of await mallory.chat.stream({ streamId })) void _; })())).toBe('NOT_FOUND');
   });
 
+  it('chat.start brings the events held when it answers; chat.stream after the last of them repeats none', async () => {
+    const { alice } = await setup();
+    const started = await alice.chat.start(chat);
+    // chat.start answers at the first event: at least that one, in order from id 1.
+    expect(started.events.length).toBeGreaterThanOrEqual(1);
+    expect(started.events).toEqual(ANSWER.slice(0, started.events.length).map((event, i) => ({ id: String(i + 1), event })));
+    const { streamId } = await alice.chat.start(chat);
+    const seen: string[] = [];
+    for await (const item of await alice.chat.stream({ streamId, lastEventId: '2' })) seen.push((item as unknown as [string])[0]);
+    expect(seen).toEqual(['3', '4', '5']);
+  });
+
   it('models.list shows active models with names and prices', async () => {
     const { alice } = await setup();
     expect(await alice.models.list()).toEqual([{ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2 }]);

@@ -31,8 +31,14 @@ async function post(gw: TestGateway, path: string, body: string, headers: Record
   return { status: res.statusCode, contentType: res.headers['content-type'] as string | undefined, vary: res.headers.vary as string | undefined, body: await res.body.text() };
 }
 
-/** Stream ids are random: compare everything else. */
-const comparable = (a: Answer) => ({ ...a, body: a.body.replace(/"streamId":"[0-9a-f-]+"/g, '"streamId":"<id>"') });
+/**
+ * Stream ids are random, and how many events chat.start brings depends on how the upstream's
+ * bytes arrived: compare everything else.
+ */
+const comparable = (a: Answer) => ({
+  ...a,
+  body: a.body.replace(/"streamId":"[0-9a-f-]+"/g, '"streamId":"<id>"').replace(/"events":\[.*?\]\}(?=\}|,)/g, '"events":"<events>"}'),
+});
 
 describe('chat.start fast path', () => {
   const input = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'compare me' }] };

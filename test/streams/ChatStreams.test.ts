@@ -72,9 +72,19 @@ describe('ChatStreams (in process)', () => {
     const streams = new ChatStreams({ engine, logger: silentLogger });
     const started = await streams.start({ chat, userId: 'alice' });
     expect(started.first).toEqual(SCRIPT[0]);
+    expect(started.events).toEqual([]); // none asked for
     const read = await streams.open({ streamId: started.streamId, userId: 'alice' });
     const events = await collect(read!(new AbortController().signal));
     expect(events).toEqual(SCRIPT.map((event, i) => ({ id: String(i + 1), event })));
+  });
+
+  it('answers start with the events it holds, up to maxEvents, ids from 1', async () => {
+    const streams = new ChatStreams({ engine: new ScriptedEngine(SCRIPT), logger: silentLogger });
+    const all = await streams.start({ chat, userId: 'alice', maxEvents: 64 });
+    expect(all.events.length).toBeGreaterThanOrEqual(1);
+    expect(all.events).toEqual(SCRIPT.slice(0, all.events.length).map((event, i) => ({ id: String(i + 1), event })));
+    const capped = await streams.start({ chat, userId: 'alice', maxEvents: 1 });
+    expect(capped.events).toEqual([{ id: '1', event: SCRIPT[0] }]);
   });
 
   it('resumes after lastEventId without a second engine call', async () => {

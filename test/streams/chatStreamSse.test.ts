@@ -18,14 +18,18 @@ beforeAll(async () => {
 afterAll(() => gw?.close());
 
 async function start(token: string): Promise<string> {
+  return (await startAnswer(token)).streamId;
+}
+
+async function startAnswer(token: string): Promise<{ streamId: string; events: { id: string; event: { type: string } }[] }> {
   const res = await request(`${gw.url}/trpc/chat.start`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     // Quotes, escapes, a control character and non-ASCII in the echoed text: the fast path writes deltas' JSON itself.
     body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'fast path please: "quoted" \\ back\nslash é 😀 \u0001' }] }),
   });
-  const body = (await res.body.json()) as { result: { data: { streamId: string } } };
-  return body.result.data.streamId;
+  const body = (await res.body.json()) as { result: { data: { streamId: string; events: { id: string; event: { type: string } }[] } } };
+  return body.result.data;
 }
 
 async function readStream(streamId: string, headers: Record<string, string>, lastEventId?: string) {
@@ -51,6 +55,15 @@ describe('chat.stream fast path', () => {
     expect(fast.text).toContain('\\"quoted\\"');
     expect(fast.text).toContain('\\u0001');
     expect(fast.text.endsWith('event: return\ndata: \n\n\n')).toBe(true);
+  });
+
+  it("chat.start's answer carries the stream's first events, as chat.stream sends them under the same ids", async () => {
+    const { streamId, events } = await startAnswer(alice);
+    expect(events.length).toBeGreaterThanOrEqual(1);
+    expect(events.map((e) => e.id)).toEqual(events.map((_, i) => String(i + 1)));
+    expect(events[0]!.event.type).toBe('start');
+    const stream = await readStream(streamId, { authorization: `Bearer ${alice}` });
+    for (const { id, event } of events) expect(stream.text).toContain(`data: ${JSON.stringify(event)}\nid: ${id}\n\n\n`);
   });
 
   it('resumes after Last-Event-ID like tRPC does', async () => {

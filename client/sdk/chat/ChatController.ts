@@ -120,9 +120,11 @@ export class ChatController {
     this.#run = run;
     this.#set({ messages, status: 'submitted', error: null, usage: null, cost: null, retryAfterMs: undefined });
 
+    let first: readonly TrackedStreamEvent[];
     try {
-      const { streamId } = await this.#options.transport.start(request);
-      run.streamId = streamId;
+      const started = await this.#options.transport.start(request);
+      run.streamId = started.streamId;
+      first = started.events ?? [];
     } catch (error) {
       if (!run.stopped) this.#fail(run, toKeyrackError(error));
       return settled;
@@ -133,7 +135,10 @@ export class ChatController {
       this.#options.transport.stream({ streamId: run.streamId }, { onEvent() {}, onError() {}, onComplete() {} })();
       return settled;
     }
-    this.#open(run);
+    // The events chat.start brought (the first text, usually) show now; the stream resumes
+    // after the last of them. If they hold the end, the answer is over without a stream.
+    for (const tracked of first) this.#onEvent(run, tracked);
+    if (this.#run === run) this.#open(run);
     return settled;
   };
 

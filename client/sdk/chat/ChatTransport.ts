@@ -19,7 +19,11 @@ export interface ChatStreamHandlers {
  * frameworks can bring their own.
  */
 export interface ChatTransport {
-  start(request: ChatRequest): Promise<{ streamId: string }>;
+  /**
+   * Starts the answer. `events`: what the stream already held when the gateway answered (its
+   * first text, usually), shown before the stream opens; the stream then resumes after them.
+   */
+  start(request: ChatRequest): Promise<{ streamId: string; events?: readonly TrackedStreamEvent[] }>;
   /** Opens the stream; resumes after `lastEventId` when given. The returned function cancels it. */
   stream(input: { streamId: string; lastEventId?: string }, handlers: ChatStreamHandlers): () => void;
 }

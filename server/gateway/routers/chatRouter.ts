@@ -6,6 +6,7 @@ import {
   chatStartInputSchema,
   chatStartOutputSchema,
   chatStreamInputSchema,
+  CHAT_START_EVENTS_MAX,
   type ChatCompleteOutput,
 } from '../../../shared/api';
 import { collectAnswer } from '../collectAnswer';
@@ -16,7 +17,9 @@ export const chatRouter = router({
   /**
    * Starts the upstream call and answers once it produced its first event, so "every key busy"
    * or "unknown model" is this mutation's error (TOO_MANY_REQUESTS with retryAfterMs, NOT_FOUND)
-   * rather than a stream of one error event. Messages travel in the POST body, never in a URL.
+   * rather than a stream of one error event. The answer carries the events held by then (the
+   * first text, usually), so the client shows them without waiting for chat.stream's round trip
+   * (issue #8: time to first token). Messages travel in the POST body, never in a URL.
    */
   start: authedProcedure
     .input(chatStartInputSchema)
@@ -26,10 +29,11 @@ export const chatRouter = router({
         chat: input,
         userId: ctx.user.id,
         requestId: ctx.requestId,
+        maxEvents: CHAT_START_EVENTS_MAX,
         ...(signal ? { signal } : {}),
       });
       if (started.first?.type === 'error') throw trpcErrorOf(started.first);
-      return { streamId: started.streamId };
+      return { streamId: started.streamId, events: started.events };
     }),
 
   /**
