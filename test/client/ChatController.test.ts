@@ -34,15 +34,15 @@ async function opened(transport: ScriptedTransport, count: number) {
   await expect.poll(() => transport.opened.length).toBe(count);
 }
 
+/** A transport whose chat.start brings `start` and then `events` (ids from 1). */
+function startingWith(...events: StreamEvent[]): ScriptedTransport {
+  const all: StreamEvent[] = [{ type: 'start', provider: 'openai', model: 'gpt-4o', keyFingerprint: 'abcd' }, ...events];
+  return new ScriptedTransport(async () => ({ streamId: 's1', events: all.map((event, i) => ({ id: String(i + 1), event })) }));
+}
+
 describe('ChatController', () => {
   it('shows the events chat.start brought at once and opens the stream after the last of them', async () => {
-    const transport = new ScriptedTransport(async () => ({
-      streamId: 's1',
-      events: [
-        { id: '1', event: { type: 'start', provider: 'openai', model: 'gpt-4o', keyFingerprint: 'abcd' } },
-        { id: '2', event: { type: 'delta', text: 'Hi ' } },
-      ],
-    }));
+    const transport = startingWith({ type: 'delta', text: 'Hi ' });
     const chat = new ChatController({ transport, model: 'gpt-4o' });
     const done = chat.send('hello');
     await opened(transport, 1);
@@ -57,14 +57,7 @@ describe('ChatController', () => {
   });
 
   it('an answer that chat.start brought whole needs no stream', async () => {
-    const transport = new ScriptedTransport(async () => ({
-      streamId: 's1',
-      events: [
-        { id: '1', event: { type: 'start', provider: 'openai', model: 'gpt-4o', keyFingerprint: 'abcd' } },
-        { id: '2', event: { type: 'delta', text: 'Short.' } },
-        { id: '3', event: { type: 'done', finishReason: 'stop' } },
-      ],
-    }));
+    const transport = startingWith({ type: 'delta', text: 'Short.' }, { type: 'done', finishReason: 'stop' });
     const chat = new ChatController({ transport, model: 'gpt-4o' });
     await chat.send('hello');
     expect(transport.opened).toEqual([]);
