@@ -46,6 +46,9 @@ export interface ProbeReport {
   heapTotalBytes: number;
   externalBytes: number;
   arrayBuffersBytes: number;
+  /** CPU time the process spent since the previous report, in user space and in the kernel. */
+  cpuUserMs: number;
+  cpuSystemMs: number;
 }
 
 export interface StackOptions {

@@ -19,6 +19,10 @@ interface StreamsOutcome {
   rssBeforeBytes: number;
   eventLoopP99Ms: number;
   eventLoopMaxMs: number;
+  /** CPU time (user + kernel) of the process in the middle per chunk sent, in microseconds. */
+  cpuPerChunkUs: number;
+  /** The kernel's share of it (socket reads and writes, mostly). */
+  systemPerChunkUs: number;
   seconds: number;
 }
 
@@ -71,6 +75,16 @@ export async function measureManyStreams(stack: BenchStack, plan: BenchPlan, rep
         baseline: `bare proxy ${ms(bare.eventLoopP99Ms)} (max ${ms(bare.eventLoopMaxMs)})`,
         target: `<= ${TARGETS.eventLoopP99Ms} ms`,
         met: o.eventLoopP99Ms <= TARGETS.eventLoopP99Ms,
+      });
+      // Context for the event-loop row: the mock sends every stream's chunk on the same beat, so
+      // each beat's wave costs about 1,000 x this.
+      report.add({
+        section: 4,
+        measure: `${what}: gateway CPU per chunk (user + kernel, over the run)`,
+        keyrack: `${o.cpuPerChunkUs.toFixed(1)} us (kernel ${o.systemPerChunkUs.toFixed(1)} us) = ${(o.cpuPerChunkUs / bare.cpuPerChunkUs).toFixed(1)}x the bare proxy`,
+        baseline: `bare proxy ${bare.cpuPerChunkUs.toFixed(1)} us (kernel ${bare.systemPerChunkUs.toFixed(1)} us)`,
+        target: '',
+        met: null,
       });
     }
   } finally {
@@ -125,6 +139,8 @@ async function runStreams(stack: BenchStack, path: Path, plan: BenchPlan): Promi
     rssBeforeBytes,
     eventLoopP99Ms: loop.p99Ms,
     eventLoopMaxMs: loop.maxMs,
+    cpuPerChunkUs: ((loop.cpuUserMs + loop.cpuSystemMs) * 1e3) / (count * chunks),
+    systemPerChunkUs: (loop.cpuSystemMs * 1e3) / (count * chunks),
     seconds,
   };
   settled.forEach((s, i) => {
