@@ -5,7 +5,7 @@ import { chatStreamInputSchema } from '../../shared/api';
 import { bearerToken, type TokenService } from '../auth/tokens';
 import type { Logger } from '../observability/logger';
 import type { ChatStreams } from './ChatStreams';
-import { drained } from './drained';
+import { StreamedResponse } from './StreamedResponse';
 
 export interface ChatStreamSseOptions {
   tokens: Pick<TokenService, 'verify'>;
@@ -32,7 +32,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
  * Why: tRPC builds each subscription's body from WHATWG streams (a ReadableStream from the
  * generator, a TransformStream, a TextEncoderStream) plus a Promise.race per item for pings. At
  * 1,000 concurrent streams that machinery was most of the gateway's CPU and ~1 MiB of RSS per
- * stream (issue #8). Here each event is one JSON.stringify and one res.write, with backpressure.
+ * stream (issue #8). Here each event is one JSON.stringify and one socket write (StreamedResponse), with backpressure.
  *
  * Only the happy path is served here: an authenticated same-origin request for a stream its
  * user owns. Anything else (bad input, no or bad token, unknown stream, a cross-origin request
@@ -68,12 +68,13 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
       if (!ac.signal.aborted) ac.abort(RESPONSE_DONE);
     };
     let quiet = true;
+    const body = new StreamedResponse(res);
     // A stream of this process is pushed to the socket as its events arrive.
     let ended: () => void = () => {};
     const follower = options.streams.follow(target, {
       write: (id, event) => {
         quiet = false;
-        return res.write(`data: ${eventJson(event)}\nid: ${id}\n\n\n`);
+        return body.write(`data: ${eventJson(event)}\nid: ${id}\n\n\n`);
       },
       end: () => {
         res.end('event: return\ndata: \n\n\n');
@@ -94,16 +95,16 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
       // client's `Connection: close` is honoured (Node keeps other connections alive itself).
       'x-request-id': requestId,
     });
-    res.write(connected);
+    body.write(connected);
     const ping = pingMs > 0 ? setInterval(() => {
-      if (quiet) res.write('event: ping\ndata: \n\n\n');
+      if (quiet) body.write('event: ping\ndata: \n\n\n');
       quiet = true;
     }, pingMs) : undefined;
     if (follower) {
       await new Promise<void>((resolve) => {
         ended = resolve;
         ac.signal.addEventListener('abort', () => resolve(), { once: true });
-        res.on('drain', follower.resume);
+        body.onDrain(follower.resume);
         follower.start();
       });
       clearInterval(ping);
@@ -113,7 +114,7 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
     try {
       for await (const { id, event } of read!(ac.signal)) {
         quiet = false;
-        if (!res.write(`data: ${eventJson(event)}\nid: ${id}\n\n\n`) && !ac.signal.aborted) await drained(res);
+        if (!body.write(`data: ${eventJson(event)}\nid: ${id}\n\n\n`) && !ac.signal.aborted) await body.drained();
       }
       if (!ac.signal.aborted) res.end('event: return\ndata: \n\n\n');
     } catch (error) {

@@ -4,7 +4,7 @@ import { chatRequestSchema, type StreamEvent } from '../../../shared';
 import { bearerToken, refusalMessage, type AuthUser } from '../../auth/tokens';
 import type { GatewayDeps } from '../context';
 import type { EventSink } from '../../streams/ChatEngine';
-import { drained } from '../../streams/drained';
+import { StreamedResponse } from '../../streams/StreamedResponse';
 import { collectAnswer } from '../collectAnswer';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
 import { OPENAI_ERROR_OF, openaiChatRequestSchema, openaiError, openaiFinishReason, openaiUsage, toChatRequest } from './openaiWire';
@@ -98,7 +98,8 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
   let headersSent = false;
   let ended = false;
   // A full socket (a slow client) holds the answer back: the upstream read waits with it.
-  const send = (text: string): void | Promise<void> => (res.write(text) ? undefined : drained(res));
+  const stream = new StreamedResponse(res);
+  const send = (text: string): void | Promise<void> => (stream.write(text) ? undefined : stream.drained());
   const chunkText = (choices: unknown[], extra: Record<string, unknown> = {}) =>
     `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...extra })}\n\n`;
   const chunk = (choices: unknown[]) => send(chunkText(choices));
