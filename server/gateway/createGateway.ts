@@ -13,7 +13,7 @@ import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
 import { createMetrics, type GatewayMetrics } from '../observability/metrics';
 import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
-import { createGatewayRedis, gatewayRedisOptions } from '../ops/createGatewayRedis';
+import { CoalescingRedis, createGatewayRedis, gatewayRedisOptions } from '../ops/createGatewayRedis';
 import { createInstanceRegistry } from '../ops/instanceRegistry';
 import { createReloadBroadcaster, type ReloadBroadcaster } from '../ops/reloadBroadcaster';
 import { createResilientStore, type ResilientStore } from '../ops/resilientStore';
@@ -501,9 +501,12 @@ async function startBusinessConfig(
  * offline queue across a reconnect (so a fresh duplicate's SUBSCRIBE or XREAD waits for its first
  * connect), but while Redis is away every queued command fails at the next reconnect attempt
  * (every 250 ms at most): callers fall back (degraded reads, the usage outbox) instead of waiting.
+ * Writes are coalesced per turn of the event loop, as on the pool connection: each chat stream
+ * sets its owner key here as it starts, and 1,000 streams starting together were 1,000 socket
+ * writes in one burst, ~66 us each (issue #8).
  */
 function createDataRedis(url: string, logger: Logger): Redis {
-  const redis = new Redis(url, {
+  const redis = new CoalescingRedis(url, {
     ...gatewayRedisOptions({ offlineQueue: true, commandTimeoutMs: 10_000 }),
     maxRetriesPerRequest: 0,
     retryStrategy: (attempt) => Math.min(50 * attempt, 250),
