@@ -33,7 +33,8 @@ export interface RedisStreamBufferOptions {
  *
  * Writes are batched: events appended within one flush interval, across every stream, go out as
  * one flush, each stream's events in order and together in one XADD entry (field `b`, a JSON
- * array; `e` for a single event) whose id is the last event's seq. One MULTI of four commands
+ * array; readers also take `e`, one event, as earlier versions wrote it) whose id is the last
+ * event's seq, 200 streams to a script call (writeBatches). One MULTI of four commands
  * per event was ~100,000 Redis commands/s at 1,000 streams (issue #8), more than Redis keeps
  * up with on a small box; and at a fixed 100 ms (10,000 XADDs/s there) the commands awaiting
  * their replies were most of what outlived the gateway's young generation. TTLs are set at
@@ -63,6 +64,8 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
   private readonly writesPerSecond: number;
 
   constructor(private readonly options: RedisStreamBufferOptions) {
+    // defineCommand runs EVALSHA and falls back to EVAL (loading the script) on NOSCRIPT.
+    options.redis.defineCommand('keyrackStreamWriteBatch', { lua: WRITE_BATCH });
     this.prefix = options.prefix ?? 'keyrack';
     this.ttlMs = options.ttlMs ?? 5 * 60_000;
     this.blockMs = options.blockMs ?? 2_000;
@@ -147,60 +150,59 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
   }
 
   /**
-   * Writes writers[from..] as pipelines of STREAMS_PER_PIPELINE streams, one per event-loop turn:
-   * one pipeline for 1,000 streams was one long task (1,000 streams x 20 events/s alone: event-loop
-   * delay max 42 ms, p99 5.7 ms; in pipelines of 200: 11 ms, 3.7 ms; issue #8).
-   * The next flush starts only after the last of these pipelines is sent (see flush).
+   * Writes writers[from..] in batches of STREAMS_PER_BATCH streams, one per event-loop turn: one
+   * batch for 1,000 streams was one long task (1,000 streams x 20 events/s alone: event-loop
+   * delay max 42 ms, p99 5.7 ms; in batches of 200: 11 ms, 3.7 ms; issue #8).
+   * A batch is one call of WRITE_BATCH (below), not a pipeline of XADDs and PEXPIREs: a command
+   * object, a reply promise and a timeout timer per XADD were ~4,000 of each per second at 1,000
+   * streams, and with them the durable copy cost the tRPC path ~12 us of CPU per event, ~20% of
+   * all it spent (issue #8, BENCHMARKS.md). The next flush starts only after the last batch is
+   * sent (see flush).
    */
   private writeBatches(writers: StreamWriter[], from: number, waiters: (() => void)[]): void {
-    const to = Math.min(writers.length, from + STREAMS_PER_PIPELINE);
+    const to = Math.min(writers.length, from + STREAMS_PER_BATCH);
     const last = to === writers.length;
     if (!last) setImmediate(() => this.writeBatches(writers, to, waiters));
-    const pipeline = this.options.redis.pipeline();
     const now = Date.now();
-    /** Per stream: its writer, how many commands it queued and the seq they hold. */
-    const spans: [StreamWriter, number, number][] = [];
+    const count = to - from;
+    // WRITE_BATCH's arguments: the key count, KEYS (events and owner per stream), the TTL, then
+    // ARGS_PER_STREAM per stream.
+    const args: (string | number)[] = new Array(2 + count * 2 + count * ARGS_PER_STREAM);
+    args[0] = count * 2;
+    let at = 1 + count * 2;
+    args[at++] = this.ttlMs;
+    /** Per stream: its writer and the seq the batch holds for it. */
+    const spans: [StreamWriter, number][] = [];
     for (let i = from; i < to; i += 1) {
       const writer = writers[i]!;
       writer.queued = false;
       const { keys, events } = writer;
-      let commands = 0;
+      args[1 + (i - from) * 2] = keys.events;
+      args[2 + (i - from) * 2] = keys.owner;
       // Consecutive events of one stream share one entry, its id the last one's seq: a reader
       // resuming after N reads the entry holding N+1 and skips what it had. Serialized here,
       // not at append: a string per event lived until the flush.
-      if (events.length === 1) {
-        pipeline.xadd(keys.events, `0-${writer.lastSeq}`, 'e', JSON.stringify(events[0]));
-        commands += 1;
-      } else if (events.length > 1) {
-        pipeline.xadd(keys.events, `0-${writer.lastSeq}`, 'b', JSON.stringify(events));
-        commands += 1;
-      }
+      args[at++] = events.length > 0 ? writer.lastSeq : '';
+      args[at++] = events.length > 0 ? JSON.stringify(events) : '';
       events.length = 0;
       const ended = writer.endSeq !== null;
-      if (ended) {
-        pipeline.xadd(keys.events, `0-${writer.endSeq}`, 'end', '1');
-        commands += 1;
-      }
-      if (ended || now - writer.renewedAt >= this.ttlMs / 4) {
-        pipeline.pexpire(keys.events, this.ttlMs).pexpire(keys.owner, this.ttlMs);
-        commands += 2;
-        writer.renewedAt = now;
-      }
+      args[at++] = ended ? writer.endSeq! : '';
+      const renew = ended || now - writer.renewedAt >= this.ttlMs / 4;
+      args[at++] = renew ? 1 : 0;
+      if (renew) writer.renewedAt = now;
       if (ended) this.writers.delete(writer.streamId);
-      spans.push([writer, commands, ended ? writer.endSeq! : writer.lastSeq]);
+      spans.push([writer, ended ? writer.endSeq! : writer.lastSeq]);
     }
-    const sent = pipeline.exec().then(
-      (results) => {
-        let at = 0;
-        for (const [writer, commands, seq] of spans) {
-          const failed = results?.slice(at, at + commands).find(([error]) => error)?.[0];
-          at += commands;
-          if (failed) writer.progress?.failed(failed);
+    const sent = (this.options.redis as unknown as DurableScripts).keyrackStreamWriteBatch(...args).then(
+      (errors) => {
+        spans.forEach(([writer, seq], i) => {
+          const error = errors[i];
+          if (error) writer.progress?.failed(new Error(error));
           else writer.progress?.written(seq);
-        }
+        });
       },
       (error: unknown) => {
-        for (const [writer] of spans) writer.progress?.failed(error ?? new Error('pipeline failed'));
+        for (const [writer] of spans) writer.progress?.failed(error ?? new Error('durable stream write failed'));
       },
     );
     this.lastSent = sent;
@@ -209,7 +211,7 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
       if (waiters.length > 0) void sent.finally(() => waiters.forEach((wake) => wake()));
       if (this.flushDeferred) {
         this.flushDeferred = false;
-        // A microtask: after this pipeline was handed to the connection above, so it goes first.
+        // A microtask: after this batch was handed to the connection above, so it goes first.
         queueMicrotask(() => this.flush());
       }
     }
@@ -271,8 +273,46 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
   }
 }
 
-/** Streams per Redis pipeline in one flush (see writeBatches). */
-const STREAMS_PER_PIPELINE = 200;
+/** Streams per WRITE_BATCH call in one flush (see writeBatches). */
+const STREAMS_PER_BATCH = 200;
+
+/** WRITE_BATCH's ARGV per stream: last seq, events (JSON array), end seq, renew TTLs (1/0). */
+const ARGS_PER_STREAM = 4;
+
+/**
+ * One flush batch: per stream, its events as one entry (field `b`, id `0-<last seq>`), its end
+ * entry, and the TTLs of both its keys when due. KEYS: events and owner key per stream. ARGV:
+ * the TTL (ms), then ARGS_PER_STREAM per stream ('' where a stream has no events or no end yet).
+ * Returns one string per stream: '' when written, else Redis's error (an XADD refused), so a
+ * failure reaches only its own stream's writer; the other streams' writes still happen.
+ */
+const WRITE_BATCH = `
+local ttl = ARGV[1]
+local out = {}
+for i = 1, #KEYS / 2 do
+  local events, owner = KEYS[2 * i - 1], KEYS[2 * i]
+  local a = 2 + (i - 1) * ${ARGS_PER_STREAM}
+  local failed = ''
+  if ARGV[a + 1] ~= '' then
+    local r = redis.pcall('XADD', events, '0-' .. ARGV[a], 'b', ARGV[a + 1])
+    if type(r) == 'table' and r.err then failed = r.err end
+  end
+  if failed == '' and ARGV[a + 2] ~= '' then
+    local r = redis.pcall('XADD', events, '0-' .. ARGV[a + 2], 'end', '1')
+    if type(r) == 'table' and r.err then failed = r.err end
+  end
+  if ARGV[a + 3] == '1' then
+    redis.call('PEXPIRE', events, ttl)
+    redis.call('PEXPIRE', owner, ttl)
+  end
+  out[i] = failed
+end
+return out
+`;
+
+interface DurableScripts {
+  keyrackStreamWriteBatch(...args: (string | number)[]): Promise<string[]>;
+}
 
 /** One stream this instance writes: what it has queued for the next flush, and its TTL renewal. */
 interface StreamWriter {
