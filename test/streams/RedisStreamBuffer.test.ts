@@ -149,3 +149,23 @@ it('without a fixed interval, gathers for as long as keeps every stream under wr
     vi.useRealTimers();
   }
 });
+
+it('still writes after Redis lost its scripts, and reads single-event entries (field e) that earlier versions wrote', async () => {
+  const prefix = `test-rsb-${randomUUID()}`;
+  const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200, flushIntervalMs: 0 });
+  const id = randomUUID();
+  const progress = recorder();
+  buffer.create(id, 'frank', progress);
+  await redis.xadd(`${prefix}:{chat:${id}}:events`, '0-1', 'e', JSON.stringify({ type: 'delta', text: 'old' }));
+  // A restarted Redis has no scripts: the batch is sent as EVAL once EVALSHA is refused.
+  await redis.script('FLUSH');
+  buffer.append(id, 2, { type: 'delta', text: 'new' });
+  buffer.finish(id, 2);
+  await buffer.flushed();
+  expect(progress).toMatchObject({ seqs: [3], failures: [] });
+  expect(await collect(buffer.read(id, 0, new AbortController().signal))).toEqual([
+    { id: '1', event: { type: 'delta', text: 'old' } },
+    { id: '2', event: { type: 'delta', text: 'new' } },
+  ]);
+  await buffer.close();
+});
