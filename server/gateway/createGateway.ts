@@ -126,10 +126,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     }
     const tokens = new TokenService(jwtSecret);
 
-    // Two connections: the pool's fails fast while Redis is away (the resilient store falls
-    // back to a local limiter); the data one (business config, BYOK, usage, stream buffers)
-    // queues briefly across reconnects and allows blocking reads. Neither blocks start-up.
+    // Three connections: the pool's fails fast while Redis is away (the resilient store falls
+    // back to a local limiter); the data one (business config, BYOK, usage) queues briefly
+    // across reconnects and allows blocking reads; the streams one, like the data one, carries
+    // the chat streams' durable copy. None blocks start-up.
     let redis: Redis | null = null;
+    let streamsRedis: Redis | null = null;
     let poolRedis: Redis | null = null;
     let resilientStore: ResilientStore | null = null;
     let redisUpAtStart = true;
@@ -140,10 +142,17 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       // EVALSHA was 12% of the gateway's busy time at full load), without the Pipeline object
       // per batch that ioredis's auto-pipelining allocates (CoalescingRedis; issue #8).
       const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger, coalesceWrites: true });
-      const dr = createDataRedis(env.redisUrl, logger);
+      const dr = createDataRedis(env.redisUrl, logger, 'data');
+      // Its own connection, writes coalesced per turn: each stream start sets an owner key (1,000
+      // streams starting together were 1,000 socket writes, ~66 us each), and a flush sends
+      // script calls of up to 200 streams' events, which would hold up a request's usage-limit
+      // check queued behind them on the data connection (issue #8).
+      const sr = createDataRedis(env.redisUrl, logger, 'streams', CoalescingRedis);
       poolRedis = pr;
       redis = dr;
+      streamsRedis = sr;
       cleanups.push(() => void dr.disconnect());
+      cleanups.push(() => void sr.disconnect());
       cleanups.push(() => void pr.disconnect());
       redisUpAtStart = await readyWithin(dr, 2_000);
       const registry = createInstanceRegistry({ redis: pr, prefix: env.redisPrefix, logger });
@@ -236,7 +245,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         logger,
       });
     const engine = createTrackedEngine({ inner: innerEngine, coordinator, metrics, idleTimeoutMs: env.requestTimeoutMs });
-    const durable = redis ? new RedisStreamBuffer({ redis, prefix: env.redisPrefix }) : undefined;
+    const durable = streamsRedis ? new RedisStreamBuffer({ redis: streamsRedis, prefix: env.redisPrefix }) : undefined;
     if (durable) cleanups.push(() => durable.close());
     const streams = new ChatStreams({ engine, logger, ...(durable ? { durable } : {}), ...options.streams });
     // Demo pools are made up in code: a reload would replace them with the (empty) file's.
@@ -497,16 +506,13 @@ async function startBusinessConfig(
 }
 
 /**
- * The data connection (business config, BYOK, usage, stream buffers). Commands wait in the
+ * A data connection (business config, BYOK, usage; or the stream buffers). Commands wait in the
  * offline queue across a reconnect (so a fresh duplicate's SUBSCRIBE or XREAD waits for its first
  * connect), but while Redis is away every queued command fails at the next reconnect attempt
  * (every 250 ms at most): callers fall back (degraded reads, the usage outbox) instead of waiting.
- * Writes are coalesced per turn of the event loop, as on the pool connection: each chat stream
- * sets its owner key here as it starts, and 1,000 streams starting together were 1,000 socket
- * writes in one burst, ~66 us each (issue #8).
  */
-function createDataRedis(url: string, logger: Logger): Redis {
-  const redis = new CoalescingRedis(url, {
+function createDataRedis(url: string, logger: Logger, role: string, Client: typeof Redis = Redis): Redis {
+  const redis = new Client(url, {
     ...gatewayRedisOptions({ offlineQueue: true, commandTimeoutMs: 10_000 }),
     maxRetriesPerRequest: 0,
     retryStrategy: (attempt) => Math.min(50 * attempt, 250),
@@ -515,10 +521,10 @@ function createDataRedis(url: string, logger: Logger): Redis {
   redis.on('error', (error: Error) => {
     if (down) return;
     down = true;
-    logger.warn({ role: 'data', error: { name: error.name, code: (error as { code?: string }).code } }, 'redis connection error; reconnecting in the background');
+    logger.warn({ role, error: { name: error.name, code: (error as { code?: string }).code } }, 'redis connection error; reconnecting in the background');
   });
   redis.on('ready', () => {
-    if (down) logger.info({ role: 'data' }, 'redis connection back');
+    if (down) logger.info({ role }, 'redis connection back');
     down = false;
   });
   return redis;
