@@ -187,6 +187,8 @@ The load generator runs in the benchmark's own process.
   is checked against the mock's deterministic text (each prompt is unique and echoed), delta count and
   tRPC event ids. RSS from /proc/<pid>/status (VmRSS) before, and its peak sampled every 100 ms during.
   Event-loop delay: \`monitorEventLoopDelay\` in the gateway (the preloaded probe), over the run.
+  CPU per chunk: \`process.cpuUsage()\` in the same probe (user + kernel, every thread of the
+  process) over the run, divided by the chunks sent; the bare proxy's the same way.
   The bare proxy (same probe) streams the same 1,000 answers as a baseline: the least a Node proxy
   does per event (one upstream read, one client write, no parsing).
 - 5: bench/poolPicks.ts in its own process: KeyPool.acquire on the in-process store awaited one by one,
