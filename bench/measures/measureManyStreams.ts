@@ -76,8 +76,8 @@ export async function measureManyStreams(stack: BenchStack, plan: BenchPlan, rep
         target: `<= ${TARGETS.eventLoopP99Ms} ms`,
         met: o.eventLoopP99Ms <= TARGETS.eventLoopP99Ms,
       });
-      // Context for the event-loop row: the mock sends every stream's chunk on the same beat, so
-      // each beat's wave costs about 1,000 x this.
+      // Context for the event-loop row, and steadier than it: the busier the gateway is per
+      // chunk, the further its loop falls behind the 20,000 chunks a second (BENCHMARKS.md).
       report.add({
         section: 4,
         measure: `${what}: gateway CPU per chunk (user + kernel, over the run)`,
