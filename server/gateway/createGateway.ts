@@ -13,7 +13,7 @@ import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
 import { createMetrics, type GatewayMetrics } from '../observability/metrics';
 import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
-import { CoalescingRedis, createGatewayRedis, gatewayRedisOptions } from '../ops/createGatewayRedis';
+import { createGatewayRedis } from '../ops/createGatewayRedis';
 import { createInstanceRegistry } from '../ops/instanceRegistry';
 import { createReloadBroadcaster, type ReloadBroadcaster } from '../ops/reloadBroadcaster';
 import { createResilientStore, type ResilientStore } from '../ops/resilientStore';
@@ -147,7 +147,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       // streams starting together were 1,000 socket writes, ~66 us each), and a flush sends
       // script calls of up to 200 streams' events, which would hold up a request's usage-limit
       // check queued behind them on the data connection (issue #8).
-      const sr = createDataRedis(env.redisUrl, logger, 'streams', CoalescingRedis);
+      const sr = createDataRedis(env.redisUrl, logger, 'streams', true);
       poolRedis = pr;
       redis = dr;
       streamsRedis = sr;
@@ -511,23 +511,15 @@ async function startBusinessConfig(
  * connect), but while Redis is away every queued command fails at the next reconnect attempt
  * (every 250 ms at most): callers fall back (degraded reads, the usage outbox) instead of waiting.
  */
-function createDataRedis(url: string, logger: Logger, role: string, Client: typeof Redis = Redis): Redis {
-  const redis = new Client(url, {
-    ...gatewayRedisOptions({ offlineQueue: true, commandTimeoutMs: 10_000 }),
-    maxRetriesPerRequest: 0,
-    retryStrategy: (attempt) => Math.min(50 * attempt, 250),
+function createDataRedis(url: string, logger: Logger, role: string, coalesceWrites = false): Redis {
+  return createGatewayRedis(url, {
+    role,
+    logger,
+    coalesceWrites,
+    offlineQueue: true,
+    commandTimeoutMs: 10_000,
+    redisOptions: { maxRetriesPerRequest: 0, retryStrategy: (attempt) => Math.min(50 * attempt, 250) },
   });
-  let down = false;
-  redis.on('error', (error: Error) => {
-    if (down) return;
-    down = true;
-    logger.warn({ role, error: { name: error.name, code: (error as { code?: string }).code } }, 'redis connection error; reconnecting in the background');
-  });
-  redis.on('ready', () => {
-    if (down) logger.info({ role }, 'redis connection back');
-    down = false;
-  });
-  return redis;
 }
 
 /** The pool store's pick/record latency into keyrack_store_latency_seconds (two calls per request). */

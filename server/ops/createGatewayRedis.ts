@@ -25,6 +25,8 @@ export interface GatewayRedisOptions {
   /** Names the connection in log lines: `pool`, `subscriber`, ... */
   role?: string;
   logger?: Logger;
+  /** ioredis options over the ones above (the data connections' own retry rules). */
+  redisOptions?: RedisOptions;
 }
 
 export function gatewayRedisOptions(options: GatewayRedisOptions = {}): RedisOptions {
@@ -48,7 +50,7 @@ export function gatewayRedisOptions(options: GatewayRedisOptions = {}): RedisOpt
  */
 export function createGatewayRedis(url: string, options: GatewayRedisOptions = {}): Redis {
   const Client = options.coalesceWrites ? CoalescingRedis : Redis;
-  const redis = new Client(url, gatewayRedisOptions(options));
+  const redis = new Client(url, { ...gatewayRedisOptions(options), ...options.redisOptions });
   const role = options.role ?? 'redis';
   let down = false;
   redis.on('error', (error: Error) => {
