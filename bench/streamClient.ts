@@ -64,8 +64,8 @@ export interface TrpcTarget {
  * Keyrack's own streaming path, as the SDK drives it: `chat.start` (a mutation: POST with the
  * input as the JSON body), whose answer carries the events the stream held by then (the first
  * text, usually), then `chat.stream` as an SSE GET (httpSubscriptionLink) with the input JSON
- * in `?input=`, resuming after the last of those events. Each item is `tracked(id, event)`: SSE `id:` plus the event as
- * `data:`; the subscription's end is an SSE `return` event. The bearer token travels in a
+ * in `?input=`, resuming after the last of those events. Each item is `tracked(id, event)`:
+ * SSE `id:` plus the event as `data:`; the subscription's end is an SSE `return` event. The bearer token travels in a
  * header, as the SDK's eventsource fetch sends it.
  */
 export async function trpcStream(agent: Agent, target: TrpcTarget, chatInput: unknown, signal?: AbortSignal): Promise<StreamResult> {
