@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { ProviderError } from '../ProviderError';
 import { scrubSecrets } from './scrubSecrets';
 import { ChunkHandlerFailure, upstreamBody, type ChunkHandler } from './upstreamBody';
@@ -50,6 +50,7 @@ export interface UpstreamRequestInit {
 export class UpstreamHttp {
   readonly agent: Agent;
   readonly transport: 'undici' | 'fetch';
+  private readonly targets = new Map<string, UpstreamTarget>();
 
   constructor(options: UpstreamHttpOptions = {}) {
     this.transport = options.transport ?? 'fetch';
@@ -65,12 +66,16 @@ export class UpstreamHttp {
   async fetch(url: string, init: UpstreamRequestInit): Promise<Response> {
     try {
       if (this.transport === 'undici') {
-        const answer = await request(url, {
+        // The agent's own request(): undici.request(url) would parse the URL string anew on
+        // every call (a WHATWG URL each time, issue #8's profile); a provider's URLs are few.
+        const { origin, path } = this.target(url);
+        const answer = await this.agent.request({
+          origin,
+          path,
           method: init.method,
           headers: init.headers,
           body: init.body ?? null,
           signal: init.signal,
-          dispatcher: this.agent,
         });
         return new NodeResponse(answer.statusCode, answer.headers, answer.body, init.apiKey) as unknown as Response;
       }
@@ -90,7 +95,27 @@ export class UpstreamHttp {
   async close(): Promise<void> {
     await this.agent.close();
   }
+
+  /** Origin and path of a URL, parsed once per distinct URL (base URL + endpoint: a handful per provider). */
+  private target(url: string): UpstreamTarget {
+    let target = this.targets.get(url);
+    if (!target) {
+      const parsed = new URL(url);
+      target = { origin: parsed.origin, path: parsed.pathname + parsed.search };
+      // Bounded all the same: a URL is built from configuration, but nothing here promises that.
+      if (this.targets.size >= MAX_TARGETS) this.targets.clear();
+      this.targets.set(url, target);
+    }
+    return target;
+  }
 }
+
+interface UpstreamTarget {
+  origin: string;
+  path: string;
+}
+
+const MAX_TARGETS = 256;
 
 /**
  * The parts of a WHATWG Response that the adapters use, over undici.request's answer. The body
