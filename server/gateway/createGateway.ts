@@ -524,19 +524,23 @@ function createDataRedis(url: string, logger: Logger, role: string, coalesceWrit
 
 /** The pool store's pick/record latency into keyrack_store_latency_seconds (two calls per request). */
 function timedStore(store: PoolStore, metrics: GatewayMetrics): PoolStore {
-  const timed =
-    <A extends unknown[], R>(operation: string, fn: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      const end = metrics.storeLatency.startTimer({ operation });
-      try {
-        return await fn(...args);
-      } finally {
-        end();
-      }
-    };
+  // One observation per call and nothing else: no async wrapper, no timer closure from
+  // prom-client's startTimer, label objects made once (this runs twice per request, issue #8).
+  const timed = <R>(labels: { operation: string }, call: Promise<R>, startedAt: number): Promise<R> => {
+    const observe = () => metrics.storeLatency.observe(labels, (performance.now() - startedAt) / 1000);
+    return call.finally(observe);
+  };
+  const PICK = { operation: 'pick' };
+  const RECORD = { operation: 'record' };
   return {
-    pick: timed('pick', (pool) => store.pick(pool)),
-    record: timed('record', (pool, fingerprint, outcome) => store.record(pool, fingerprint, outcome)),
+    pick: (pool) => {
+      const startedAt = performance.now();
+      return timed(PICK, store.pick(pool), startedAt);
+    },
+    record: (pool, fingerprint, outcome) => {
+      const startedAt = performance.now();
+      return timed(RECORD, store.record(pool, fingerprint, outcome), startedAt);
+    },
     setEnabled: (pool, fingerprint, enabled) => store.setEnabled(pool, fingerprint, enabled),
     status: (pool) => store.status(pool),
     now: () => store.now(),
