@@ -61,8 +61,13 @@ export interface BusinessConfigOptions {
 
 /** What the hot path reads: validated once per load, not per request. */
 interface Snapshot {
-  settings: BusinessSettings;
+  settings: Readonly<BusinessSettings>;
   byId: Map<string, ModelEntry>;
+  /**
+   * Each active model as resolve() answers it, made once per snapshot: resolve() runs twice per
+   * request and built a new object (and fallbacks array) each time (issue #8). Frozen: shared.
+   */
+  resolvedById: Map<string, ResolvedModel>;
   /** Sorted by provider then id. */
   models: ModelEntry[];
 }
@@ -125,9 +130,12 @@ export class BusinessConfig implements ModelCatalog {
     return { settings: current.settings, models: current.models.map((m) => ({ ...m, fallbacks: [...m.fallbacks] })) };
   }
 
-  /** Stored settings over the defaults (a setting added in a later version starts at its default). */
-  async getSettings(): Promise<BusinessSettings> {
-    return { ...(await this.current()).settings };
+  /**
+   * Stored settings over the defaults (a setting added in a later version starts at its default).
+   * The snapshot's own object, frozen: read on every request, so not copied each time.
+   */
+  async getSettings(): Promise<Readonly<BusinessSettings>> {
+    return (await this.current()).settings;
   }
 
   private async readSettings(): Promise<BusinessSettings> {
@@ -187,9 +195,9 @@ export class BusinessConfig implements ModelCatalog {
    * admins could not switch them off.
    */
   async resolve(name: string): Promise<ResolvedModel | null> {
-    const { byId, models } = await this.current();
+    const { byId, models, resolvedById } = await this.current();
     const exact = byId.get(name);
-    if (exact) return exact.is_active ? toResolved(exact) : null;
+    if (exact) return resolvedById.get(exact.id) ?? null;
     const slash = name.indexOf('/');
     if (slash <= 0) return null;
     const provider = providerIdSchema.safeParse(name.slice(0, slash));
@@ -198,12 +206,13 @@ export class BusinessConfig implements ModelCatalog {
     const match =
       models.find((m) => m.is_active && m.provider === provider.data && m.id === wanted) ??
       models.find((m) => m.is_active && m.provider === provider.data && (m.upstream_model ?? m.id) === wanted);
-    return match ? toResolved(match) : null;
+    return match ? (resolvedById.get(match.id) ?? null) : null;
   }
 
   /** Active models, for clients to choose from. */
   async list(): Promise<ResolvedModel[]> {
-    return (await this.current()).models.filter((m) => m.is_active).map(toResolved);
+    const { models, resolvedById } = await this.current();
+    return models.flatMap((m) => resolvedById.get(m.id) ?? []);
   }
 
   /** Called after any change made through any instance. Returns an unsubscribe function. */
@@ -252,17 +261,18 @@ export class BusinessConfig implements ModelCatalog {
 
 function snapshotOf(settings: BusinessSettings, models: ModelEntry[]): Snapshot {
   models.sort((a, b) => a.provider.localeCompare(b.provider) || a.id.localeCompare(b.id));
-  return { settings, models, byId: new Map(models.map((m) => [m.id, m])) };
+  const resolvedById = new Map(models.filter((m) => m.is_active).map((m) => [m.id, toResolved(m)]));
+  return { settings: Object.freeze({ ...settings }), models, byId: new Map(models.map((m) => [m.id, m])), resolvedById };
 }
 
 export function toResolved(model: ModelEntry): ResolvedModel {
-  return {
+  return Object.freeze({
     id: model.id,
     provider: model.provider,
     upstreamModel: model.upstream_model ?? model.id,
     displayName: model.display_name,
     inputPrice: model.input_price,
     outputPrice: model.output_price,
-    fallbacks: [...model.fallbacks],
-  };
+    fallbacks: Object.freeze([...model.fallbacks]),
+  });
 }

@@ -13,7 +13,7 @@ export interface ResolvedModel {
   /** USD per 1M output tokens. */
   outputPrice: number;
   /** Catalog ids to try, in order, when this model's provider has no usable key. */
-  fallbacks: string[];
+  fallbacks: readonly string[];
 }
 
 export interface ModelCatalog {
