@@ -1,23 +1,29 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { LabelledCounter, LabelledHistogram } from './labelledMetrics';
 
 /**
  * Keyrack's Prometheus metrics. Labels are bounded sets (provider ids, catalog model ids,
  * outcome kinds): never a user id, a key, a key fingerprint or free text, so no secret and
  * no unbounded cardinality can reach a scrape.
+ *
+ * What every request updates is a LabelledCounter / LabelledHistogram (labelledMetrics.ts: no
+ * label hashing per call); gauges set now and then stay prom-client's, and the open-streams
+ * gauge is read at scrape time rather than set on every request's start and end.
  */
 export interface GatewayMetrics {
   registry: Registry;
-  requests: Counter<'provider' | 'model' | 'status'>;
-  upstreamLatency: Histogram<'provider' | 'outcome'>;
-  timeToFirstToken: Histogram<'provider'>;
-  retries: Counter<'provider' | 'reason'>;
-  cooldowns: Counter<'provider' | 'kind'>;
+  requests: LabelledCounter<'provider' | 'model' | 'status'>;
+  upstreamLatency: LabelledHistogram<'provider' | 'outcome'>;
+  timeToFirstToken: LabelledHistogram<'provider'>;
+  retries: LabelledCounter<'provider' | 'reason'>;
+  cooldowns: LabelledCounter<'provider' | 'kind'>;
   disabledKeys: Gauge<'provider'>;
   coolingKeys: Gauge<'provider'>;
-  tokens: Counter<'provider' | 'model' | 'direction'>;
-  costUsd: Counter<'provider' | 'model'>;
-  openStreams: Gauge;
-  storeLatency: Histogram<'operation'>;
+  tokens: LabelledCounter<'provider' | 'model' | 'direction'>;
+  costUsd: LabelledCounter<'provider' | 'model'>;
+  /** Answers in flight; the latest count is what a scrape reports. */
+  openStreams: { set(count: number): void };
+  storeLatency: LabelledHistogram<'operation'>;
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -26,35 +32,44 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Gate
   const registry = new Registry();
   if (options.collectDefaults ?? true) collectDefaultMetrics({ register: registry, prefix: 'keyrack_process_' });
   const registers = [registry];
+  let openStreams = 0;
+  new Gauge({
+    name: 'keyrack_open_streams',
+    help: 'Chat streams in flight',
+    registers,
+    collect() {
+      this.set(openStreams);
+    },
+  });
   return {
     registry,
-    requests: new Counter({
+    requests: new LabelledCounter({
       name: 'keyrack_requests_total',
       help: 'Chat requests by provider, model and final status',
       labelNames: ['provider', 'model', 'status'],
       registers,
     }),
-    upstreamLatency: new Histogram({
+    upstreamLatency: new LabelledHistogram({
       name: 'keyrack_upstream_latency_seconds',
       help: 'Duration of one upstream attempt, by outcome',
       labelNames: ['provider', 'outcome'],
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    timeToFirstToken: new Histogram({
+    timeToFirstToken: new LabelledHistogram({
       name: 'keyrack_time_to_first_token_seconds',
       help: 'From request to the first text delta sent to the client',
       labelNames: ['provider'],
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    retries: new Counter({
+    retries: new LabelledCounter({
       name: 'keyrack_retries_total',
       help: 'Attempts retried on another key or model, by the reason of the failed attempt',
       labelNames: ['provider', 'reason'],
       registers,
     }),
-    cooldowns: new Counter({
+    cooldowns: new LabelledCounter({
       name: 'keyrack_key_cooldowns_total',
       help: 'Keys put out of rotation: rate_limited, quota_exhausted, rejected',
       labelNames: ['provider', 'kind'],
@@ -72,20 +87,24 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Gate
       labelNames: ['provider'],
       registers,
     }),
-    tokens: new Counter({
+    tokens: new LabelledCounter({
       name: 'keyrack_tokens_total',
       help: 'Tokens reported by providers',
       labelNames: ['provider', 'model', 'direction'],
       registers,
     }),
-    costUsd: new Counter({
+    costUsd: new LabelledCounter({
       name: 'keyrack_cost_usd_total',
       help: 'Cost charged to users, including markup, in US dollars',
       labelNames: ['provider', 'model'],
       registers,
     }),
-    openStreams: new Gauge({ name: 'keyrack_open_streams', help: 'Chat streams in flight', registers }),
-    storeLatency: new Histogram({
+    openStreams: {
+      set: (count) => {
+        openStreams = count;
+      },
+    },
+    storeLatency: new LabelledHistogram({
       name: 'keyrack_store_latency_seconds',
       help: 'Latency of state store operations',
       labelNames: ['operation'],
