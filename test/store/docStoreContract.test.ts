@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import type { DocStore } from '../../server/store/DocStore';
+import type { DocStore, OnceBatch } from '../../server/store/DocStore';
 import { createMemoryDocStore } from '../../server/store/memoryDocStore';
 import { createRedisDocStore } from '../../server/store/redisDocStore';
 import { SecretGuardError } from '../../server/store/secretGuard';
@@ -85,7 +85,7 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
 
   it('applies a batch once per marker: a retry with the same marker changes nothing (issue 24.8)', async () => {
     const store = fresh();
-    const batch = { markerKey: 'batch:1', markerTtlMs: 60_000, writes: [{ key: 'day', deltas: { 'r:a': 1, 'c:a': 3_000_000_000_000 }, ttlMs: 60_000 }, { key: 'day2', deltas: { 'r:b': 2 } }] };
+    const batch: OnceBatch = { markerKey: 'batch:1', markerTtlMs: 60_000, writes: [{ key: 'day', deltas: { 'r:a': 1, 'c:a': 3_000_000_000_000 }, ttlMs: 60_000 }, { key: 'day2', deltas: { 'r:b': 2 } }] };
     expect(await store.applyOnce(batch)).toBe(true);
     expect(await store.applyOnce(batch)).toBe(false);
     expect(await store.counters('day')).toEqual({ 'r:a': 1, 'c:a': 3_000_000_000_000 });
