@@ -1,5 +1,6 @@
 import type { ProviderId, TokenUsage } from '../../shared';
 import type { BusinessSettings } from '../../shared/business';
+import { ANTHROPIC_DEFAULT_MAX_TOKENS } from '../providers/anthropic/convertToAnthropicRequest';
 import type { ResolvedModel } from './types';
 
 /**
@@ -71,4 +72,47 @@ export function actualCost(
   const input = (uncached + cached * CACHED_INPUT_RATE[provider]) * model.inputPrice * PER_TOKEN;
   const output = usage.outputTokens * model.outputPrice * PER_TOKEN;
   return roundUsd(withMarkup(input + output, settings.markup_percentage));
+}
+
+/**
+ * Output tokens an answer may run to when the request names no cap (`maxTokens`): the upstream
+ * then stops at the model's own maximum. Per provider, the largest documented maximum output of
+ * the default catalog's models (anthropic: the cap its adapter always sends,
+ * ANTHROPIC_DEFAULT_MAX_TOKENS). Only the budget reservation reads it (maxCost): raise a value
+ * when the catalog gains a model with a longer maximum, or a budget can be overshot by the
+ * difference on one request.
+ */
+export const MAX_OUTPUT_TOKENS: Readonly<Record<ProviderId, number>> = {
+  openai: 32_768, // GPT-4.1 (GPT-4o: 16,384)
+  anthropic: ANTHROPIC_DEFAULT_MAX_TOKENS,
+  google: 65_536, // Gemini 2.5 Pro and Flash
+  mistral: 32_768,
+  perplexity: 8_192,
+  deepseek: 65_536, // the reasoner's maximum (chat: 8,192)
+  groq: 32_768, // Llama 3.3 70B Versatile
+  xai: 131_072, // Grok 3: no separate output cap below its context
+  kimi: 131_072, // Kimi K2: likewise
+};
+
+/**
+ * The most a request can cost, markup included: an upper bound of the prompt's tokens (see
+ * promptTokensAtMost: no tokenizer needs one token per byte or less) at the uncached input price,
+ * plus the request's output cap (or the provider's maximum) at the output price, for the most
+ * expensive of the models that may serve it (the model and its fallbacks). What a daily budget
+ * reserves at admission, so that parallel requests cannot overspend it.
+ */
+export function maxCost(
+  models: readonly Pick<ResolvedModel, 'provider' | 'inputPrice' | 'outputPrice'>[],
+  promptTokensAtMost: number,
+  maxOutputTokens: number | undefined,
+  settings: Pick<BusinessSettings, 'markup_percentage'>,
+): number {
+  let most = 0;
+  for (const model of models) {
+    const output = maxOutputTokens ?? MAX_OUTPUT_TOKENS[model.provider];
+    const base = promptTokensAtMost * model.inputPrice * PER_TOKEN + output * model.outputPrice * PER_TOKEN;
+    if (base > most) most = base;
+  }
+  // Rounded up, never down: this is a bound.
+  return Math.ceil(withMarkup(most, settings.markup_percentage) * 1e9) / 1e9;
 }

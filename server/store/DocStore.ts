@@ -14,6 +14,57 @@ export const systemClock: Clock = () => Date.now();
 
 export type WindowHit = { allowed: true; count: number } | { allowed: false; count: number; retryAfterMs: number };
 
+/** One counter map's increments, as `increment` takes them. */
+export interface CounterWrite {
+  key: string;
+  deltas: Readonly<Record<string, number>>;
+  /** (Re)sets the map's expiry. */
+  ttlMs?: number;
+}
+
+/** A hold placed by `reserve`: its entry in the holds set `key`. */
+export interface HoldRef {
+  key: string;
+  member: string;
+}
+
+export interface ReserveRequest {
+  /** Where what is spent is counted: a field of a counter map. */
+  counterKey: string;
+  field: string;
+  /** Spent but not yet in the store (the caller's unwritten records); added to the field. */
+  extra: number;
+  /** Admitted only while spent + extra + live holds stay below this. */
+  limit: number;
+  /** The set of holds against this limit. */
+  holdsKey: string;
+  /** The hold to place when admitted; without it, reserve only checks. */
+  hold?: { id: string; amount: number; expiresAtMs: number };
+  nowMs: number;
+}
+
+export interface ReserveResult {
+  ok: boolean;
+  /** The field's value plus `extra`. */
+  spent: number;
+  /** Live holds before this one. */
+  held: number;
+  /** Placed (ok and a hold was asked for). */
+  hold?: HoldRef;
+}
+
+/** Applies a batch at most once (see DocStore.applyOnce). */
+export interface OnceBatch {
+  /** The batch's marker key: present = applied. */
+  markerKey: string;
+  markerTtlMs: number;
+  writes: readonly CounterWrite[];
+  /** Holds to remove in the same step. */
+  releases?: readonly HoldRef[];
+  /** A marker to delete in the same step (an earlier batch confirmed applied, never retried). */
+  forget?: string;
+}
+
 export interface DocStore {
   /** 'memory' or 'redis': for the health endpoint and logs. */
   readonly kind: 'memory' | 'redis';
@@ -38,6 +89,22 @@ export interface DocStore {
    * HINCRBY for integers, HINCRBYFLOAT otherwise). `ttlMs` (re)sets the map's expiry.
    */
   increment(key: string, deltas: Readonly<Record<string, number>>, ttlMs?: number): Promise<void>;
+  /**
+   * Applies a batch of counter increments and hold releases all together, at most once per
+   * `markerKey`: the marker is checked and set in the same atomic step, so a retry of a batch
+   * whose reply was lost (Redis applied it) changes nothing. True when it applied, false when
+   * the marker was already there. Integer deltas only (usage counters are nano-dollars).
+   */
+  applyOnce(batch: OnceBatch): Promise<boolean>;
+
+  /**
+   * Check-and-reserve against a limit in one atomic step, across instances: admitted while the
+   * counted spend plus the live holds of `holdsKey` is below `limit`, and then (with `hold`) a
+   * hold of `hold.amount` is placed that counts until it is released (applyOnce) or expires at
+   * `hold.expiresAtMs` (an instance that dies mid-request leaks nothing for good).
+   */
+  reserve(request: ReserveRequest): Promise<ReserveResult>;
+
   /** Counter fields; absent fields are omitted. `fields` limits the read. */
   counters(key: string, fields?: readonly string[]): Promise<Record<string, number>>;
 

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Clock, DocStore, WindowHit } from './DocStore';
+import type { Clock, CounterWrite, DocStore, ReserveResult, WindowHit } from './DocStore';
 import { systemClock } from './DocStore';
 import { assertNoSecrets, assertNotSecretIdentifier } from './secretGuard';
 
@@ -22,6 +22,10 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
   const maps = new Map<string, Map<string, string>>();
   const counterMaps = new Map<string, { fields: Map<string, number>; expiresAt: number }>();
   const windows = new Map<string, number[]>();
+  /** Holds sets: member (`<id>:<amount>`) -> expiry. */
+  const holds = new Map<string, Map<string, number>>();
+  /** applyOnce markers -> expiry. */
+  const markers = new Map<string, number>();
   const events = new EventEmitter();
   events.setMaxListeners(0);
 
@@ -37,6 +41,20 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
       return undefined;
     }
     return entry;
+  };
+
+  const applyWrite = (write: CounterWrite) => {
+    let entry = liveCounters(write.key);
+    if (!entry) counterMaps.set(write.key, (entry = { fields: new Map(), expiresAt: Infinity }));
+    for (const [field, delta] of Object.entries(write.deltas)) entry.fields.set(field, (entry.fields.get(field) ?? 0) + delta);
+    if (write.ttlMs !== undefined) entry.expiresAt = clock() + write.ttlMs;
+  };
+  const liveHolds = (key: string, nowMs: number) => {
+    const set = holds.get(key);
+    if (!set) return undefined;
+    for (const [member, expiresAt] of set) if (expiresAt <= nowMs) set.delete(member);
+    if (set.size === 0) holds.delete(key);
+    return set.size === 0 ? undefined : set;
   };
 
   return {
@@ -90,10 +108,35 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
     },
     async increment(key, deltas, ttlMs) {
       for (const field of Object.keys(deltas)) assertNotSecretIdentifier(`${key} (a field name)`, field);
-      let entry = liveCounters(key);
-      if (!entry) counterMaps.set(key, (entry = { fields: new Map(), expiresAt: Infinity }));
-      for (const [field, delta] of Object.entries(deltas)) entry.fields.set(field, (entry.fields.get(field) ?? 0) + delta);
-      if (ttlMs !== undefined) entry.expiresAt = clock() + ttlMs;
+      applyWrite({ key, deltas, ...(ttlMs !== undefined ? { ttlMs } : {}) });
+    },
+    async applyOnce(batch) {
+      for (const write of batch.writes) for (const field of Object.keys(write.deltas)) assertNotSecretIdentifier(`${write.key} (a field name)`, field);
+      const now = clock();
+      if (batch.forget !== undefined) markers.delete(batch.forget);
+      for (const [key, expiresAt] of markers) if (expiresAt <= now) markers.delete(key);
+      if (markers.has(batch.markerKey)) return false;
+      markers.set(batch.markerKey, now + batch.markerTtlMs);
+      for (const write of batch.writes) applyWrite(write);
+      for (const hold of batch.releases ?? []) {
+        const set = holds.get(hold.key);
+        set?.delete(hold.member);
+        if (set?.size === 0) holds.delete(hold.key);
+      }
+      return true;
+    },
+    async reserve(request): Promise<ReserveResult> {
+      const spent = (liveCounters(request.counterKey)?.fields.get(request.field) ?? 0) + request.extra;
+      const set = liveHolds(request.holdsKey, request.nowMs);
+      let held = 0;
+      for (const member of set?.keys() ?? []) held += holdAmount(member);
+      if (spent + held >= request.limit) return { ok: false, spent, held };
+      if (!request.hold) return { ok: true, spent, held };
+      const member = `${request.hold.id}:${request.hold.amount}`;
+      let target = set;
+      if (!target) holds.set(request.holdsKey, (target = new Map()));
+      target.set(member, request.hold.expiresAtMs);
+      return { ok: true, spent, held, hold: { key: request.holdsKey, member } };
     },
     async counters(key, fields) {
       const entry = liveCounters(key);
@@ -131,4 +174,9 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
       return out;
     },
   };
+}
+
+/** A hold's amount, from its member `<id>:<amount>`. */
+function holdAmount(member: string): number {
+  return Number(member.slice(member.lastIndexOf(':') + 1));
 }

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { DocStore, WindowHit } from './DocStore';
+import type { DocStore, OnceBatch, ReserveResult, WindowHit } from './DocStore';
 import { assertNoSecrets, assertNotSecretIdentifier } from './secretGuard';
 
 /**
@@ -37,7 +37,58 @@ end
 return 0
 `;
 
+// Check-and-reserve: expired holds leave, then spent (the counter field plus the caller's unwritten
+// records) and the live holds decide; an admitted request's hold is placed in the same step.
+// A hold is a sorted-set member '<id>:<amount>' scored by its expiry; the set expires with its
+// last hold.
+const RESERVE = `
+local counters, holds = KEYS[1], KEYS[2]
+local field, extra, limit, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
+local spent = tonumber(redis.call('HGET', counters, field) or '0') + extra
+local held = 0
+for _, member in ipairs(redis.call('ZRANGE', holds, 0, -1)) do
+  held = held + tonumber(string.match(member, ':(%d+)$'))
+end
+if spent + held >= limit then return {0, spent, held} end
+if ARGV[5] then
+  local expires = tonumber(ARGV[6])
+  redis.call('ZADD', holds, expires, ARGV[5])
+  local ttl = math.max(1, expires - now)
+  if redis.call('PTTL', holds) < ttl then redis.call('PEXPIRE', holds, ttl) end
+end
+return {1, spent, held}
+`;
+
+// At most once per marker: SET NX of the marker and the increments and releases in one step, so
+// a retried batch (its first reply lost) is a no-op. ARGV[2] is JSON: f = a confirmed marker to
+// delete first (KEYS[2]), w = writes [ttl or '', [field, delta, ...]] on the next KEYS, r = hold
+// members to remove from the KEYS after those. Deltas are strings: integers beyond 2^31 survive.
+const APPLY_ONCE = `
+local spec = cjson.decode(ARGV[2])
+local k = 2
+if spec.f == 1 then
+  redis.call('DEL', KEYS[2])
+  k = 3
+end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+for _, w in ipairs(spec.w) do
+  local key = KEYS[k]
+  k = k + 1
+  local fields = w[2]
+  for i = 1, #fields, 2 do redis.call('HINCRBY', key, fields[i], fields[i + 1]) end
+  if w[1] ~= '' then redis.call('PEXPIRE', key, w[1]) end
+end
+for _, member in ipairs(spec.r) do
+  redis.call('ZREM', KEYS[k], member)
+  k = k + 1
+end
+return 1
+`;
+
 interface ScriptedRedis {
+  keyrackDocReserve(counters: string, holds: string, ...args: (string | number)[]): Promise<[number, number, number]>;
+  keyrackDocApplyOnce(...keysAndArgs: (string | number)[]): Promise<number>;
   keyrackDocWindowHit(key: string, now: number, window: number, limit: number, member: string): Promise<[number, number, number]>;
   keyrackDocSetIfPresent(key: string, field: string, value: string): Promise<number>;
 }
@@ -47,6 +98,9 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
   const prefix = options.prefix ?? 'keyrack';
   redis.defineCommand('keyrackDocWindowHit', { numberOfKeys: 1, lua: WINDOW_HIT });
   redis.defineCommand('keyrackDocSetIfPresent', { numberOfKeys: 1, lua: SET_IF_PRESENT });
+  redis.defineCommand('keyrackDocReserve', { numberOfKeys: 2, lua: RESERVE });
+  // The number of keys varies per batch: given as the first argument.
+  redis.defineCommand('keyrackDocApplyOnce', { lua: APPLY_ONCE });
   const scripted = redis as unknown as ScriptedRedis;
   const k = (key: string) => `${prefix}:${key}`;
   const encode = (where: string, value: unknown): string => {
@@ -118,6 +172,33 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
       const results = await multi.exec();
       if (!results) throw new Error('redis transaction aborted');
       for (const [error] of results) if (error) throw error;
+    },
+    async applyOnce(batch: OnceBatch) {
+      const keys = [k(batch.markerKey)];
+      if (batch.forget !== undefined) keys.push(k(batch.forget));
+      const writes = batch.writes.map((write) => {
+        keys.push(k(write.key));
+        const fields: string[] = [];
+        for (const [field, delta] of Object.entries(write.deltas)) {
+          assertNotSecretIdentifier(`${write.key} (a field name)`, field);
+          if (!Number.isInteger(delta)) throw new TypeError(`applyOnce takes integer deltas (${write.key})`);
+          fields.push(field, String(delta));
+        }
+        return [write.ttlMs === undefined ? '' : String(Math.ceil(write.ttlMs)), fields];
+      });
+      const releases = (batch.releases ?? []).map((hold) => {
+        keys.push(k(hold.key));
+        return hold.member;
+      });
+      const spec = JSON.stringify({ f: batch.forget === undefined ? 0 : 1, w: writes, r: releases });
+      return (await scripted.keyrackDocApplyOnce(keys.length, ...keys, Math.max(1, Math.ceil(batch.markerTtlMs)), spec)) === 1;
+    },
+    async reserve(request): Promise<ReserveResult> {
+      const args: (string | number)[] = [request.field, request.extra, request.limit, request.nowMs];
+      const member = request.hold ? `${request.hold.id}:${request.hold.amount}` : undefined;
+      if (request.hold && member) args.push(member, Math.ceil(request.hold.expiresAtMs));
+      const [ok, spent, held] = await scripted.keyrackDocReserve(k(request.counterKey), k(request.holdsKey), ...args);
+      return ok === 1 && member ? { ok: true, spent, held, hold: { key: request.holdsKey, member } } : { ok: ok === 1, spent, held };
     },
     async counters(key, fields) {
       const out: Record<string, number> = {};

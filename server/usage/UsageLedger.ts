@@ -1,8 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/logger';
-import { systemClock, type Clock, type DocStore } from '../store/DocStore';
+import { systemClock, type Clock, type CounterWrite, type DocStore, type HoldRef } from '../store/DocStore';
 import { NotifiedCache } from '../store/NotifiedCache';
 import {
-  MAX_USAGE_RANGE_DAYS,
   usageRangeSchema,
   userLimitsSchema,
   type UsageDay,
@@ -16,25 +16,67 @@ import {
  *
  * Store layout: `usage:day:<YYYY-MM-DD>` is one counter map per day with fields
  * `r:<user>` requests, `i:<user>` input tokens, `o:<user>` output tokens, `c:<user>` cost in
- * nano-USD (integers: sums stay exact, HINCRBY not HINCRBYFLOAT). One request's four counters
- * are written in one MULTI. `usage:limits` maps user -> limits; `usage:rpm:<user>` is the
- * user's sliding request window, shared by every instance on the same Redis.
+ * nano-USD (integers: sums stay exact, HINCRBY not HINCRBYFLOAT); the field names come from
+ * usageField() alone. `usage:limits` maps user -> limits; `usage:rpm:<user>` is the user's
+ * sliding request window, shared by every instance on the same Redis.
  *
- * Outbox: a record that fails to write (Redis down) is kept in memory, merged per user-day, and
- * written by the next successful record or the periodic flush. Delivery is at least once: a
- * MULTI whose reply is lost after Redis applied it would be counted twice; we accept that
- * rare over-count over losing usage. A crashed process loses its outbox.
+ * Budgets (issue 24.3): a user with a daily budget is admitted by a reservation, not a read.
+ * `admit` checks spent + the holds in flight against the budget and places a hold of the
+ * request's most possible cost in one atomic step (DocStore.reserve), in
+ * `usage:holds:<date>:<user>`, shared by every instance. The hold counts until the answer's
+ * record is written (its release rides in the same batch as the record, so the store never
+ * counts neither) or until it expires (`holdTtlMs`: an instance that dies mid-answer blocks
+ * nothing for good). So the spend of parallel requests stays within one request's cost of the
+ * budget. Users without a budget reserve nothing (no store round trip).
+ *
+ * Outbox: records are merged per user-day and written in batches (write-behind, the periodic
+ * flush, or record()). Each batch has an id, and the store applies it at most once
+ * (DocStore.applyOnce with the marker `usage:batch:<id>`): a batch whose reply was lost (Redis
+ * stalled after applying it) is retried with the same id and counted once (issue 24.8). While a
+ * batch is unconfirmed it is retried as it is; new records wait in the open part of the outbox.
+ * A crashed process loses its outbox.
  */
 
 const NANO = 1e9;
 const DAY_MS = 86_400_000;
 const RPM_WINDOW_MS = 60_000;
 const LIMITS = 'usage:limits';
+/** Entries (user-days) per batch: one script call stays small. */
+const MAX_BATCH_ENTRIES = 500;
+/** A refusal because holds of answers in flight fill the budget: they settle within seconds. */
+const HOLDS_RETRY_MS = 1_000;
 /** Carries the user id whose limits changed. */
 export const USAGE_LIMITS_CHANNEL = 'usage-limits';
 const dayKey = (date: string) => `usage:day:${date}`;
+const holdsKey = (date: string, userId: string) => `usage:holds:${date}:${userId}`;
+const batchKey = (id: string) => `usage:batch:${id}`;
 
-export type LimitCheck = { ok: true } | { ok: false; refused: 'rpm' | 'budget'; retryAfterMs: number };
+type UsageCounter = 'r' | 'i' | 'o' | 'c';
+/** The one place a user's counter field is named (requests, input, output, cost). */
+export function usageField(counter: UsageCounter, userId: string): string {
+  return `${counter}:${userId}`;
+}
+/** The user a counter field belongs to (inverse of usageField). */
+function userOfField(field: string): string {
+  return field.slice(2);
+}
+
+export type LimitRefusal = {
+  ok: false;
+  refused: 'rpm' | 'budget';
+  retryAfterMs: number;
+  /** A budget refusal because answers in flight hold the rest of it (not yet spent): retry soon. */
+  heldInFlight?: boolean;
+};
+export type LimitCheck = { ok: true } | LimitRefusal;
+
+/** What a budgeted request reserved at admission; settle it with recordSoon, or release it. */
+export interface UsageHold {
+  ref: HoldRef;
+  amountNano: number;
+  expiresAtMs: number;
+}
+export type Admission = { ok: true; hold: UsageHold | null } | LimitRefusal;
 
 export interface UsageRecordInput {
   inputTokens: number;
@@ -56,6 +98,14 @@ export interface UsageLedgerOptions {
   writeBehindMs?: number;
   /** Outbox size cap in user-days; the oldest are dropped (and logged) beyond it. Default 100 000. */
   maxOutboxEntries?: number;
+  /**
+   * How long a budget hold counts when nothing settles it (the instance died): longer than any
+   * answer should take, short enough that a dead instance's holds free the budget soon.
+   * Default 10 minutes.
+   */
+  holdTtlMs?: number;
+  /** How long a batch's marker stays (a retry after that would count it again). Default 24 h. */
+  batchMarkerTtlMs?: number;
   logger?: Logger;
 }
 
@@ -66,7 +116,20 @@ interface Pending {
   inputTokens: number;
   outputTokens: number;
   costNano: number;
+  /** The part of costNano that holds still count in the store (until coverExpiresAt). */
+  coveredNano: number;
+  coverExpiresAt: number;
+  /** Holds released when this entry is written. */
+  releases: HoldRef[];
 }
+
+/** Written once: retried under the same id until the store confirms it. */
+interface Batch {
+  markerKey: string;
+  entries: Map<string, Pending>;
+}
+
+const entryId = (date: string, userId: string) => `${date}\u0000${userId}`;
 
 export function utcDateOf(ms: number): string {
   // Asked for on every request with "now": the last day's string is kept with its bounds.
@@ -91,7 +154,14 @@ export class UsageLedger {
   private readonly ttlMs: number;
   private readonly maxOutbox: number;
   private readonly logger: Logger | undefined;
+  /** Records not yet in a batch, merged per user-day. */
   private readonly outbox = new Map<string, Pending>();
+  /** The batch being written or waiting for a retry. */
+  private sealed: Batch | null = null;
+  /** The last batch the store confirmed: its marker is deleted with the next batch. */
+  private confirmed: string | null = null;
+  private readonly holdTtlMs: number;
+  private readonly markerTtlMs: number;
   private flushing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout | null;
   private readonly writeBehindMs: number;
@@ -106,9 +176,11 @@ export class UsageLedger {
     this.ttlMs = (options.retentionDays ?? 400) * DAY_MS;
     this.maxOutbox = options.maxOutboxEntries ?? 100_000;
     this.writeBehindMs = options.writeBehindMs ?? 100;
+    this.holdTtlMs = options.holdTtlMs ?? 10 * 60_000;
+    this.markerTtlMs = options.batchMarkerTtlMs ?? DAY_MS;
     this.logger = options.logger;
     const interval = options.flushIntervalMs === undefined ? 5_000 : options.flushIntervalMs;
-    this.timer = interval === null ? null : setInterval(() => void (this.outbox.size > 0 && this.flush()), interval);
+    this.timer = interval === null ? null : setInterval(() => void (this.pending > 0 && this.flush()), interval);
     this.timer?.unref();
   }
 
@@ -117,25 +189,19 @@ export class UsageLedger {
     await this.limits.start();
   }
 
-  /** User-days waiting in the outbox. */
+  /** User-days waiting in the outbox (open or in an unconfirmed batch). */
   get pending(): number {
-    return this.outbox.size;
+    if (!this.sealed) return this.outbox.size;
+    let n = this.sealed.entries.size;
+    for (const id of this.outbox.keys()) if (!this.sealed.entries.has(id)) n += 1;
+    return n;
   }
 
-  /** Adds one request's usage to today's (UTC) counters. Never throws for a store failure: it buffers. */
-  async record(userId: string, usage: UsageRecordInput): Promise<{ buffered: boolean }> {
-    const entry = this.entryOf(userId, usage);
-    if (this.outbox.size > 0) await this.flush();
-    if (this.outbox.size === 0) {
-      try {
-        await this.write(entry);
-        return { buffered: false };
-      } catch (error) {
-        this.logger?.warn({ err: error instanceof Error ? error.message : 'unknown' }, 'usage write failed; kept in the outbox');
-      }
-    }
-    this.buffer(entry);
-    return { buffered: true };
+  /** Adds one request's usage to today's (UTC) counters and writes it. Never throws for a store failure: it buffers. */
+  async record(userId: string, usage: UsageRecordInput, hold?: UsageHold | null): Promise<{ buffered: boolean }> {
+    const id = this.buffer(this.entryOf(userId, usage, hold ?? null));
+    await this.flush();
+    return { buffered: this.outbox.has(id) || (this.sealed?.entries.has(id) ?? false) };
   }
 
   /**
@@ -143,22 +209,19 @@ export class UsageLedger {
    * user-day, so a burst of requests becomes one write per user) and written `writeBehindMs`
    * later in the background. Off the answer's path, yet not lost: budget checks on this
    * instance count the outbox, reads on this instance flush it first, and shutdown flushes it
-   * (close()). Another instance sees it once the write lands, ~writeBehindMs later. (Flushing
-   * at once meant a MULTI/4 x HINCRBY/PEXPIRE/EXEC round per request under load: issue #8.)
+   * (close()). Another instance sees it once the write lands, ~writeBehindMs later; a budgeted
+   * request's hold (`hold`, released in the same write) covers its cost meanwhile. (Flushing
+   * at once meant a store round trip per request under load: issue #8.)
    */
-  recordSoon(userId: string, usage: UsageRecordInput): void {
-    this.buffer(this.entryOf(userId, usage));
-    if (this.writeBehindMs === 0) {
-      void this.flush();
-      return;
-    }
-    if (this.writeBehind) return;
-    this.writeBehind = setTimeout(() => {
-      this.writeBehind = null;
-      void this.flush();
-    }, this.writeBehindMs);
-    // close() flushes what is left; the timer alone must not keep a process alive.
-    this.writeBehind.unref();
+  recordSoon(userId: string, usage: UsageRecordInput, hold?: UsageHold | null): void {
+    this.buffer(this.entryOf(userId, usage, hold ?? null));
+    this.scheduleWrite();
+  }
+
+  /** Gives back a hold whose request produced nothing to bill (refused, failed before any answer). */
+  release(userId: string, hold: UsageHold): void {
+    this.buffer({ ...this.entryOf(userId, { inputTokens: 0, outputTokens: 0, costUsd: 0 }, hold), requests: 0 });
+    this.scheduleWrite();
   }
 
   /** Writes what the outbox holds, oldest first, stopping at the first failure. */
@@ -170,7 +233,7 @@ export class UsageLedger {
   async mine(userId: string, range: UsageRange): Promise<UserUsage> {
     await this.settle();
     const days = this.validDays(range);
-    const fields = ['r', 'i', 'o', 'c'].map((f) => `${f}:${userId}`);
+    const fields = (['r', 'i', 'o', 'c'] as const).map((f) => usageField(f, userId));
     const rows: UsageDay[] = [];
     for (const date of days) {
       const c = await this.store.counters(dayKey(date), fields);
@@ -186,9 +249,9 @@ export class UsageLedger {
     const perUser = new Map<string, UsageDay[]>();
     for (const date of this.validDays(range)) {
       const counters = await this.store.counters(dayKey(date));
-      const users = new Set(Object.keys(counters).map((field) => field.slice(2)));
+      const users = new Set(Object.keys(counters).map(userOfField));
       for (const userId of users) {
-        const day = toDay(date, counters[`r:${userId}`], counters[`i:${userId}`], counters[`o:${userId}`], counters[`c:${userId}`]);
+        const day = toDay(date, counters[usageField('r', userId)], counters[usageField('i', userId)], counters[usageField('o', userId)], counters[usageField('c', userId)]);
         perUser.set(userId, [...(perUser.get(userId) ?? []), day]);
       }
     }
@@ -209,29 +272,53 @@ export class UsageLedger {
     });
   }
 
-  /**
-   * Call once per request, before serving it. Budget first (refusing it costs no RPM slot), then
-   * the RPM window, which counts this request when it allows it. Store errors propagate: the
-   * gateway decides whether to fail open or closed.
-   */
+  /** admit() without a hold: the budget (already spent or held) and the RPM window. */
   async checkUserLimits(userId: string): Promise<LimitCheck> {
+    const admitted = await this.admit(userId);
+    return admitted.ok ? { ok: true } : admitted;
+  }
+
+  /**
+   * Call once per request, before serving it. Budget first (refusing it costs no RPM slot): with
+   * `holdUsd` (the request's most possible cost, business/cost.ts maxCost) it is reserved in the
+   * same atomic step that checks the budget, across instances; settle the hold with
+   * recordSoon(..., hold) or give it back with release(). Then the RPM window, which counts this
+   * request when it allows it. Users without limits cost no store round trip. Store errors
+   * propagate: the gateway decides whether to fail open or closed.
+   */
+  async admit(userId: string, holdUsd?: number): Promise<Admission> {
     const now = this.clock();
     const limits = await this.getLimits(userId);
+    let hold: UsageHold | null = null;
     if (limits.dailyBudgetUsd !== undefined) {
       const today = utcDateOf(now);
-      const field = `c:${userId}`;
-      const stored = (await this.store.counters(dayKey(today), [field]))[field] ?? 0;
-      const buffered = this.outbox.get(`${today}\u0000${userId}`)?.costNano ?? 0;
-      if ((stored + buffered) / NANO >= limits.dailyBudgetUsd) {
-        const nextMidnight = Date.parse(`${today}T00:00:00Z`) + DAY_MS;
-        return { ok: false, refused: 'budget', retryAfterMs: nextMidnight - now };
+      const limit = Math.round(limits.dailyBudgetUsd * NANO);
+      const expiresAtMs = now + this.holdTtlMs;
+      const amountNano = holdUsd === undefined ? undefined : Math.max(0, Math.ceil(holdUsd * NANO));
+      const reserved = await this.store.reserve({
+        counterKey: dayKey(today),
+        field: usageField('c', userId),
+        extra: this.unwrittenNano(today, userId, now),
+        limit,
+        holdsKey: holdsKey(today, userId),
+        ...(amountNano !== undefined ? { hold: { id: randomUUID(), amount: amountNano, expiresAtMs } } : {}),
+        nowMs: now,
+      });
+      if (!reserved.ok) {
+        const untilMidnight = Date.parse(`${today}T00:00:00Z`) + DAY_MS - now;
+        if (reserved.spent >= limit) return { ok: false, refused: 'budget', retryAfterMs: untilMidnight };
+        return { ok: false, refused: 'budget', retryAfterMs: Math.min(HOLDS_RETRY_MS, untilMidnight), heldInFlight: true };
       }
+      if (reserved.hold && amountNano !== undefined) hold = { ref: reserved.hold, amountNano, expiresAtMs };
     }
     if (limits.rpm !== undefined) {
       const hit = await this.store.windowHit(`usage:rpm:${userId}`, now, RPM_WINDOW_MS, limits.rpm);
-      if (!hit.allowed) return { ok: false, refused: 'rpm', retryAfterMs: hit.retryAfterMs };
+      if (!hit.allowed) {
+        if (hold) this.release(userId, hold);
+        return { ok: false, refused: 'rpm', retryAfterMs: hit.retryAfterMs };
+      }
     }
-    return { ok: true };
+    return { ok: true, hold };
   }
 
   /** Stops the flush timer and makes one last attempt to write the outbox. */
@@ -243,69 +330,144 @@ export class UsageLedger {
     await this.limits.close();
   }
 
-  private async write(entry: Pending): Promise<void> {
-    await this.store.increment(
-      dayKey(entry.date),
-      { [`r:${entry.userId}`]: entry.requests, [`i:${entry.userId}`]: entry.inputTokens, [`o:${entry.userId}`]: entry.outputTokens, [`c:${entry.userId}`]: entry.costNano },
-      this.ttlMs,
-    );
+  private scheduleWrite(): void {
+    if (this.writeBehindMs === 0) {
+      void this.flush();
+      return;
+    }
+    if (this.writeBehind) return;
+    this.writeBehind = setTimeout(() => {
+      this.writeBehind = null;
+      void this.flush();
+    }, this.writeBehindMs);
+    // close() flushes what is left; the timer alone must not keep a process alive.
+    this.writeBehind.unref();
+  }
+
+  /** This instance's records of a user-day the store does not count yet (neither written nor covered by a live hold). */
+  private unwrittenNano(date: string, userId: string, now: number): number {
+    const id = entryId(date, userId);
+    let total = 0;
+    for (const entry of [this.outbox.get(id), this.sealed?.entries.get(id)]) {
+      if (entry) total += entry.costNano - (entry.coverExpiresAt > now ? entry.coveredNano : 0);
+    }
+    return total;
+  }
+
+  /** One store step for a batch: its counters per day, and the holds it settles. */
+  private async write(batch: Batch): Promise<void> {
+    const perDay = new Map<string, Record<string, number>>();
+    const releases: HoldRef[] = [];
+    for (const entry of batch.entries.values()) {
+      releases.push(...entry.releases);
+      if (entry.requests === 0 && entry.inputTokens === 0 && entry.outputTokens === 0 && entry.costNano === 0) continue;
+      let deltas = perDay.get(entry.date);
+      if (!deltas) perDay.set(entry.date, (deltas = {}));
+      deltas[usageField('r', entry.userId)] = entry.requests;
+      deltas[usageField('i', entry.userId)] = entry.inputTokens;
+      deltas[usageField('o', entry.userId)] = entry.outputTokens;
+      deltas[usageField('c', entry.userId)] = entry.costNano;
+    }
+    const writes: CounterWrite[] = [...perDay].map(([date, deltas]) => ({ key: dayKey(date), deltas, ttlMs: this.ttlMs }));
+    await this.store.applyOnce({
+      markerKey: batch.markerKey,
+      markerTtlMs: this.markerTtlMs,
+      writes,
+      releases,
+      ...(this.confirmed !== null ? { forget: this.confirmed } : {}),
+    });
   }
 
   /** This instance's own records written (or found unwritable) before a read, so a reader sees its own requests. */
   private async settle(): Promise<void> {
     if (this.flushing) await this.flushing;
-    if (this.outbox.size > 0) await this.flush();
+    if (this.pending > 0) await this.flush();
   }
 
-  private entryOf(userId: string, usage: UsageRecordInput): Pending {
+  private entryOf(userId: string, usage: UsageRecordInput, hold: UsageHold | null): Pending {
+    const costNano = Math.max(0, Math.round(usage.costUsd * NANO));
     return {
       date: utcDateOf(this.clock()),
       userId,
       requests: 1,
       inputTokens: Math.max(0, Math.round(usage.inputTokens)),
       outputTokens: Math.max(0, Math.round(usage.outputTokens)),
-      costNano: Math.max(0, Math.round(usage.costUsd * NANO)),
+      costNano,
+      coveredNano: hold ? Math.min(costNano, hold.amountNano) : 0,
+      coverExpiresAt: hold ? hold.expiresAtMs : Infinity,
+      releases: hold ? [hold.ref] : [],
     };
   }
 
-  private buffer(entry: Pending): void {
-    const id = `${entry.date}\u0000${entry.userId}`;
+  /** Into the open outbox, merged per user-day; returns the entry's id. */
+  private buffer(entry: Pending): string {
+    const id = entryId(entry.date, entry.userId);
     const existing = this.outbox.get(id);
     if (existing) {
       existing.requests += entry.requests;
       existing.inputTokens += entry.inputTokens;
       existing.outputTokens += entry.outputTokens;
       existing.costNano += entry.costNano;
-      return;
+      existing.coveredNano += entry.coveredNano;
+      existing.coverExpiresAt = Math.min(existing.coverExpiresAt, entry.coverExpiresAt);
+      existing.releases.push(...entry.releases);
+      return id;
     }
-    this.outbox.set(id, { ...entry });
-    if (this.outbox.size > this.maxOutbox) {
+    this.outbox.set(id, { ...entry, releases: [...entry.releases] });
+    if (this.outbox.size + (this.sealed?.entries.size ?? 0) > this.maxOutbox) {
       const oldest = this.outbox.keys().next().value!;
       this.outbox.delete(oldest);
       this.logger?.error({ outboxSize: this.maxOutbox }, 'usage outbox full; oldest user-day dropped');
     }
+    return id;
+  }
+
+  /** The next batch: the unconfirmed one again (same id), or the oldest open entries under a new id. */
+  private nextBatch(): Batch {
+    if (this.sealed) return this.sealed;
+    const entries = new Map<string, Pending>();
+    for (const [id, entry] of this.outbox) {
+      if (entries.size >= MAX_BATCH_ENTRIES) break;
+      entries.set(id, entry);
+    }
+    for (const id of entries.keys()) this.outbox.delete(id);
+    this.sealed = { markerKey: batchKey(randomUUID()), entries };
+    return this.sealed;
   }
 
   private async drain(): Promise<void> {
     // Until empty: what is recorded while a write is out goes in the same drain.
-    while (this.outbox.size > 0) {
-      const [id, entry] = this.outbox.entries().next().value!;
-      this.outbox.delete(id);
+    while (this.sealed || this.outbox.size > 0) {
+      const batch = this.nextBatch();
       try {
-        await this.write(entry);
-      } catch {
-        // Put it back, merged with anything recorded meanwhile, and stop: the store is still down.
-        this.buffer(entry);
+        await this.write(batch);
+      } catch (error) {
+        // Kept as it is, same id: if the store applied it and only the reply was lost, the
+        // retry is a no-op. Stop: the store is still down.
+        this.logger?.warn({ err: error instanceof Error ? error.message : 'unknown' }, 'usage write failed; kept in the outbox');
         return;
       }
+      this.confirmed = batch.markerKey;
+      this.sealed = null;
     }
   }
 
+  /** The range's days; the range is checked first (schema: real dates, order, length), so no list is built for an absurd one. */
   private validDays(range: UsageRange): string[] {
-    const parsed = usageRangeSchema.parse(range);
-    const days = daysIn(parsed);
-    if (days.length > MAX_USAGE_RANGE_DAYS) throw new RangeError(`a usage range covers at most ${MAX_USAGE_RANGE_DAYS} days`);
-    return days;
+    const parsed = usageRangeSchema.safeParse(range);
+    if (!parsed.success) throw new UsageError('invalid', parsed.error.issues[0]?.message ?? 'invalid usage range');
+    return daysIn(parsed.data);
+  }
+}
+
+/** A usage call the caller got wrong; `code` as the other domain errors (routers/domainErrors.ts). */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(
+    readonly code: 'invalid',
+    message: string,
+  ) {
+    super(message);
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { actualCost, estimateCost } from '../../server/business/cost';
+import { actualCost, estimateCost, MAX_OUTPUT_TOKENS, maxCost } from '../../server/business/cost';
 import type { ResolvedModel } from '../../server/business/types';
 
 const model = (provider: ResolvedModel['provider'], inputPrice: number, outputPrice: number): ResolvedModel => ({
@@ -59,5 +59,18 @@ describe('cost', () => {
     // all 100 treated as cached: 100 x 0.5 x 10e-6 = 0.0005
     const usage = { inputTokens: 100, outputTokens: 0, cachedInputTokens: 500, reasoningTokens: 0 };
     expect(actualCost(model('openai', 10, 10), usage, { markup_percentage: 0 })).toBeCloseTo(0.0005, 12);
+  });
+
+  it('issue 24.3: the most a request can cost bounds it by its output cap or the provider maximum, over every model that may serve', () => {
+    // 100 prompt tokens, cap 40: gpt-4o 100 x 2.5e-6 + 40 x 10e-6 = 0.00065; x 1.3 = 0.000845
+    expect(maxCost([model('openai', 2.5, 10)], 100, 40, settings)).toBeCloseTo(0.000845, 12);
+    // A fallback dearer than the model: its price is the bound. 100 x 3e-6 + 40 x 15e-6 = 0.0009; x 1.3 = 0.00117
+    expect(maxCost([model('openai', 2.5, 10), model('anthropic', 3, 15)], 100, 40, settings)).toBeCloseTo(0.00117, 12);
+    // No cap: the provider's maximum output (anthropic: the 4096 its adapter always asks).
+    expect(MAX_OUTPUT_TOKENS.anthropic).toBe(4096);
+    expect(maxCost([model('anthropic', 3, 15)], 0, undefined, { markup_percentage: 0 })).toBeCloseTo(4096 * 15e-6, 12);
+    // Never below what the answer could actually cost (the actual cost of the same tokens).
+    const bound = maxCost([model('google', 1.25, 10)], 500, 200, settings);
+    expect(bound).toBeGreaterThanOrEqual(actualCost(model('google', 1.25, 10), { inputTokens: 500, outputTokens: 200, cachedInputTokens: 0 }, settings));
   });
 });

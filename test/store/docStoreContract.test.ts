@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import type { DocStore } from '../../server/store/DocStore';
+import type { DocStore, OnceBatch } from '../../server/store/DocStore';
 import { createMemoryDocStore } from '../../server/store/memoryDocStore';
 import { createRedisDocStore } from '../../server/store/redisDocStore';
 import { SecretGuardError } from '../../server/store/secretGuard';
@@ -81,6 +81,42 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
     expect(await store.windowHit('w', t0 + 20_000, 60_000, 2)).toEqual({ allowed: false, count: 2, retryAfterMs: 40_000 });
     // Refused hits are not counted: at t0+60s the first hit has left, one slot is free.
     expect(await store.windowHit('w', t0 + 60_000, 60_000, 2)).toEqual({ allowed: true, count: 2 });
+  });
+
+  it('applies a batch once per marker: a retry with the same marker changes nothing (issue 24.8)', async () => {
+    const store = fresh();
+    const batch: OnceBatch = { markerKey: 'batch:1', markerTtlMs: 60_000, writes: [{ key: 'day', deltas: { 'r:a': 1, 'c:a': 3_000_000_000_000 }, ttlMs: 60_000 }, { key: 'day2', deltas: { 'r:b': 2 } }] };
+    expect(await store.applyOnce(batch)).toBe(true);
+    expect(await store.applyOnce(batch)).toBe(false);
+    expect(await store.counters('day')).toEqual({ 'r:a': 1, 'c:a': 3_000_000_000_000 });
+    expect(await store.counters('day2')).toEqual({ 'r:b': 2 });
+    // Forgetting a confirmed marker in the next batch: the next batch applies, the old marker is gone.
+    expect(await store.applyOnce({ markerKey: 'batch:2', markerTtlMs: 60_000, writes: [{ key: 'day', deltas: { 'r:a': 1 } }], forget: 'batch:1' })).toBe(true);
+    expect(await store.applyOnce(batch)).toBe(true);
+    expect(await store.counters('day')).toEqual({ 'r:a': 3, 'c:a': 6_000_000_000_000 });
+    await expect(store.applyOnce({ markerKey: 'batch:3', markerTtlMs: 60_000, writes: [{ key: 'day', deltas: { 'sk-test-abcdefghijklmnopqrstuvwxyz012345': 1 } }] })).rejects.toBeInstanceOf(SecretGuardError);
+  });
+
+  it('reserves against a limit atomically: holds count until released or expired (issue 24.3)', async () => {
+    const store = fresh();
+    const now = Date.now();
+    const ask = (id: string, amount: number, at = now, expiresAtMs = now + 60_000) =>
+      store.reserve({ counterKey: 'spent', field: 'c:a', extra: 0, limit: 100, holdsKey: 'holds:a', hold: { id, amount, expiresAtMs }, nowMs: at });
+    await store.increment('spent', { 'c:a': 40 });
+    // 40 spent: admitted while spent + holds < 100, whatever the hold's size.
+    const first = await ask('h1', 50);
+    expect(first).toMatchObject({ ok: true, spent: 40, held: 0, hold: { key: 'holds:a' } });
+    expect(await ask('h2', 10)).toMatchObject({ ok: true, spent: 40, held: 50 });
+    expect(await ask('h3', 1)).toEqual({ ok: false, spent: 40, held: 60 });
+    // Only parallel reservations race: 20 at once against room for a few.
+    await store.applyOnce({ markerKey: 'release:1', markerTtlMs: 60_000, writes: [{ key: 'spent', deltas: { 'c:a': 10 } }], releases: [first.hold!] });
+    const racing = await Promise.all(Array.from({ length: 20 }, (_, i) => ask(`r${i}`, 10)));
+    expect(racing.filter((r) => r.ok)).toHaveLength(4); // 50 spent + 10 held: admitted at 60, 70, 80, 90
+    // Checks without a hold place none; extra counts as spent.
+    expect(await store.reserve({ counterKey: 'spent', field: 'c:a', extra: 0, limit: 1_000, holdsKey: 'holds:a', nowMs: now })).toEqual({ ok: true, spent: 50, held: 50 });
+    expect(await store.reserve({ counterKey: 'spent', field: 'c:a', extra: 950, limit: 1_000, holdsKey: 'holds:a', nowMs: now })).toMatchObject({ ok: false, spent: 1_000 });
+    // Holds expire at their own time: a dead instance's holds leave.
+    expect(await ask('late', 10, now + 60_001, now + 120_000)).toEqual({ ok: true, spent: 50, held: 0, hold: expect.anything() });
   });
 
   it('notifies subscribers of changes', async () => {

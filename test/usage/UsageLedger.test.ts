@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import type { DocStore } from '../../server/store/DocStore';
 import { createMemoryDocStore } from '../../server/store/memoryDocStore';
 import { createRedisDocStore } from '../../server/store/redisDocStore';
-import { UsageLedger } from '../../server/usage/UsageLedger';
+import { UsageError, UsageLedger } from '../../server/usage/UsageLedger';
 import { startRedisServer } from '../support/redisServer';
 
 const T0 = Date.UTC(2025, 5, 10, 12, 0, 0); // 2025-06-10 12:00 UTC
@@ -27,7 +27,7 @@ function flaky(store: DocStore) {
   const state = { down: false };
   const wrapped: DocStore = {
     ...store,
-    increment: (...args) => (state.down ? Promise.reject(new Error('connection refused')) : store.increment(...args)),
+    applyOnce: (...args) => (state.down ? Promise.reject(new Error('connection refused')) : store.applyOnce(...args)),
   };
   return { store: wrapped, state };
 }
@@ -60,7 +60,7 @@ describe('UsageLedger', () => {
       ['bob', 1, 0.000001],
     ]);
     await expect(ledger.mine('alice', { from: '2025-06-11', to: '2025-06-10' })).rejects.toThrow();
-    await expect(ledger.byUser({ from: '2020-01-01', to: '2025-01-01' })).rejects.toThrow(RangeError);
+    await expect(ledger.byUser({ from: '2020-01-01', to: '2025-01-01' })).rejects.toThrow(UsageError);
   });
 
   it('refuses over the daily budget until the next UTC midnight', async () => {
@@ -150,5 +150,81 @@ describe('UsageLedger', () => {
       redis.disconnect();
       await server.stop();
     }
+  });
+
+  it('issue 24.2: an absurd range is refused from its two dates, without building a day list', async () => {
+    const ledger = ledgerOn(createMemoryDocStore({ clock }));
+    const store = createMemoryDocStore({ clock });
+    const read = vi.spyOn(store, 'counters');
+    const strict = ledgerOn(store);
+    const started = performance.now();
+    for (const range of [{ from: '0000-01-01', to: '9999-12-31' }, { from: '2025-02-30', to: '2025-03-01' }, { from: '2025-06-11', to: '2025-06-10' }]) {
+      await expect(strict.mine('alice', range)).rejects.toMatchObject({ name: 'UsageError', code: 'invalid' });
+      await expect(strict.byUser(range)).rejects.toMatchObject({ name: 'UsageError', code: 'invalid' });
+    }
+    expect(performance.now() - started).toBeLessThan(1_000); // 4.3 s per call before
+    expect(read).not.toHaveBeenCalled();
+    // 366 days is the most; a leap year fits.
+    expect((await strict.mine('alice', { from: '2024-01-01', to: '2024-12-31' })).requests).toBe(0);
+    await expect(ledger.mine('alice', { from: '2024-01-01', to: '2025-01-01' })).rejects.toThrow(/at most 366 days/);
+  });
+
+  it('issue 24.8: a batch whose reply was lost (Redis applied it) is retried and counted once', async () => {
+    now = T0;
+    const store = redisStore(`test-usage-once-${randomUUID()}`);
+    let loseNextReply = true;
+    const lossy: DocStore = {
+      ...store,
+      applyOnce: async (batch) => {
+        const applied = await store.applyOnce(batch);
+        if (loseNextReply) {
+          loseNextReply = false;
+          throw new Error('Command timed out'); // applied, but the reply never came
+        }
+        return applied;
+      },
+    };
+    const ledger = ledgerOn(lossy);
+    for (let i = 0; i < 3; i++) ledger.recordSoon('alice', { inputTokens: 10, outputTokens: 5, costUsd: 0.01 });
+    ledger.recordSoon('bob', { inputTokens: 1, outputTokens: 1, costUsd: 0.001 });
+    await ledger.flush();
+    expect(ledger.pending).toBe(2); // not confirmed: kept, same batch id
+    ledger.recordSoon('alice', { inputTokens: 10, outputTokens: 5, costUsd: 0.01 }); // meanwhile: a new batch
+    await ledger.flush();
+    expect(ledger.pending).toBe(0);
+    expect(await ledger.mine('alice', { from: '2025-06-10', to: '2025-06-10' })).toMatchObject({ requests: 4, inputTokens: 40, outputTokens: 20, costUsd: 0.04 });
+    expect(await ledger.mine('bob', { from: '2025-06-10', to: '2025-06-10' })).toMatchObject({ requests: 1 });
+    await ledger.close();
+  });
+
+  it('issue 24.3: parallel admissions on two instances reserve the budget; settling replaces a hold by the actual cost', async () => {
+    now = T0;
+    const prefix = `test-usage-holds-${randomUUID()}`;
+    const a = new UsageLedger({ store: redisStore(prefix), clock, flushIntervalMs: null, holdTtlMs: 60_000 });
+    const b = new UsageLedger({ store: redisStore(prefix), clock, flushIntervalMs: null, holdTtlMs: 60_000 });
+    await a.setLimits('alice', { dailyBudgetUsd: 0.01 });
+    // 40 parallel requests that may cost up to $0.003 each: admitted while spent + held < $0.01.
+    const admitted = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).admit('alice', 0.003)));
+    const holds = admitted.filter((r) => r.ok);
+    expect(holds).toHaveLength(4); // held 0, 0.003, 0.006, 0.009: then 0.012 >= 0.01
+    expect(admitted.find((r) => !r.ok)).toMatchObject({ refused: 'budget', heldInFlight: true, retryAfterMs: 1_000 });
+    // Each settles at a third of its bound: the holds go, the actual cost counts, room again.
+    holds.forEach((r, i) => (i % 2 ? a : b).recordSoon('alice', { inputTokens: 1, outputTokens: 1, costUsd: 0.001 }, r.ok ? r.hold : null));
+    // Until the write lands the holds count (not the buffered cost as well): still full.
+    expect(await a.admit('alice', 0.003)).toMatchObject({ ok: false, heldInFlight: true });
+    await Promise.all([a.flush(), b.flush()]);
+    expect((await a.mine('alice', { from: '2025-06-10', to: '2025-06-10' })).costUsd).toBeCloseTo(0.004, 9);
+    // 0.004 spent: admitted at 0.004 and 0.007 held, then full.
+    expect((await b.admit('alice', 0.003)).ok).toBe(true);
+    expect((await a.admit('alice', 0.003)).ok).toBe(true);
+    expect(await b.admit('alice', 0.003)).toMatchObject({ ok: false, heldInFlight: true });
+    // An instance that died with its holds: they expire, the budget frees.
+    now += 60_001;
+    expect((await b.admit('alice', 0.003)).ok).toBe(true);
+    // Spent out: refused until midnight, whatever is held.
+    a.recordSoon('alice', { inputTokens: 1, outputTokens: 1, costUsd: 0.01 });
+    await a.flush();
+    expect(await b.admit('alice', 0)).toEqual({ ok: false, refused: 'budget', retryAfterMs: 12 * 3_600_000 - 60_001 });
+    await Promise.all([a.close(), b.close()]);
   });
 });

@@ -1,4 +1,5 @@
 import { TRPCError } from '@trpc/server';
+import { z } from 'zod';
 import type { DomainDeps, GatewayContext } from '../context';
 
 /** The business-data services, or a clear error when this gateway was built without them. */
@@ -8,11 +9,14 @@ export function domainOf(ctx: GatewayContext): DomainDeps {
 }
 
 /**
- * Turns the domain's typed errors (ByokError, BusinessConfigError, the store's secret guard)
- * into tRPC codes. Their messages name fields, never values, so they pass through as they are.
+ * Turns the domain's typed errors (ByokError, BusinessConfigError, UsageError, the store's secret
+ * guard, a domain's own zod parse) into tRPC codes. Their messages name fields, never values, so
+ * they pass through as they are. Anything else stays an unexpected failure (500, generic message).
  */
 export function toTRPCError(error: unknown): unknown {
   if (error instanceof TRPCError || !(error instanceof Error)) return error;
+  // The cause stays the ZodError, so the error formatter adds its issues as for input validation.
+  if (error instanceof z.ZodError) return new TRPCError({ code: 'BAD_REQUEST', message: 'invalid input', cause: error });
   const code = (error as { code?: unknown }).code;
   if (code === 'not_found') return new TRPCError({ code: 'NOT_FOUND', message: error.message, cause: error });
   if (code === 'invalid' || code === 'invalid_input' || code === 'duplicate' || code === 'limit_reached' || error.name === 'SecretGuardError') {

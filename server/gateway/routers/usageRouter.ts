@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { utcDateSchema } from '../../../shared/usage';
+import { usageRangeSchema, utcDateSchema } from '../../../shared/usage';
 import { utcDateOf } from '../../usage/UsageLedger';
 import { adminProcedure, authedProcedure, router } from '../trpc';
 import { domainCall, domainOf } from './domainErrors';
 
-/** A day range, defaulting to today (UTC). */
+/** A day range, defaulting to today (UTC), checked (real dates, order, length) before the resolver runs. */
 const rangeInputSchema = z
   .object({ from: utcDateSchema.optional(), to: utcDateSchema.optional() })
   .optional()
@@ -12,7 +12,7 @@ const rangeInputSchema = z
     const today = utcDateOf(Date.now());
     return { from: r?.from ?? r?.to ?? today, to: r?.to ?? today };
   })
-  .refine((r) => r.from <= r.to, { message: '`from` must not be after `to`', path: ['to'] });
+  .pipe(usageRangeSchema);
 
 export const usageRouter = router({
   /** The caller's own usage per day. */
