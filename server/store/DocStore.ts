@@ -12,6 +12,12 @@
 export type Clock = () => number;
 export const systemClock: Clock = () => Date.now();
 
+/** One write of a `transaction`. */
+export type DocWrite =
+  | { op: 'setJson'; key: string; value: unknown }
+  | { op: 'mapSet'; key: string; field: string; value: unknown }
+  | { op: 'mapDelete'; key: string; field: string };
+
 export type WindowHit = { allowed: true; count: number } | { allowed: false; count: number; retryAfterMs: number };
 
 export interface DocStore {
@@ -32,6 +38,15 @@ export interface DocStore {
   mapSetIfPresent(key: string, field: string, value: unknown): Promise<boolean>;
   mapDelete(key: string, field: string): Promise<boolean>;
   mapSize(key: string): Promise<number>;
+
+  /**
+   * Several writes as one: all of them or none, and no reader on any instance sees some without
+   * the others (Redis: one Lua script; in process: one synchronous step). The secret guard
+   * checks every value and field name before anything is written, so a refused one leaves the
+   * store as it was. With `ifAbsent`, nothing is written when that key exists; the answer says
+   * whether the writes happened.
+   */
+  transaction(writes: readonly DocWrite[], options?: { ifAbsent?: string }): Promise<boolean>;
 
   /**
    * Adds to numeric fields of a counter map, all together or not at all (Redis: one MULTI of
