@@ -30,8 +30,20 @@ export type StoreIdUse = 'field' | 'message';
 
 /** The id as it is stored in a field name or key (`field`), or sent in a change notification (`message`). */
 export function encodeId(id: string, use: StoreIdUse = 'field'): string {
-  if (!id.startsWith(MARKER) && secretRuleFor(id, { entropy: use === 'message' }) === null) return id;
-  return hexFormOf(id);
+  if (use === 'message') return isPlain(id, true) ? id : hexFormOf(id);
+  // On every request's path (a user's counters and window): ~1 µs of rule checks, remembered.
+  let stored = fieldForms.get(id);
+  if (stored === undefined) {
+    if (fieldForms.size >= MAX_REMEMBERED) fieldForms.clear();
+    fieldForms.set(id, (stored = isPlain(id, false) ? id : hexFormOf(id)));
+  }
+  return stored;
+}
+const fieldForms = new Map<string, string>();
+const MAX_REMEMBERED = 10_000;
+
+function isPlain(id: string, entropy: boolean): boolean {
+  return !id.startsWith(MARKER) && secretRuleFor(id, { entropy }) === null;
 }
 
 /** The id an `encodeId` result stands for; any other text (an id stored before the hex form existed) stands for itself. */

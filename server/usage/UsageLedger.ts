@@ -1,6 +1,7 @@
 import type { Logger } from '../observability/logger';
 import { systemClock, type Clock, type DocStore } from '../store/DocStore';
 import { NotifiedCache } from '../store/NotifiedCache';
+import { decodeId, encodeId } from '../store/storeIds';
 import {
   MAX_USAGE_RANGE_DAYS,
   usageRangeSchema,
@@ -18,7 +19,8 @@ import {
  * `r:<user>` requests, `i:<user>` input tokens, `o:<user>` output tokens, `c:<user>` cost in
  * nano-USD (integers: sums stay exact, HINCRBY not HINCRBYFLOAT). One request's four counters
  * are written in one MULTI. `usage:limits` maps user -> limits; `usage:rpm:<user>` is the
- * user's sliding request window, shared by every instance on the same Redis.
+ * user's sliding request window, shared by every instance on the same Redis. `<user>` is always
+ * the id as storeIds.encodeId stores it (a hex or key-shaped id encoded: issue 24.10).
  *
  * Outbox: a record that fails to write (Redis down) is kept in memory, merged per user-day, and
  * written by the next successful record or the periodic flush. Delivery is at least once: a
@@ -33,6 +35,8 @@ const LIMITS = 'usage:limits';
 /** Carries the user id whose limits changed. */
 export const USAGE_LIMITS_CHANNEL = 'usage-limits';
 const dayKey = (date: string) => `usage:day:${date}`;
+/** A user's counter in a day's map: `metric` is r, i, o or c. */
+const fieldOf = (metric: string, userId: string) => `${metric}:${encodeId(userId)}`;
 
 export type LimitCheck = { ok: true } | { ok: false; refused: 'rpm' | 'budget'; retryAfterMs: number };
 
@@ -170,7 +174,7 @@ export class UsageLedger {
   async mine(userId: string, range: UsageRange): Promise<UserUsage> {
     await this.settle();
     const days = this.validDays(range);
-    const fields = ['r', 'i', 'o', 'c'].map((f) => `${f}:${userId}`);
+    const fields = ['r', 'i', 'o', 'c'].map((f) => fieldOf(f, userId));
     const rows: UsageDay[] = [];
     for (const date of days) {
       const c = await this.store.counters(dayKey(date), fields);
@@ -187,8 +191,9 @@ export class UsageLedger {
     for (const date of this.validDays(range)) {
       const counters = await this.store.counters(dayKey(date));
       const users = new Set(Object.keys(counters).map((field) => field.slice(2)));
-      for (const userId of users) {
-        const day = toDay(date, counters[`r:${userId}`], counters[`i:${userId}`], counters[`o:${userId}`], counters[`c:${userId}`]);
+      for (const stored of users) {
+        const day = toDay(date, counters[`r:${stored}`], counters[`i:${stored}`], counters[`o:${stored}`], counters[`c:${stored}`]);
+        const userId = decodeId(stored);
         perUser.set(userId, [...(perUser.get(userId) ?? []), day]);
       }
     }
@@ -197,14 +202,14 @@ export class UsageLedger {
 
   async setLimits(userId: string, limits: unknown): Promise<UserLimits> {
     const parsed = userLimitsSchema.parse(limits);
-    await this.store.mapSet(LIMITS, userId, parsed);
+    await this.store.mapSet(LIMITS, encodeId(userId), parsed);
     await this.limits.changed(userId);
     return parsed;
   }
 
   getLimits(userId: string): Promise<UserLimits> {
     return this.limits.get(userId, async () => {
-      const parsed = userLimitsSchema.safeParse(await this.store.mapGet(LIMITS, userId));
+      const parsed = userLimitsSchema.safeParse(await this.store.mapGet(LIMITS, encodeId(userId)));
       return parsed.success ? parsed.data : {};
     });
   }
@@ -219,7 +224,7 @@ export class UsageLedger {
     const limits = await this.getLimits(userId);
     if (limits.dailyBudgetUsd !== undefined) {
       const today = utcDateOf(now);
-      const field = `c:${userId}`;
+      const field = fieldOf('c', userId);
       const stored = (await this.store.counters(dayKey(today), [field]))[field] ?? 0;
       const buffered = this.outbox.get(`${today}\u0000${userId}`)?.costNano ?? 0;
       if ((stored + buffered) / NANO >= limits.dailyBudgetUsd) {
@@ -228,7 +233,7 @@ export class UsageLedger {
       }
     }
     if (limits.rpm !== undefined) {
-      const hit = await this.store.windowHit(`usage:rpm:${userId}`, now, RPM_WINDOW_MS, limits.rpm);
+      const hit = await this.store.windowHit(`usage:rpm:${encodeId(userId)}`, now, RPM_WINDOW_MS, limits.rpm);
       if (!hit.allowed) return { ok: false, refused: 'rpm', retryAfterMs: hit.retryAfterMs };
     }
     return { ok: true };
@@ -246,7 +251,7 @@ export class UsageLedger {
   private async write(entry: Pending): Promise<void> {
     await this.store.increment(
       dayKey(entry.date),
-      { [`r:${entry.userId}`]: entry.requests, [`i:${entry.userId}`]: entry.inputTokens, [`o:${entry.userId}`]: entry.outputTokens, [`c:${entry.userId}`]: entry.costNano },
+      { [fieldOf('r', entry.userId)]: entry.requests, [fieldOf('i', entry.userId)]: entry.inputTokens, [fieldOf('o', entry.userId)]: entry.outputTokens, [fieldOf('c', entry.userId)]: entry.costNano },
       this.ttlMs,
     );
   }
