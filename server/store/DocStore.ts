@@ -67,5 +67,11 @@ export interface DocStore {
   /** Returns an unsubscribe function. Delivery is best effort (pub/sub): read-through stays the truth. */
   subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>>;
 
+  /**
+   * Every key that begins with `prefix`, for maintenance (the encryption key rotation), never on
+   * a request's path: Redis walks its whole key space (SCAN) to answer.
+   */
+  keysWithPrefix(prefix: string): Promise<string[]>;
+
   close(): Promise<void>;
 }

@@ -135,6 +135,10 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
       log.push(nowMs);
       return { allowed: true, count: log.length };
     },
+    async keysWithPrefix(prefix) {
+      const keys = new Set([...docs.keys(), ...maps.keys(), ...[...counterMaps.keys()].filter((key) => liveCounters(key)), ...windows.keys()]);
+      return [...keys].filter((key) => key.startsWith(prefix));
+    },
     async publish(channel, message) {
       assertNoSecrets(`channel ${channel}`, message);
       // Asynchronous like Redis delivery, so a publisher never runs listeners inside its own write.

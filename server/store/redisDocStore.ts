@@ -181,6 +181,13 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
       const [allowed, count, retryAfterMs] = await scripted.keyrackDocWindowHit(k(key), nowMs, windowMs, limit, member);
       return allowed === 1 ? { allowed: true, count } : { allowed: false, count, retryAfterMs: Math.max(1, retryAfterMs) };
     },
+    async keysWithPrefix(prefix) {
+      // SCAN may return a key more than once; glob characters in the prefix match themselves.
+      const match = `${k(prefix).replace(/[*?[\]\\]/g, (ch) => `\\${ch}`)}*`;
+      const found = new Set<string>();
+      for await (const batch of redis.scanStream({ match, count: 1000 }) as AsyncIterable<string[]>) for (const key of batch) found.add(key.slice(k('').length));
+      return [...found];
+    },
     async publish(channel, message) {
       assertNoSecrets(`channel ${channel}`, message);
       await redis.publish(k(channel), message);

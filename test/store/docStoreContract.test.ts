@@ -118,6 +118,18 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
     expect(outcomes.filter(Boolean)).toHaveLength(1);
   });
 
+  it('lists the keys that begin with a prefix, glob characters matching themselves', async () => {
+    const store = fresh();
+    await store.mapSet('byok:keys:alice', 'r1', 1);
+    await store.mapSet('byok:keys:b%2A*', 'r1', 1);
+    await store.setJson('byok:settings:alice', { x: 1 });
+    await store.increment('byok:keysish', { n: 1 });
+    expect((await store.keysWithPrefix('byok:keys:')).sort()).toEqual(['byok:keys:alice', 'byok:keys:b%2A*']);
+    expect(await store.keysWithPrefix('byok:keys:b%2A*')).toEqual(['byok:keys:b%2A*']);
+    expect(await store.keysWithPrefix('byok:keys:?')).toEqual([]);
+    expect(await store.keysWithPrefix('nothing:')).toEqual([]);
+  });
+
   it('issue 24.10: a transaction with one secret-looking value writes nothing', async () => {
     const store = fresh();
     const secret = 'sk-test-abcdefghijklmnopqrstuvwxyz012345';
