@@ -159,3 +159,21 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
     expect(await store.getJson('cfg')).toBeNull();
   });
 });
+
+describe('redis DocStore transaction', () => {
+  it('checks every key before the first write: one that would fail midway (wrong type) leaves the others unwritten', async () => {
+    const redis = new Redis(inject('redisUrl'));
+    redisClients.push(redis);
+    const store = createRedisDocStore({ redis, prefix: `test-docstore-${randomUUID()}` });
+    stores.push(store);
+    await store.setJson('doc', { a: 1 });
+    await expect(
+      store.transaction([
+        { op: 'mapSet', key: 'records', field: 'r1', value: 1 },
+        { op: 'mapSet', key: 'doc', field: 'x', value: 1 }, // a string key, not a map
+      ]),
+    ).rejects.toThrow(/WRONGTYPE/);
+    expect(await store.mapSize('records')).toBe(0);
+    expect(await store.getJson('doc')).toEqual({ a: 1 });
+  });
+});
