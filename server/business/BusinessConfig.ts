@@ -107,14 +107,21 @@ export class BusinessConfig implements ModelCatalog {
   }
 
   /**
-   * Writes the defaults when no instance has yet (the marker is set first, so exactly one
-   * instance writes), then announces them like any change.
+   * Writes the defaults when no instance has yet, then announces them like any change. The
+   * marker, the settings and the models are one transaction, written only while the marker is
+   * absent: exactly one instance writes, and a writer that fails midway (it crashed, Redis went
+   * away, a value was refused) leaves no marker over a partial catalog, so the next start seeds.
    */
   private async seedIfAbsent(): Promise<boolean> {
-    const first = await this.store.setJsonIfAbsent(SEEDED, { at: new Date().toISOString() });
+    const first = await this.store.transaction(
+      [
+        { op: 'setJson', key: SEEDED, value: { at: new Date().toISOString() } },
+        ...BUSINESS_SETTING_KEYS.map((key) => ({ op: 'mapSet' as const, key: SETTINGS, field: key, value: this.defaults.settings[key] })),
+        ...this.defaults.models.map((model) => ({ op: 'mapSet' as const, key: MODELS, field: model.id, value: model })),
+      ],
+      { ifAbsent: SEEDED },
+    );
     if (!first) return false;
-    for (const key of BUSINESS_SETTING_KEYS) await this.store.mapSet(SETTINGS, key, this.defaults.settings[key]);
-    for (const model of this.defaults.models) await this.store.mapSet(MODELS, model.id, model);
     await this.cache.changed(SNAPSHOT);
     return true;
   }
@@ -230,9 +237,9 @@ export class BusinessConfig implements ModelCatalog {
     // The marker gone while running means the store lost everything (a Redis restarted without
     // persistence): an empty catalog would refuse every model, so the defaults go back in (admin
     // changes since are lost; the README's operations section says to run Redis with persistence).
-    // Until the writing instance is done the store is partial, so this load answers from the
-    // defaults themselves (what is being written). The instance that writes them announces
-    // them, which drops this answer here and everywhere (it is not kept past that).
+    // This load answers from the defaults themselves (what is being written, in one step). The
+    // instance that writes them announces them, which drops this answer here and everywhere
+    // (it is not kept past that).
     if (seeded === null && this.started) {
       if (await this.seedIfAbsent()) this.onReseed();
       return snapshotOf(this.defaults.settings, [...this.defaults.models]);

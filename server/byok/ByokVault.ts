@@ -18,6 +18,7 @@ import { systemClock, type Clock, type DocStore } from '../store/DocStore';
 import { EVERY_ENTRY, NotifiedCache } from '../store/NotifiedCache';
 import { type Sealed, sealedEnvelopeSchema } from '../store/Sealed';
 import { SecretGuardError } from '../store/secretGuard';
+import { decodeId, encodeId } from '../store/storeIds';
 import { ByokError } from './ByokError';
 import { Keyring } from './Keyring';
 
@@ -30,7 +31,9 @@ import { Keyring } from './Keyring';
  * the AAD binding makes a ciphertext copied between records useless.
  *
  * Store layout: `byok:keys:<userId>` (map: record id -> record), `byok:users` (map: user id -> 1,
- * the index rotation walks), `byok:settings:<userId>` (doc).
+ * the index rotation walks), `byok:settings:<userId>` (doc). In keys the user id is URI-encoded;
+ * in the index it is as storeIds.encodeId stores it (a hex or key-shaped id encoded: issue
+ * 24.10). A record and its index entry are written together or not at all.
  */
 
 /** Answers whether a provider accepts a key; injected by the gateway (it owns the provider adapters). */
@@ -82,6 +85,7 @@ type StoredRecord = z.infer<typeof recordSchema>;
 type RecordToWrite = Omit<StoredRecord, 'sealed'> & { sealed: Sealed };
 
 const USERS = 'byok:users';
+const KEYS_PREFIX = 'byok:keys:';
 /** Carries the user id whose keys or settings changed (or '*' for all, after a rotation). */
 export const BYOK_CHANNEL = 'byok';
 
@@ -90,7 +94,7 @@ export interface ByokRouting {
   providers: ReadonlySet<ProviderId>;
   fallbackToSharedPool: boolean;
 }
-const keysOf = (userId: string) => `byok:keys:${encodeURIComponent(userId)}`;
+const keysOf = (userId: string) => `${KEYS_PREFIX}${encodeURIComponent(userId)}`;
 const settingsOf = (userId: string) => `byok:settings:${encodeURIComponent(userId)}`;
 /** Binds a ciphertext to its owner, record and provider. */
 const aadOf = (userId: string, id: string, provider: ProviderId) => `keyrack-byok:v1\u0000${userId}\u0000${id}\u0000${provider}`;
@@ -162,13 +166,17 @@ export class ByokVault {
       lastTest: null,
       sealed: keyring.seal(apiKey, aadOf(userId, id, provider)),
     };
+    // One write: a record outside the index would be skipped by every rotation (issue 24.10).
     try {
-      await this.store.mapSet(keysOf(userId), id, record);
+      await this.store.transaction([
+        { op: 'mapSet', key: keysOf(userId), field: id, value: record },
+        { op: 'mapSet', key: USERS, field: encodeId(userId), value: 1 },
+      ]);
     } catch (error) {
+      // The record's only free text is its label (the index entry is never refused).
       if (error instanceof SecretGuardError) throw new ByokError('invalid_input', 'the label looks like a secret; labels are stored unencrypted');
       throw error;
     }
-    await this.store.mapSet(USERS, userId, 1);
     await this.routings.changed(userId);
     return toPublic(record, 'ok');
   }
@@ -235,7 +243,7 @@ export class ByokVault {
   async rotateEncryptionKey(): Promise<RotationReport> {
     const keyring = this.requireKeyring();
     const report: RotationReport = { users: 0, rotated: 0, alreadyCurrent: 0, failed: 0 };
-    for (const userId of (await this.store.mapGetAll(USERS)).keys()) {
+    for (const userId of await this.usersWithRecords()) {
       report.users++;
       for (const record of await this.records(userId)) {
         if (record.sealed.kid === keyring.currentKeyId) {
@@ -254,6 +262,27 @@ export class ByokVault {
     // A record that opened under no key may open now (or the reverse): every instance re-reads.
     await this.routings.changed(EVERY_ENTRY);
     return report;
+  }
+
+  /**
+   * The index, and every user with a records map: a version before issue 24.10 stored the
+   * records of a user whose id looked like a secret (hex) without indexing them. Those users are
+   * indexed here, so a rotation run by an older version finds them too.
+   */
+  private async usersWithRecords(): Promise<string[]> {
+    const users = new Set([...(await this.store.mapGetAll(USERS)).keys()].map(decodeId));
+    for (const key of await this.store.keysWithPrefix(KEYS_PREFIX)) {
+      let userId: string;
+      try {
+        userId = decodeURIComponent(key.slice(KEYS_PREFIX.length));
+      } catch {
+        continue; // not a key this vault wrote
+      }
+      if (keysOf(userId) !== key || users.has(userId)) continue;
+      await this.store.mapSet(USERS, encodeId(userId), 1);
+      users.add(userId);
+    }
+    return [...users];
   }
 
   private async records(userId: string): Promise<StoredRecord[]> {

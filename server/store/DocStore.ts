@@ -12,6 +12,12 @@
 export type Clock = () => number;
 export const systemClock: Clock = () => Date.now();
 
+/** One write of a `transaction`. */
+export type DocWrite =
+  | { op: 'setJson'; key: string; value: unknown }
+  | { op: 'mapSet'; key: string; field: string; value: unknown }
+  | { op: 'mapDelete'; key: string; field: string };
+
 export type WindowHit = { allowed: true; count: number } | { allowed: false; count: number; retryAfterMs: number };
 
 /** One counter map's increments, as `increment` takes them. */
@@ -85,6 +91,15 @@ export interface DocStore {
   mapSize(key: string): Promise<number>;
 
   /**
+   * Several writes as one: all of them or none, and no reader on any instance sees some without
+   * the others (Redis: one Lua script; in process: one synchronous step). The secret guard
+   * checks every value and field name before anything is written, so a refused one leaves the
+   * store as it was. With `ifAbsent`, nothing is written when that key exists; the answer says
+   * whether the writes happened.
+   */
+  transaction(writes: readonly DocWrite[], options?: { ifAbsent?: string }): Promise<boolean>;
+
+  /**
    * Adds to numeric fields of a counter map, all together or not at all (Redis: one MULTI of
    * HINCRBY for integers, HINCRBYFLOAT otherwise). `ttlMs` (re)sets the map's expiry.
    */
@@ -118,6 +133,12 @@ export interface DocStore {
   publish(channel: string, message: string): Promise<void>;
   /** Returns an unsubscribe function. Delivery is best effort (pub/sub): read-through stays the truth. */
   subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>>;
+
+  /**
+   * Every key that begins with `prefix`, for maintenance (the encryption key rotation), never on
+   * a request's path: Redis walks its whole key space (SCAN) to answer.
+   */
+  keysWithPrefix(prefix: string): Promise<string[]>;
 
   close(): Promise<void>;
 }

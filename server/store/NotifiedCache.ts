@@ -1,4 +1,5 @@
 import type { DocStore } from './DocStore';
+import { decodeId, encodeId } from './storeIds';
 
 export interface NotifiedCacheOptions {
   store: DocStore;
@@ -43,7 +44,7 @@ export class NotifiedCache<V> {
 
   async start(): Promise<void> {
     if (this.unsubscribe) return;
-    this.unsubscribe = await this.options.store.subscribe(this.options.channel, (key) => this.drop(key));
+    this.unsubscribe = await this.options.store.subscribe(this.options.channel, (message) => this.drop(decodeId(message)));
     this.drop(EVERY_ENTRY);
   }
 
@@ -74,8 +75,10 @@ export class NotifiedCache<V> {
   /** After writing the store: drop the entry here at once and tell every other instance. */
   async changed(key: string): Promise<void> {
     this.drop(key);
-    // Best effort: a lost notification delays the change elsewhere by at most maxAgeMs.
-    await this.options.store.publish(this.options.channel, key).catch(() => {});
+    // Best effort: a lost notification delays the change elsewhere by at most maxAgeMs. Keys are
+    // user ids: one the guard would refuse as a message (a hex or high-entropy id) goes encoded,
+    // or it was never sent (issue 24.10).
+    await this.options.store.publish(this.options.channel, encodeId(key, 'message')).catch(() => {});
   }
 
   private drop(key: string): void {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Clock, CounterWrite, DocStore, ReserveResult, WindowHit } from './DocStore';
+import type { Clock, CounterWrite, DocStore, DocWrite, ReserveResult, WindowHit } from './DocStore';
 import { systemClock } from './DocStore';
 import { assertNoSecrets, assertNotSecretIdentifier } from './secretGuard';
 
@@ -106,6 +106,32 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
     async mapSize(key) {
       return maps.get(key)?.size ?? 0;
     },
+    async transaction(writes: readonly DocWrite[], options = {}) {
+      // Everything checked and encoded first; then applied with no await in between.
+      const texts = writes.map((write) => {
+        if (write.op === 'mapDelete') return '';
+        if (write.op === 'setJson') return encode(write.key, write.value);
+        assertNotSecretIdentifier(`${write.key} (a field name)`, write.field);
+        return encode(`${write.key}[${write.field}]`, write.value);
+      });
+      const guard = options.ifAbsent;
+      if (guard !== undefined && (docs.has(guard) || maps.has(guard) || liveCounters(guard) || windows.has(guard))) return false;
+      writes.forEach((write, i) => {
+        if (write.op === 'setJson') {
+          docs.set(write.key, texts[i]!);
+          return;
+        }
+        let map = maps.get(write.key);
+        if (write.op === 'mapDelete') {
+          map?.delete(write.field);
+          if (map?.size === 0) maps.delete(write.key);
+          return;
+        }
+        if (!map) maps.set(write.key, (map = new Map()));
+        map.set(write.field, texts[i]!);
+      });
+      return true;
+    },
     async increment(key, deltas, ttlMs) {
       for (const field of Object.keys(deltas)) assertNotSecretIdentifier(`${key} (a field name)`, field);
       applyWrite({ key, deltas, ...(ttlMs !== undefined ? { ttlMs } : {}) });
@@ -151,6 +177,10 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
       if (log.length >= limit) return { allowed: false, count: log.length, retryAfterMs: Math.max(1, log[log.length - limit]! + windowMs - nowMs) };
       log.push(nowMs);
       return { allowed: true, count: log.length };
+    },
+    async keysWithPrefix(prefix) {
+      const keys = new Set([...docs.keys(), ...maps.keys(), ...[...counterMaps.keys()].filter((key) => liveCounters(key)), ...windows.keys()]);
+      return [...keys].filter((key) => key.startsWith(prefix));
     },
     async publish(channel, message) {
       assertNoSecrets(`channel ${channel}`, message);

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { DocStore, OnceBatch, ReserveResult, WindowHit } from './DocStore';
+import type { DocStore, DocWrite, OnceBatch, ReserveResult, WindowHit } from './DocStore';
 import { assertNoSecrets, assertNotSecretIdentifier } from './secretGuard';
 
 /**
@@ -86,11 +86,32 @@ end
 return 1
 `;
 
+// Several writes as one. A Lua script runs without other commands in between but does not roll
+// back, so everything that could fail midway (a key of the wrong type) is checked before the
+// first write. ARGV[1] is '1' when KEYS[1] must not exist; then four arguments per write: the
+// command, the index of its key in KEYS, the field ('' for SET), the value ('' for HDEL).
+const TRANSACTION = `
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 2, #ARGV, 4 do
+  local want = ARGV[i] == 'SET' and 'string' or 'hash'
+  local found = redis.call('TYPE', KEYS[tonumber(ARGV[i + 1])])['ok']
+  if found ~= 'none' and found ~= want then return redis.error_reply('WRONGTYPE transaction: a key holds the wrong kind of value; nothing written') end
+end
+for i = 2, #ARGV, 4 do
+  local command, key = ARGV[i], KEYS[tonumber(ARGV[i + 1])]
+  if command == 'SET' then redis.call('SET', key, ARGV[i + 3])
+  elseif command == 'HSET' then redis.call('HSET', key, ARGV[i + 2], ARGV[i + 3])
+  else redis.call('HDEL', key, ARGV[i + 2]) end
+end
+return 1
+`;
+
 interface ScriptedRedis {
   keyrackDocReserve(counters: string, holds: string, ...args: (string | number)[]): Promise<[number, number, number]>;
   keyrackDocApplyOnce(...keysAndArgs: (string | number)[]): Promise<number>;
   keyrackDocWindowHit(key: string, now: number, window: number, limit: number, member: string): Promise<[number, number, number]>;
   keyrackDocSetIfPresent(key: string, field: string, value: string): Promise<number>;
+  keyrackDocTransaction(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number>;
 }
 
 export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
@@ -101,6 +122,7 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
   redis.defineCommand('keyrackDocReserve', { numberOfKeys: 2, lua: RESERVE });
   // The number of keys varies per batch: given as the first argument.
   redis.defineCommand('keyrackDocApplyOnce', { lua: APPLY_ONCE });
+  redis.defineCommand('keyrackDocTransaction', { lua: TRANSACTION });
   const scripted = redis as unknown as ScriptedRedis;
   const k = (key: string) => `${prefix}:${key}`;
   const encode = (where: string, value: unknown): string => {
@@ -161,6 +183,27 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
     async mapSize(key) {
       return redis.hlen(k(key));
     },
+    async transaction(writes: readonly DocWrite[], options = {}) {
+      if (writes.length === 0 && options.ifAbsent === undefined) return true;
+      const keys: string[] = [];
+      const indexOf = (key: string) => {
+        const full = k(key);
+        const at = keys.indexOf(full);
+        return String((at === -1 ? keys.push(full) : at + 1));
+      };
+      if (options.ifAbsent !== undefined) indexOf(options.ifAbsent);
+      // Every value encoded (and so checked by the guard) before the script is sent.
+      const args = [options.ifAbsent === undefined ? '0' : '1'];
+      for (const write of writes) {
+        if (write.op === 'setJson') args.push('SET', indexOf(write.key), '', encode(write.key, write.value));
+        else if (write.op === 'mapDelete') args.push('HDEL', indexOf(write.key), write.field, '');
+        else {
+          assertNotSecretIdentifier(`${write.key} (a field name)`, write.field);
+          args.push('HSET', indexOf(write.key), write.field, encode(`${write.key}[${write.field}]`, write.value));
+        }
+      }
+      return (await scripted.keyrackDocTransaction(keys.length, ...keys, ...args)) === 1;
+    },
     async increment(key, deltas, ttlMs) {
       for (const field of Object.keys(deltas)) assertNotSecretIdentifier(`${key} (a field name)`, field);
       const multi = redis.multi();
@@ -218,6 +261,13 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
       const member = `${nowMs}:${process.pid}:${++hitSequence}:${Math.random().toString(36).slice(2, 8)}`;
       const [allowed, count, retryAfterMs] = await scripted.keyrackDocWindowHit(k(key), nowMs, windowMs, limit, member);
       return allowed === 1 ? { allowed: true, count } : { allowed: false, count, retryAfterMs: Math.max(1, retryAfterMs) };
+    },
+    async keysWithPrefix(prefix) {
+      // SCAN may return a key more than once; glob characters in the prefix match themselves.
+      const match = `${k(prefix).replace(/[*?[\]\\]/g, (ch) => `\\${ch}`)}*`;
+      const found = new Set<string>();
+      for await (const batch of redis.scanStream({ match, count: 1000 }) as AsyncIterable<string[]>) for (const key of batch) found.add(key.slice(k('').length));
+      return [...found];
     },
     async publish(channel, message) {
       assertNoSecrets(`channel ${channel}`, message);

@@ -115,7 +115,14 @@ export function assertNoSecrets(where: string, value: unknown): void {
   walk(where, value, new Set());
 }
 
-/** For identifiers used as map fields: every rule but the entropy backstop (ids are random by design). */
+/**
+ * For map field names: every rule but the entropy backstop (ids are random by design). Outside
+ * identifiers (user ids) reach field names only through storeIds.ts, which stores an id as itself
+ * exactly when these rules pass it and in a form no rule can match otherwise, so this check never
+ * refuses an identifier; it still catches a secret used as a field name by mistake. These rules
+ * decide where an identifier is stored: a rule added here moves the data of the ids it matches
+ * to their encoded field (new rules belong to values, which `entropy` keeps separate).
+ */
 export function assertNotSecretIdentifier(where: string, identifier: string): void {
   const rule = secretRuleFor(identifier, { entropy: false });
   if (rule) throw new SecretGuardError(where, rule);

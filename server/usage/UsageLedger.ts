@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/logger';
 import { systemClock, type Clock, type CounterWrite, type DocStore, type HoldRef } from '../store/DocStore';
 import { NotifiedCache } from '../store/NotifiedCache';
+import { decodeId, encodeId } from '../store/storeIds';
 import {
   usageRangeSchema,
   userLimitsSchema,
@@ -18,7 +19,8 @@ import {
  * `r:<user>` requests, `i:<user>` input tokens, `o:<user>` output tokens, `c:<user>` cost in
  * nano-USD (integers: sums stay exact, HINCRBY not HINCRBYFLOAT); the field names come from
  * usageField() alone. `usage:limits` maps user -> limits; `usage:rpm:<user>` is the user's
- * sliding request window, shared by every instance on the same Redis.
+ * sliding request window, shared by every instance on the same Redis. `<user>` is always the
+ * id as storeIds.encodeId stores it (a hex or key-shaped id encoded: issue 24.10).
  *
  * Budgets (issue 24.3): a user with a daily budget is admitted by a reservation, not a read.
  * `admit` checks spent + the holds in flight against the budget and places a hold of the
@@ -48,17 +50,17 @@ const HOLDS_RETRY_MS = 1_000;
 /** Carries the user id whose limits changed. */
 export const USAGE_LIMITS_CHANNEL = 'usage-limits';
 const dayKey = (date: string) => `usage:day:${date}`;
-const holdsKey = (date: string, userId: string) => `usage:holds:${date}:${userId}`;
+const holdsKey = (date: string, userId: string) => `usage:holds:${date}:${encodeId(userId)}`;
 const batchKey = (id: string) => `usage:batch:${id}`;
 
 type UsageCounter = 'r' | 'i' | 'o' | 'c';
 /** The one place a user's counter field is named (requests, input, output, cost). */
 export function usageField(counter: UsageCounter, userId: string): string {
-  return `${counter}:${userId}`;
+  return `${counter}:${encodeId(userId)}`;
 }
 /** The user a counter field belongs to (inverse of usageField). */
 function userOfField(field: string): string {
-  return field.slice(2);
+  return decodeId(field.slice(2));
 }
 
 export type LimitRefusal = {
@@ -260,14 +262,14 @@ export class UsageLedger {
 
   async setLimits(userId: string, limits: unknown): Promise<UserLimits> {
     const parsed = userLimitsSchema.parse(limits);
-    await this.store.mapSet(LIMITS, userId, parsed);
+    await this.store.mapSet(LIMITS, encodeId(userId), parsed);
     await this.limits.changed(userId);
     return parsed;
   }
 
   getLimits(userId: string): Promise<UserLimits> {
     return this.limits.get(userId, async () => {
-      const parsed = userLimitsSchema.safeParse(await this.store.mapGet(LIMITS, userId));
+      const parsed = userLimitsSchema.safeParse(await this.store.mapGet(LIMITS, encodeId(userId)));
       return parsed.success ? parsed.data : {};
     });
   }
@@ -312,7 +314,7 @@ export class UsageLedger {
       if (reserved.hold && amountNano !== undefined) hold = { ref: reserved.hold, amountNano, expiresAtMs };
     }
     if (limits.rpm !== undefined) {
-      const hit = await this.store.windowHit(`usage:rpm:${userId}`, now, RPM_WINDOW_MS, limits.rpm);
+      const hit = await this.store.windowHit(`usage:rpm:${encodeId(userId)}`, now, RPM_WINDOW_MS, limits.rpm);
       if (!hit.allowed) {
         if (hold) this.release(userId, hold);
         return { ok: false, refused: 'rpm', retryAfterMs: hit.retryAfterMs };

@@ -39,6 +39,24 @@ describe('BusinessConfig', () => {
     expect((await second.getSettings()).markup_percentage).toBe(45);
   });
 
+  it('issue 24.10: a seeding that fails midway leaves no marker over a partial catalog; the next start seeds it all', async () => {
+    for (const store of [createMemoryDocStore(), redisStore(`test-business-seed-${randomUUID()}`)]) {
+      const [firstModel, ...rest] = DEFAULT_BUSINESS_CONFIG.models;
+      // The last model's entry is refused by the secret guard after the others were (before the fix) written.
+      const broken = { ...DEFAULT_BUSINESS_CONFIG, models: [firstModel!, ...rest.slice(0, -1), { ...rest.at(-1)!, display_name: 'sk-test-abcdefghijklmnopqrstuvwxyz012345' }] };
+      const failing = new BusinessConfig({ store, defaults: broken });
+      await expect(failing.init()).rejects.toBeInstanceOf(SecretGuardError);
+      await failing.close();
+      expect(await store.getJson('business:seeded')).toBeNull();
+      expect(await store.mapSize('business:models')).toBe(0);
+      expect(await store.mapSize('business:settings')).toBe(0);
+      const next = new BusinessConfig({ store });
+      expect(await next.init()).toEqual({ seeded: true });
+      expect((await next.getConfig()).models).toHaveLength(DEFAULT_BUSINESS_CONFIG.models.length);
+      await next.close();
+    }
+  });
+
   it('ships the documented defaults and at least one model for every provider', async () => {
     const config = await fresh();
     expect(await config.getSettings()).toEqual({ prompt_soft_limit: 5000, prompt_hard_limit: 10000, expected_output_tokens: 1000, markup_percentage: 30 });

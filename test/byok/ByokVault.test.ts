@@ -208,3 +208,64 @@ describe('ByokVault', () => {
     }
   });
 });
+
+describe('issue 24.10: BYOK for a user whose id looks like a secret, and all-or-nothing writes', () => {
+  const HEX_USERS = ['a94a8fe5ccb19ba61c4c0873d391e987982fbbd3', '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'];
+  const stores: [string, () => DocStore][] = [
+    ['memory', () => createMemoryDocStore()],
+    [
+      'redis',
+      () => {
+        const redis = new Redis(inject('redisUrl'));
+        redisClients.push(redis);
+        return createRedisDocStore({ redis, prefix: `test-byok-hexid-${randomUUID()}` });
+      },
+    ],
+  ];
+
+  it.each(stores)('issue 24.10: a 40- or 64-hex user adds a key, and the rotation re-seals it (%s)', async (_name, make) => {
+    const store = make();
+    const oldKey = newKey();
+    const nextKey = newKey();
+    const before = vaultOn(store, oldKey);
+    for (const userId of HEX_USERS) {
+      const added = await before.add(userId, { provider: 'openai', apiKey: KEY_A, label: 'work' });
+      expect(await before.list(userId)).toEqual([{ ...added, status: 'ok' }]);
+    }
+    const during = vaultOn(store, nextKey, oldKey);
+    expect(await during.rotateEncryptionKey()).toEqual({ users: 2, rotated: 2, alreadyCurrent: 0, failed: 0 });
+    for (const userId of HEX_USERS) expect(await vaultOn(store, nextKey).getSecrets(userId, 'openai')).toMatchObject([{ secret: KEY_A }]);
+  });
+
+  it.each(stores)('issue 24.10: a byok.add whose index write fails leaves no record behind (%s)', async (_name, make) => {
+    const inner = make();
+    // The store refuses any write that touches the rotation index, as a connection lost after the record was written would.
+    const refusesIndex = (key: string) => key === 'byok:users';
+    const store: DocStore = {
+      ...inner,
+      mapSet: (key, field, value) => (refusesIndex(key) ? Promise.reject(new Error('connection lost')) : inner.mapSet(key, field, value)),
+      transaction: (writes, options) => (writes.some((w) => refusesIndex(w.key)) ? Promise.reject(new Error('connection lost')) : inner.transaction(writes, options)),
+    };
+    const vault = vaultOn(store);
+    await expect(vault.add('alice', { provider: 'openai', apiKey: KEY_A })).rejects.toThrow('connection lost');
+    expect(await vault.list('alice')).toEqual([]);
+    expect(await inner.mapSize('byok:keys:alice')).toBe(0);
+    // A label the guard refuses: neither the record nor the index entry is written.
+    await expect(vaultOn(inner).add('bob', { provider: 'openai', apiKey: KEY_A, label: KEY_B })).rejects.toMatchObject({ code: 'invalid_input' });
+    expect(await inner.mapSize('byok:keys:bob')).toBe(0);
+    expect(await inner.mapSize('byok:users')).toBe(0);
+  });
+
+  it.each(stores)('issue 24.10: the rotation finds and indexes records an earlier version left outside the index (%s)', async (_name, make) => {
+    const store = make();
+    const oldKey = newKey();
+    const nextKey = newKey();
+    const [userId] = HEX_USERS as [string];
+    await vaultOn(store, oldKey).add(userId, { provider: 'openai', apiKey: KEY_A });
+    // What the earlier version left: the record stored, its index entry refused.
+    for (const field of (await store.mapGetAll('byok:users')).keys()) await store.mapDelete('byok:users', field);
+    expect(await vaultOn(store, nextKey, oldKey).rotateEncryptionKey()).toEqual({ users: 1, rotated: 1, alreadyCurrent: 0, failed: 0 });
+    expect(await vaultOn(store, nextKey).getSecrets(userId, 'openai')).toMatchObject([{ secret: KEY_A }]);
+    expect(await store.mapSize('byok:users')).toBe(1);
+  });
+});

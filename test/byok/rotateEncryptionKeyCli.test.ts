@@ -53,4 +53,24 @@ describe('rotate-encryption-key CLI', () => {
     expect(await onlyNew.getSecrets('alice', 'openai')).toMatchObject([{ secret: 'sk-test-alice-0123456789abcdef' }]);
     expect(JSON.stringify(await redis.hgetall(`${prefix}:byok:keys:alice`))).toContain(keyIdOf(newKey));
   });
+
+  it('issue 24.10: re-encrypts the keys of users whose ids are 40 and 64 hex characters', async () => {
+    const prefix = `test-rotate-${randomUUID().slice(0, 8)}`;
+    const oldKey = randomBytes(32);
+    const newKey = randomBytes(32);
+    const store = createRedisDocStore({ redis, prefix });
+    const users = ['a94a8fe5ccb19ba61c4c0873d391e987982fbbd3', '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'];
+    for (const userId of users) await new ByokVault({ store, encryptionKey: oldKey }).add(userId, { provider: 'openai', apiKey: 'sk-test-hexuser-0123456789abcdef' });
+    const { code, out } = await runCli({
+      REDIS_URL: inject('redisUrl'),
+      REDIS_PREFIX: prefix,
+      ENCRYPTION_KEY: newKey.toString('hex'),
+      ENCRYPTION_KEY_PREVIOUS: oldKey.toString('hex'),
+    });
+    expect(out).toContain('2 rotated');
+    expect(code).toBe(0);
+    for (const userId of users) {
+      expect(await new ByokVault({ store, encryptionKey: newKey }).getSecrets(userId, 'openai')).toMatchObject([{ secret: 'sk-test-hexuser-0123456789abcdef' }]);
+    }
+  });
 });

@@ -90,6 +90,22 @@ describe('NotifiedCache', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('issue 24.10: a change for a user id that looks like a secret (hex, high entropy) reaches the other instance', async () => {
+    const prefix = `test-notified-${randomUUID()}`;
+    const a = new NotifiedCache<string>({ store: redisStore(prefix), channel: 'limits', maxAgeMs: 60_000 });
+    const b = new NotifiedCache<string>({ store: redisStore(prefix), channel: 'limits', maxAgeMs: 60_000 });
+    await Promise.all([a.start(), b.start()]);
+    for (const id of ['a94a8fe5ccb19ba61c4c0873d391e987982fbbd3', '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08', 'user_2NNEqL2nrIRdJ194ndJqAHwEfxC']) {
+      let stored = 'v1';
+      const source = counted(() => stored);
+      expect(await b.get(id, source.load)).toBe('v1');
+      stored = 'v2';
+      await a.changed(id);
+      await waitFor(async () => (await b.get(id, source.load)) === 'v2', 'b to drop the entry');
+    }
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('a failed load is not kept', async () => {
     const cache = new NotifiedCache<number>({ store: createMemoryDocStore(), channel: 'c' });
     await cache.start();

@@ -130,6 +130,58 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
     await unsubscribe();
   });
 
+  it('writes a transaction all together, and only when the ifAbsent key is absent', async () => {
+    const store = fresh();
+    await store.mapSet('m', 'gone', 0);
+    expect(
+      await store.transaction([
+        { op: 'setJson', key: 'doc', value: { a: 1 } },
+        { op: 'mapSet', key: 'm', field: 'one', value: { n: 1 } },
+        { op: 'mapSet', key: 'index', field: 'u', value: 1 },
+        { op: 'mapDelete', key: 'm', field: 'gone' },
+      ]),
+    ).toBe(true);
+    expect(await store.getJson('doc')).toEqual({ a: 1 });
+    expect([...(await store.mapGetAll('m')).entries()]).toEqual([['one', { n: 1 }]]);
+    expect(await store.mapGet('index', 'u')).toBe(1);
+
+    expect(await store.transaction([{ op: 'setJson', key: 'marker', value: 1 }, { op: 'mapSet', key: 'seeded', field: 'x', value: 1 }], { ifAbsent: 'marker' })).toBe(true);
+    expect(await store.transaction([{ op: 'setJson', key: 'marker', value: 2 }, { op: 'mapSet', key: 'seeded', field: 'y', value: 2 }], { ifAbsent: 'marker' })).toBe(false);
+    expect(await store.getJson('marker')).toBe(1);
+    expect([...(await store.mapGetAll('seeded')).keys()]).toEqual(['x']);
+    // Concurrent seeders: exactly one writes.
+    const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => store.transaction([{ op: 'setJson', key: 'race', value: i }], { ifAbsent: 'race' })));
+    expect(outcomes.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('lists the keys that begin with a prefix, glob characters matching themselves', async () => {
+    const store = fresh();
+    await store.mapSet('byok:keys:alice', 'r1', 1);
+    await store.mapSet('byok:keys:b%2A*', 'r1', 1);
+    await store.setJson('byok:settings:alice', { x: 1 });
+    await store.increment('byok:keysish', { n: 1 });
+    expect((await store.keysWithPrefix('byok:keys:')).sort()).toEqual(['byok:keys:alice', 'byok:keys:b%2A*']);
+    expect(await store.keysWithPrefix('byok:keys:b%2A*')).toEqual(['byok:keys:b%2A*']);
+    expect(await store.keysWithPrefix('byok:keys:?')).toEqual([]);
+    expect(await store.keysWithPrefix('nothing:')).toEqual([]);
+  });
+
+  it('issue 24.10: a transaction with one secret-looking value writes nothing', async () => {
+    const store = fresh();
+    const secret = 'sk-test-abcdefghijklmnopqrstuvwxyz012345';
+    const attempt = store.transaction([
+      { op: 'mapSet', key: 'records', field: 'r1', value: { label: 'fine' } },
+      { op: 'mapSet', key: 'index', field: 'u', value: 1 },
+      { op: 'setJson', key: 'doc', value: { note: secret } },
+    ]);
+    await expect(attempt).rejects.toBeInstanceOf(SecretGuardError);
+    await attempt.catch((error: Error) => expect(error.message).not.toContain(secret));
+    await expect(store.transaction([{ op: 'mapSet', key: 'records', field: 'r1', value: 1 }, { op: 'mapSet', key: 'index', field: secret, value: 1 }])).rejects.toBeInstanceOf(SecretGuardError);
+    expect(await store.mapSize('records')).toBe(0);
+    expect(await store.mapSize('index')).toBe(0);
+    expect(await store.getJson('doc')).toBeNull();
+  });
+
   it('refuses secret-looking writes, naming the field and not the value', async () => {
     const store = fresh();
     const secret = 'sk-test-abcdefghijklmnopqrstuvwxyz012345';
@@ -141,5 +193,23 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
     await expect(store.mapSet('m', secret, 1)).rejects.toBeInstanceOf(SecretGuardError);
     await expect(store.publish('changes', secret)).rejects.toBeInstanceOf(SecretGuardError);
     expect(await store.getJson('cfg')).toBeNull();
+  });
+});
+
+describe('redis DocStore transaction', () => {
+  it('checks every key before the first write: one that would fail midway (wrong type) leaves the others unwritten', async () => {
+    const redis = new Redis(inject('redisUrl'));
+    redisClients.push(redis);
+    const store = createRedisDocStore({ redis, prefix: `test-docstore-${randomUUID()}` });
+    stores.push(store);
+    await store.setJson('doc', { a: 1 });
+    await expect(
+      store.transaction([
+        { op: 'mapSet', key: 'records', field: 'r1', value: 1 },
+        { op: 'mapSet', key: 'doc', field: 'x', value: 1 }, // a string key, not a map
+      ]),
+    ).rejects.toThrow(/WRONGTYPE/);
+    expect(await store.mapSize('records')).toBe(0);
+    expect(await store.getJson('doc')).toEqual({ a: 1 });
   });
 });

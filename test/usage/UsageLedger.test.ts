@@ -228,3 +228,35 @@ describe('UsageLedger', () => {
     await Promise.all([a.close(), b.close()]);
   });
 });
+
+describe.each([
+  ['40-hex', 'a94a8fe5ccb19ba61c4c0873d391e987982fbbd3'],
+  ['64-hex', '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'],
+])('issue 24.10: a user whose id (OIDC sub) is %s', (_name, userId) => {
+  it('is limited (RPM and budget), billed, and reported under the real id, across two instances', async () => {
+    now = T0;
+    const prefix = `test-usage-hexid-${randomUUID()}`;
+    const a = ledgerOn(redisStore(prefix));
+    const b = ledgerOn(redisStore(prefix));
+    expect(await a.setLimits(userId, { rpm: 2, dailyBudgetUsd: 1 })).toEqual({ rpm: 2, dailyBudgetUsd: 1 });
+    expect(await b.getLimits(userId)).toEqual({ rpm: 2, dailyBudgetUsd: 1 });
+    expect(await a.checkUserLimits(userId)).toEqual({ ok: true });
+    expect(await b.checkUserLimits(userId)).toEqual({ ok: true });
+    expect(await a.checkUserLimits(userId)).toMatchObject({ ok: false, refused: 'rpm' });
+
+    // Written to the store (not kept in the outbox), so the other instance counts it.
+    expect(await a.record(userId, { inputTokens: 10, outputTokens: 5, costUsd: 0.6 })).toEqual({ buffered: false });
+    expect(await a.record(userId, { inputTokens: 1, outputTokens: 1, costUsd: 0.4 })).toEqual({ buffered: false });
+    expect(a.pending).toBe(0);
+    now = T0 + 60_000; // the RPM window has moved on: now the budget refuses
+    expect(await b.checkUserLimits(userId)).toMatchObject({ ok: false, refused: 'budget' });
+
+    const range = { from: '2025-06-10', to: '2025-06-10' };
+    expect(await b.mine(userId, range)).toMatchObject({ userId, requests: 2, inputTokens: 11, outputTokens: 6, costUsd: 1 });
+    await a.record('alice', { inputTokens: 1, outputTokens: 1, costUsd: 0.1 });
+    expect((await b.byUser(range)).map((u) => [u.userId, u.requests, u.costUsd])).toEqual([
+      [userId, 2, 1],
+      ['alice', 1, 0.1],
+    ]);
+  });
+});
