@@ -276,7 +276,8 @@ export class RedisStreamFollowers {
       if (!set || start === undefined) continue;
       for (const [id, fields] of entries) {
         const last = Number(id.slice(2));
-        let events: unknown[] | null = null;
+        // Parsed once per entry, shared by every follower of the stream (events never change).
+        let items: (BufferedEvent | null)[] | null = null;
         for (const f of set) {
           if (f.ended || f.cursor < start || last <= f.cursor) continue;
           f.cursor = last;
@@ -285,13 +286,8 @@ export class RedisStreamFollowers {
             f.end();
             continue;
           }
-          events ??= fields[0] === 'b' ? (JSON.parse(fields[1] ?? '[]') as unknown[]) : [JSON.parse(fields[1] ?? 'null') as unknown];
-          for (let i = 0; i < events.length; i += 1) {
-            const seq = last - events.length + 1 + i;
-            if (seq <= f.delivered) continue;
-            const parsed = streamEventSchema.safeParse(events[i]);
-            if (parsed.success) f.push({ id: String(seq), event: parsed.data });
-          }
+          items ??= parseEntry(last, fields);
+          for (const item of items) if (item && Number(item.id) > f.delivered) f.push(item);
           f.notify();
         }
       }
@@ -333,6 +329,15 @@ export class RedisStreamFollowers {
       )
       .finally(() => (this.checking = false));
   }
+}
+
+/** An events entry (field `b`: a JSON array; `e`: one event, as earlier versions wrote) whose last event has seq `last`. */
+function parseEntry(last: number, fields: string[]): (BufferedEvent | null)[] {
+  const events = fields[0] === 'b' ? (JSON.parse(fields[1] ?? '[]') as unknown[]) : [JSON.parse(fields[1] ?? 'null') as unknown];
+  return events.map((raw, i) => {
+    const parsed = streamEventSchema.safeParse(raw);
+    return parsed.success ? { id: String(last - events.length + 1 + i), event: parsed.data } : null;
+  });
 }
 
 /** One XREAD's STREAMS arguments: each stream once, from the furthest-behind follower's cursor. */
