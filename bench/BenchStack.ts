@@ -94,6 +94,8 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
     REDIS_PREFIX: 'keyrack-bench',
     LOG_LEVEL: 'warn',
     SHUTDOWN_GRACE_MS: '2000',
+    // Every stream of the benchmark is one user's (one token).
+    MAX_STREAMS_PER_USER: '1000000',
     OPENAI_BASE_URL: directBase,
     OPENAI_RPM_PER_KEY: '0',
     OPENAI_TPM_PER_KEY: '0',

@@ -58,6 +58,8 @@ export interface GatewayEnv {
   corsOrigins: string[];
   metricsToken: string | null;
   shutdownGraceMs: number;
+  /** chat.stream subscriptions one user may hold on one instance at once (MAX_STREAMS_PER_USER). */
+  maxStreamsPerUser: number;
   maxAttempts: number;
   requestTimeoutMs: number;
   envFile: string;
@@ -163,6 +165,7 @@ export function parseGatewayEnv(env: Env): GatewayEnv {
     corsOrigins: read('CORS_ORIGINS', z.string().transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean)), []),
     metricsToken: read<string | null>('METRICS_TOKEN', z.string().min(16, 'must be at least 16 characters'), null),
     shutdownGraceMs: read('SHUTDOWN_GRACE_MS', intSchema(0, 600_000), 10_000),
+    maxStreamsPerUser: read('MAX_STREAMS_PER_USER', intSchema(1, 1_000_000), 20),
     maxAttempts: read('MAX_ATTEMPTS', intSchema(1, 10), 3),
     requestTimeoutMs: read('REQUEST_TIMEOUT_MS', intSchema(100, 600_000), 60_000),
     envFile: read('ENV_FILE', z.string().min(1), '.env'),

@@ -37,7 +37,7 @@ import type { DocStore } from '../store/DocStore';
 import { createMemoryDocStore } from '../store/memoryDocStore';
 import { createRedisDocStore } from '../store/redisDocStore';
 import { ChatStreams, type ChatStreamsOptions } from '../streams/ChatStreams';
-import { RedisStreamBuffer } from '../streams/RedisStreamBuffer';
+import { RedisStreamBuffer, type RedisStreamBufferOptions } from '../streams/RedisStreamBuffer';
 import type { GatewayDeps } from './context';
 import type { ReloadReport } from '../ops/envReloader';
 import { createHttpHandler, type ReadinessReport } from './createHttpHandler';
@@ -55,8 +55,10 @@ export interface CreateGatewayOptions {
   dispatcher?: Partial<Omit<DispatcherDeps, 'pool' | 'catalog' | 'logger'>>;
   /** KeyPool settings (windowMs, cooldowns). */
   pool?: Omit<KeyPoolOptions, 'logger'>;
-  /** Stream buffer settings (detachGraceMs, attachTimeoutMs, retainMs). */
-  streams?: Pick<ChatStreamsOptions, 'detachGraceMs' | 'attachTimeoutMs' | 'retainMs'>;
+  /** Stream buffer settings (detachGraceMs, attachTimeoutMs, retainMs; maxStreamsPerUser over MAX_STREAMS_PER_USER). */
+  streams?: Pick<ChatStreamsOptions, 'detachGraceMs' | 'attachTimeoutMs' | 'retainMs' | 'maxStreamsPerUser'>;
+  /** The Redis stream copy's reader and heartbeat timings (tests). */
+  streamBuffer?: Pick<RedisStreamBufferOptions, 'blockMs' | 'checkMs' | 'heartbeatMs' | 'livenessTtlMs'>;
   /** Demo mode's mock provider pace; default 30 ms per chunk so the demo visibly streams. */
   mockChunkDelayMs?: number;
   /** The built demo client; default dist/client. null = serve none. */
@@ -245,9 +247,9 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         logger,
       });
     const engine = createTrackedEngine({ inner: innerEngine, coordinator, metrics, idleTimeoutMs: env.requestTimeoutMs });
-    const durable = streamsRedis ? new RedisStreamBuffer({ redis: streamsRedis, prefix: env.redisPrefix }) : undefined;
+    const durable = streamsRedis ? new RedisStreamBuffer({ redis: streamsRedis, prefix: env.redisPrefix, ...options.streamBuffer }) : undefined;
     if (durable) cleanups.push(() => durable.close());
-    const streams = new ChatStreams({ engine, logger, ...(durable ? { durable } : {}), ...options.streams });
+    const streams = new ChatStreams({ engine, logger, ...(durable ? { durable } : {}), maxStreamsPerUser: env.maxStreamsPerUser, ...options.streams });
     // Demo pools are made up in code: a reload would replace them with the (empty) file's.
     const reloader = createEnvReloader({ pool, envFile: env.envFile, baseEnv: options.baseEnv ?? {}, current: env, logger });
     const reloadHere = async (): Promise<ReloadReport> => {

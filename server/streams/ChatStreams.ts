@@ -20,6 +20,21 @@ export interface ChatStreamsOptions {
   attachTimeoutMs?: number;
   /** How long a finished stream stays resumable in this process. Default 5 minutes. */
   retainMs?: number;
+  /**
+   * chat.stream subscriptions one user may hold on this instance at once (follow and open
+   * readers, local or from the durable copy); the next is refused with StreamLimitError until
+   * one ends. Default 20 (issue 24.7: 300 resumes of one user were 300 Redis connections).
+   */
+  maxStreamsPerUser?: number;
+}
+
+/** A subscription over ChatStreamsOptions.maxStreamsPerUser; chat.stream answers TOO_MANY_REQUESTS. */
+export class StreamLimitError extends Error {
+  override readonly name = 'StreamLimitError';
+  readonly code = 'too_many_streams';
+  constructor(readonly limit: number) {
+    super(`too many open streams: at most ${limit} per user at once; close one and retry`);
+  }
 }
 
 /** Where ChatStreams.follow pushes a stream's events. */
@@ -39,6 +54,7 @@ export interface StartedStream {
 
 const DEFAULT_GRACE_MS = 5_000;
 const DEFAULT_RETAIN_MS = 5 * 60_000;
+export const DEFAULT_MAX_STREAMS_PER_USER = 20;
 
 /** Where a local reader is: it has written the events up to seq `at`. */
 interface Cursor {
@@ -145,12 +161,16 @@ export class ChatStreams {
   private readonly graceMs: number;
   private readonly retainMs: number;
   private readonly attachTimeoutMs: number;
+  private readonly maxPerUser: number;
+  /** Subscriptions held per user right now (users with none are not in the map). */
+  private readonly subscriptions = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly options: ChatStreamsOptions) {
     this.graceMs = options.detachGraceMs ?? DEFAULT_GRACE_MS;
     this.retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
     this.attachTimeoutMs = options.attachTimeoutMs ?? 30_000;
+    this.maxPerUser = options.maxStreamsPerUser ?? DEFAULT_MAX_STREAMS_PER_USER;
   }
 
   /**
@@ -225,21 +245,53 @@ export class ChatStreams {
 
   /**
    * The events of a stream after `lastEventId`, live until it ends; null when the stream does
-   * not exist or belongs to someone else (the caller cannot tell the two apart).
+   * not exist or belongs to someone else (the caller cannot tell the two apart). Throws
+   * StreamLimitError when the user holds maxStreamsPerUser subscriptions already; otherwise the
+   * returned reader holds one from now until it ends, so call it.
    */
   async open(input: { streamId: string; userId: string; lastEventId?: string | null }): Promise<((signal: AbortSignal) => AsyncGenerator<BufferedEvent>) | null> {
     const after = input.lastEventId ? Number(input.lastEventId) : 0;
     const local = this.streams.get(input.streamId);
     const { durable } = this.options;
+    const { userId } = input;
     if (local) {
-      if (local.owner !== input.userId) return null;
+      if (local.owner !== userId) return null;
+      this.takeSubscription(userId);
       // readLocal reads the durable copy for events that have left memory.
-      return (signal) => this.readLocal(local, after, signal);
+      return (signal) => this.holding(userId, this.readLocal(local, after, signal));
     }
     if (!durable) return null;
+    // Refused before the owner lookup too: over the cap costs no Redis round trip.
+    if ((this.subscriptions.get(userId) ?? 0) >= this.maxPerUser) throw new StreamLimitError(this.maxPerUser);
     const owner = await durable.owner(input.streamId);
-    if (owner === null || owner !== input.userId) return null;
-    return (signal) => durable.read(input.streamId, after, signal);
+    if (owner === null || owner !== userId) return null;
+    this.takeSubscription(userId);
+    return (signal) => this.holding(userId, durable.read(input.streamId, after, signal));
+  }
+
+  /** Subscriptions this user holds on this instance right now. */
+  subscriptionsOf(userId: string): number {
+    return this.subscriptions.get(userId) ?? 0;
+  }
+
+  private takeSubscription(userId: string): void {
+    const held = this.subscriptions.get(userId) ?? 0;
+    if (held >= this.maxPerUser) throw new StreamLimitError(this.maxPerUser);
+    this.subscriptions.set(userId, held + 1);
+  }
+
+  private releaseSubscription(userId: string): void {
+    const held = this.subscriptions.get(userId) ?? 0;
+    if (held <= 1) this.subscriptions.delete(userId);
+    else this.subscriptions.set(userId, held - 1);
+  }
+
+  private async *holding(userId: string, read: AsyncGenerator<BufferedEvent>): AsyncGenerator<BufferedEvent> {
+    try {
+      yield* read;
+    } finally {
+      this.releaseSubscription(userId);
+    }
   }
 
   /**
@@ -249,6 +301,7 @@ export class ChatStreams {
    * `start()` writes what the stream has after `lastEventId`, then each event as it comes,
    * pausing while `sink.write` returns false until `resume()`; `sink.end()` at the end. The
    * signal detaches the follower (client gone); the grace timer then runs as for any reader.
+   * Throws StreamLimitError as `open` does; the follower holds its subscription until it stops.
    */
   follow(input: { streamId: string; userId: string; lastEventId?: string | null }, sink: FollowSink, signal: AbortSignal): { start(): void; resume(): void } | null {
     const stream = this.streams.get(input.streamId);
@@ -256,6 +309,8 @@ export class ChatStreams {
     const cursor: Cursor = { at: input.lastEventId ? Number(input.lastEventId) : 0 };
     // A resume from before what memory holds: `open` serves it from the durable copy.
     if (cursor.at < stream.dropped) return null;
+    const { userId } = input;
+    this.takeSubscription(userId);
     let paused = false;
     let closed = false;
     let started = false;
@@ -264,6 +319,7 @@ export class ChatStreams {
     const stop = () => {
       if (closed) return;
       closed = true;
+      this.releaseSubscription(userId);
       stream.cursors.delete(cursor);
       stream.followers.delete(onChange);
       signal.removeEventListener('abort', stop);

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { streamEventSchema, type StreamEvent } from '../../shared';
+import type { StreamEvent } from '../../shared';
+import { RedisStreamFollowers } from './RedisStreamFollowers';
 import type { BufferedEvent, DurableStreamBuffer, DurableWriteProgress } from './types';
 
 export interface RedisStreamBufferOptions {
@@ -10,8 +12,23 @@ export interface RedisStreamBufferOptions {
    * once a quarter of it has passed, and at finish. Default 5 minutes.
    */
   ttlMs?: number;
-  /** How long one blocking read waits before checking that the stream still exists. Default 2 s. */
+  /** Longest the instance's one blocking XREAD (every reader's) waits before it is issued again. Default 250 ms. */
   blockMs?: number;
+  /**
+   * A reader that heard nothing for this long checks that its stream still exists and that its
+   * producer still runs. Default 1 s.
+   */
+  checkMs?: number;
+  /**
+   * While this instance writes streams it refreshes its liveness key every `heartbeatMs`, with
+   * this TTL: a reader elsewhere that finds the key gone (the instance was killed, SIGKILL or
+   * OOM, and wrote no end) ends with `stream_interrupted`. Defaults 1 s and 3 s: a producer's
+   * event loop may stall for 2 s before readers give up on it.
+   */
+  heartbeatMs?: number;
+  livenessTtlMs?: number;
+  /** Names this instance in its streams' producer keys. Default: a random UUID per buffer. */
+  instanceId?: string;
   /**
    * A fixed time appends are gathered before they go out (0 = at the end of the current
    * macrotask). Default: adaptive, see `writesPerSecond`.
@@ -29,7 +46,12 @@ export interface RedisStreamBufferOptions {
 /**
  * Chat streams in Redis: one Redis Stream per chat stream with explicit ids `0-<seq>`, so
  * "resume after event N" is `XREAD ... 0-N`. The end is an entry with an `end` field.
- * Readers block on their own connection (a blocking XREAD holds the connection it runs on).
+ * Every reader of this instance shares one blocking connection (RedisStreamFollowers).
+ *
+ * Liveness (issue 24.6): each stream's producer key names the instance writing it, and that
+ * instance keeps `<prefix>:streams:alive:<id>` alive with one SET every `heartbeatMs` however
+ * many streams it writes; a reader elsewhere ends with `stream_interrupted` once that key has
+ * expired and the stream has no end.
  *
  * Writes are batched: events appended within one flush interval, across every stream, go out as
  * one flush, each stream's events in order and together in one XADD entry (field `b`, a JSON
@@ -44,8 +66,13 @@ export interface RedisStreamBufferOptions {
 export class RedisStreamBuffer implements DurableStreamBuffer {
   private readonly prefix: string;
   private readonly ttlMs: number;
-  private readonly blockMs: number;
-  private readonly readers = new Set<Redis>();
+  private readonly followers: RedisStreamFollowers;
+  /** This instance's liveness key and the id its streams' producer keys hold. */
+  private readonly aliveKey: string;
+  private readonly instanceId: string;
+  private readonly heartbeatMs: number;
+  private readonly livenessTtlMs: number;
+  private heartbeat: NodeJS.Timeout | undefined;
   /** Streams this instance writes, until their end is sent. */
   private readonly writers = new Map<string, StreamWriter>();
   /** Writers with something for the next flush, in the order they first had it. */
@@ -66,23 +93,51 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
   constructor(private readonly options: RedisStreamBufferOptions) {
     // defineCommand runs EVALSHA and falls back to EVAL (loading the script) on NOSCRIPT.
     options.redis.defineCommand('keyrackStreamWriteBatch', { lua: WRITE_BATCH });
+    options.redis.defineCommand('keyrackStreamCreate', { numberOfKeys: 3, lua: CREATE });
     this.prefix = options.prefix ?? 'keyrack';
     this.ttlMs = options.ttlMs ?? 5 * 60_000;
-    this.blockMs = options.blockMs ?? 2_000;
+    this.instanceId = options.instanceId ?? randomUUID();
+    const alivePrefix = `${this.prefix}:streams:alive:`;
+    this.aliveKey = alivePrefix + this.instanceId;
+    this.heartbeatMs = options.heartbeatMs ?? 1_000;
+    this.livenessTtlMs = options.livenessTtlMs ?? 3_000;
+    this.followers = new RedisStreamFollowers({ redis: options.redis, alivePrefix, blockMs: options.blockMs ?? 250, checkMs: options.checkMs ?? 1_000 });
     this.flushIntervalMs = options.flushIntervalMs;
     this.writesPerSecond = options.writesPerSecond ?? 4_000;
   }
 
   private keys(streamId: string) {
     const base = `${this.prefix}:{chat:${streamId}}`;
-    return { owner: `${base}:owner`, events: `${base}:events` };
+    return { owner: `${base}:owner`, events: `${base}:events`, producer: `${base}:producer` };
   }
 
   create(streamId: string, owner: string, progress?: DurableWriteProgress): void {
     // The events key does not exist yet: its TTL is set with the first batch (renewedAt 0).
     const writer = this.writerOf(streamId);
     writer.progress = progress;
-    this.options.redis.set(writer.keys.owner, owner, 'PX', this.ttlMs).catch((error: unknown) => progress?.failed(error));
+    // Owner, producer and this instance's liveness key in one call (one command per stream start, as before).
+    (this.options.redis as unknown as DurableScripts)
+      .keyrackStreamCreate(writer.keys.owner, writer.keys.producer, this.aliveKey, owner, this.instanceId, this.ttlMs, this.livenessTtlMs)
+      .catch((error: unknown) => progress?.failed(error));
+    this.startHeartbeat();
+  }
+
+  /**
+   * One SET of the liveness key per beat while this instance writes any stream; it stops by
+   * itself once the last stream's end has been handed to a flush (the key then expires).
+   */
+  private startHeartbeat(): void {
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(() => {
+      if (this.writers.size === 0) {
+        clearInterval(this.heartbeat);
+        this.heartbeat = undefined;
+        return;
+      }
+      // A failed beat is not reported: Redis away fails the writes that matter, and readers.
+      this.options.redis.set(this.aliveKey, '1', 'PX', this.livenessTtlMs).catch(() => undefined);
+    }, this.heartbeatMs);
+    this.heartbeat.unref();
   }
 
   append(streamId: string, seq: number, event: StreamEvent): void {
@@ -165,11 +220,11 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
     if (!last) setImmediate(() => this.writeBatches(writers, to, waiters));
     const now = Date.now();
     const count = to - from;
-    // WRITE_BATCH's arguments: the key count, KEYS (events and owner per stream), the TTL, then
-    // ARGS_PER_STREAM per stream.
-    const args: (string | number)[] = new Array(2 + count * 2 + count * ARGS_PER_STREAM);
-    args[0] = count * 2;
-    let at = 1 + count * 2;
+    // WRITE_BATCH's arguments: the key count, KEYS (events, owner, producer per stream), the
+    // TTL, then ARGS_PER_STREAM per stream.
+    const args: (string | number)[] = new Array(2 + count * KEYS_PER_STREAM + count * ARGS_PER_STREAM);
+    args[0] = count * KEYS_PER_STREAM;
+    let at = 1 + count * KEYS_PER_STREAM;
     args[at++] = this.ttlMs;
     /** Per stream: its writer and the seq the batch holds for it. */
     const spans: [StreamWriter, number][] = [];
@@ -177,8 +232,9 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
       const writer = writers[i]!;
       writer.queued = false;
       const { keys, events } = writer;
-      args[1 + (i - from) * 2] = keys.events;
-      args[2 + (i - from) * 2] = keys.owner;
+      args[1 + (i - from) * KEYS_PER_STREAM] = keys.events;
+      args[2 + (i - from) * KEYS_PER_STREAM] = keys.owner;
+      args[3 + (i - from) * KEYS_PER_STREAM] = keys.producer;
       // Consecutive events of one stream share one entry, its id the last one's seq: a reader
       // resuming after N reads the entry holding N+1 and skips what it had. Serialized here,
       // not at append: a string per event lived until the flush.
@@ -221,67 +277,47 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
     return this.options.redis.get(this.keys(streamId).owner);
   }
 
-  async *read(streamId: string, afterSeq: number, signal: AbortSignal): AsyncGenerator<BufferedEvent> {
-    const k = this.keys(streamId);
-    const reader = this.options.redis.duplicate();
-    this.readers.add(reader);
-    // Disconnecting is the only way to interrupt a blocking XREAD.
-    const onAbort = () => reader.disconnect();
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      let cursor = `0-${afterSeq}`;
-      while (!signal.aborted) {
-        let reply: [string, [string, string[]][]][] | null;
-        try {
-          reply = (await reader.xread('BLOCK', this.blockMs, 'STREAMS', k.events, cursor)) as typeof reply;
-        } catch (error) {
-          if (signal.aborted) return;
-          throw error;
-        }
-        if (!reply) {
-          if ((await this.options.redis.exists(k.owner)) === 0) return; // expired
-          continue;
-        }
-        for (const [, entries] of reply) {
-          for (const [id, fields] of entries) {
-            cursor = id;
-            if (fields[0] === 'end') return;
-            const last = Number(id.slice(2));
-            const events = fields[0] === 'b' ? (JSON.parse(fields[1] ?? '[]') as unknown[]) : [JSON.parse(fields[1] ?? 'null') as unknown];
-            for (let i = 0; i < events.length; i += 1) {
-              const seq = last - events.length + 1 + i;
-              if (seq <= afterSeq) continue;
-              const parsed = streamEventSchema.safeParse(events[i]);
-              if (!parsed.success) continue;
-              yield { id: String(seq), event: parsed.data };
-            }
-          }
-        }
-      }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      this.readers.delete(reader);
-      reader.disconnect();
-    }
+  read(streamId: string, afterSeq: number, signal: AbortSignal): AsyncGenerator<BufferedEvent> {
+    return this.followers.read(this.keys(streamId), afterSeq, signal);
+  }
+
+  /** Readers of this instance right now, all on one connection. */
+  get readers(): number {
+    return this.followers.size;
   }
 
   async close(): Promise<void> {
     // Writes already queued still go out (the connection is the caller's to close).
     if (this.queue.length > 0) this.flush();
-    for (const reader of this.readers) reader.disconnect();
-    this.readers.clear();
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    this.followers.close();
   }
 }
 
 /** Streams per WRITE_BATCH call in one flush (see writeBatches). */
 const STREAMS_PER_BATCH = 200;
 
+/** WRITE_BATCH's KEYS per stream: events, owner, producer. */
+const KEYS_PER_STREAM = 3;
+
 /** WRITE_BATCH's ARGV per stream: last seq, events (JSON array), end seq, renew TTLs (1/0). */
 const ARGS_PER_STREAM = 4;
 
 /**
+ * A stream's start. KEYS: owner, producer, this instance's liveness key. ARGV: the user, the
+ * instance id, the copy's TTL, the liveness TTL (ms).
+ */
+const CREATE = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
+return 1
+`;
+
+/**
  * One flush batch: per stream, its events as one entry (field `b`, id `0-<last seq>`), its end
- * entry, and the TTLs of both its keys when due. KEYS: events and owner key per stream. ARGV:
+ * entry, and the TTLs of its keys when due. KEYS: events, owner, producer key per stream. ARGV:
  * the TTL (ms), then ARGS_PER_STREAM per stream ('' where a stream has no events or no end yet).
  * Returns one string per stream: '' when written, else Redis's error (an XADD refused), so a
  * failure reaches only its own stream's writer; the other streams' writes still happen.
@@ -289,8 +325,8 @@ const ARGS_PER_STREAM = 4;
 const WRITE_BATCH = `
 local ttl = ARGV[1]
 local out = {}
-for i = 1, #KEYS / 2 do
-  local events, owner = KEYS[2 * i - 1], KEYS[2 * i]
+for i = 1, #KEYS / ${KEYS_PER_STREAM} do
+  local events, owner, producer = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local a = 2 + (i - 1) * ${ARGS_PER_STREAM}
   local failed = ''
   if ARGV[a + 1] ~= '' then
@@ -304,6 +340,7 @@ for i = 1, #KEYS / 2 do
   if ARGV[a + 3] == '1' then
     redis.call('PEXPIRE', events, ttl)
     redis.call('PEXPIRE', owner, ttl)
+    redis.call('PEXPIRE', producer, ttl)
   end
   out[i] = failed
 end
@@ -312,12 +349,13 @@ return out
 
 interface DurableScripts {
   keyrackStreamWriteBatch(...args: (string | number)[]): Promise<string[]>;
+  keyrackStreamCreate(...args: (string | number)[]): Promise<number>;
 }
 
 /** One stream this instance writes: what it has queued for the next flush, and its TTL renewal. */
 interface StreamWriter {
   readonly streamId: string;
-  readonly keys: { owner: string; events: string };
+  readonly keys: { owner: string; events: string; producer: string };
   /** Events since the last flush, consecutive seqs ending at lastSeq (serialized at the flush). */
   readonly events: StreamEvent[];
   lastSeq: number;

@@ -4,7 +4,7 @@ import type { StreamEvent } from '../../shared';
 import { chatStreamInputSchema } from '../../shared/api';
 import { bearerToken, type TokenService } from '../auth/tokens';
 import type { Logger } from '../observability/logger';
-import type { ChatStreams } from './ChatStreams';
+import { StreamLimitError, type ChatStreams } from './ChatStreams';
 import { StreamedResponse } from './StreamedResponse';
 
 export interface ChatStreamSseOptions {
@@ -71,17 +71,25 @@ export function createChatStreamSse(options: ChatStreamSseOptions): (req: Incomi
     const body = new StreamedResponse(res);
     // A stream of this process is pushed to the socket as its events arrive.
     let ended: () => void = () => {};
-    const follower = options.streams.follow(target, {
-      write: (id, event) => {
-        quiet = false;
-        return body.write(`data: ${eventJson(event)}\nid: ${id}\n\n\n`);
-      },
-      end: () => {
-        res.end('event: return\ndata: \n\n\n');
-        ended();
-      },
-    }, ac.signal);
-    const read = follower ? null : await options.streams.open(target);
+    let follower: ReturnType<ChatStreamSseOptions['streams']['follow']>;
+    let read: Awaited<ReturnType<ChatStreamSseOptions['streams']['open']>> = null;
+    try {
+      follower = options.streams.follow(target, {
+        write: (id, event) => {
+          quiet = false;
+          return body.write(`data: ${eventJson(event)}\nid: ${id}\n\n\n`);
+        },
+        end: () => {
+          res.end('event: return\ndata: \n\n\n');
+          ended();
+        },
+      }, ac.signal);
+      if (!follower) read = await options.streams.open(target);
+    } catch (error) {
+      // Over the user's subscription cap: tRPC answers it (TOO_MANY_REQUESTS), as it does every refusal.
+      if (error instanceof StreamLimitError) return false;
+      throw error;
+    }
     if (!follower && !read) return false;
 
     const given = req.headers['x-request-id'];

@@ -26,7 +26,10 @@ export interface DurableStreamBuffer {
   flushed(): Promise<void>;
   /** The user the stream belongs to; null when unknown or expired. */
   owner(streamId: string): Promise<string | null>;
-  /** Events after `afterSeq` until the stream finishes, the signal aborts or the copy expires. */
+  /**
+   * Events after `afterSeq` until the stream finishes, the signal aborts or the copy expires;
+   * when its producer died without finishing it, a last `stream_interrupted` error event.
+   */
   read(streamId: string, afterSeq: number, signal: AbortSignal): AsyncGenerator<BufferedEvent>;
   close(): Promise<void>;
 }

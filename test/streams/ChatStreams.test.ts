@@ -3,7 +3,7 @@ import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import type { StreamEvent } from '../../shared';
 import { silentLogger } from '../../server/observability/logger';
 import { pushEach, type ChatEngine, type ChatEngineRequest, type EventSink } from '../../server/streams/ChatEngine';
-import { ChatStreams } from '../../server/streams/ChatStreams';
+import { ChatStreams, StreamLimitError } from '../../server/streams/ChatStreams';
 import { RedisStreamBuffer } from '../../server/streams/RedisStreamBuffer';
 import type { BufferedEvent } from '../../server/streams/types';
 
@@ -247,6 +247,34 @@ describe('ChatStreams with the Redis buffer (another instance resumes)', () => {
     const got: string[] = [];
     streams.follow({ streamId, userId: 'alice' }, { write: (id) => (got.push(id), true), end: () => {} }, new AbortController().signal)!.start();
     expect(got).toEqual(script.map((_, i) => String(i + 1)));
+  });
+
+  it('issue 24.7: a user holds at most maxStreamsPerUser subscriptions per instance, local and from Redis alike; one ending frees a place', async () => {
+    const engine = new ScriptedEngine(SCRIPT, true);
+    const producer = new ChatStreams({ engine, logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix }), detachGraceMs: 60_000 });
+    const reader = new ChatStreams({ engine: new ScriptedEngine(SCRIPT, true), logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix, blockMs: 50 }), maxStreamsPerUser: 3, detachGraceMs: 60_000 });
+    const remote = (await producer.start({ chat, userId: 'alice' })).streamId;
+    const local = (await reader.start({ chat, userId: 'alice' })).streamId;
+    const first = new AbortController();
+    const readFirst = (await reader.open({ streamId: remote, userId: 'alice' }))!(first.signal);
+    expect((await readFirst.next()).value).toMatchObject({ id: '1' });
+    const second = (await reader.open({ streamId: remote, userId: 'alice' }))!(new AbortController().signal);
+    reader.follow({ streamId: local, userId: 'alice' }, { write: () => true, end: () => {} }, new AbortController().signal)!.start();
+    expect(reader.subscriptionsOf('alice')).toBe(3);
+    // The fourth, whichever way it comes, is refused; another user is not affected.
+    await expect(reader.open({ streamId: remote, userId: 'alice' })).rejects.toBeInstanceOf(StreamLimitError);
+    await expect(reader.open({ streamId: local, userId: 'alice' })).rejects.toBeInstanceOf(StreamLimitError);
+    expect(() => reader.follow({ streamId: local, userId: 'alice' }, { write: () => true, end: () => {} }, new AbortController().signal)).toThrow(StreamLimitError);
+    expect(await reader.open({ streamId: remote, userId: 'bob' })).toBeNull();
+    // One ends (its client left): the next is let in.
+    first.abort();
+    await readFirst.next();
+    expect(reader.subscriptionsOf('alice')).toBe(2);
+    const fourth = await reader.open({ streamId: remote, userId: 'alice', lastEventId: '1' });
+    expect(fourth).not.toBeNull();
+    void second.return(undefined);
+    producer.close();
+    reader.close();
   });
 
   it('a Redis reader follows a live stream and stops when its signal aborts', async () => {

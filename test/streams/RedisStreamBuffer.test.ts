@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, expect, inject, it, vi } from 'vitest';
+import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import { RedisStreamBuffer } from '../../server/streams/RedisStreamBuffer';
 import type { DurableWriteProgress } from '../../server/streams/types';
 import type { StreamEvent } from '../../shared';
+import { waitFor } from '../ops/waitFor';
 
 const redis = new Redis(inject('redisUrl'));
 afterAll(() => redis.quit());
@@ -168,4 +169,88 @@ it('still writes after Redis lost its scripts, and reads single-event entries (f
     { id: '2', event: { type: 'delta', text: 'new' } },
   ]);
   await buffer.close();
+});
+
+describe('issue 24: liveness and the shared reader', () => {
+  it('issue 24.6: a reader of a stream whose producer died without an end gets stream_interrupted, not pings until the copy expires', async () => {
+    const prefix = `test-rsb-${randomUUID()}`;
+    // The producer beats every 20 ms with a 100 ms TTL; close() stops the beat and writes no
+    // end, as a SIGKILL would.
+    const producer = new RedisStreamBuffer({ redis, prefix, flushIntervalMs: 0, heartbeatMs: 20, livenessTtlMs: 100 });
+    const reader = new RedisStreamBuffer({ redis, prefix, blockMs: 20, checkMs: 20 });
+    const id = randomUUID();
+    producer.create(id, 'gina');
+    producer.append(id, 1, { type: 'delta', text: 'a' });
+    producer.append(id, 2, { type: 'delta', text: 'b' });
+    await producer.flushed();
+    await producer.close();
+    const events = await collect(reader.read(id, 1, new AbortController().signal));
+    expect(events).toEqual([
+      { id: '2', event: { type: 'delta', text: 'b' } },
+      { id: '3', event: { type: 'error', code: 'stream_interrupted', message: expect.stringContaining('stopped') } },
+    ]);
+    // A resume after everything there was also hears it (nothing to read, producer gone).
+    const again = await collect(reader.read(id, 3, new AbortController().signal));
+    expect(again.map((e) => e.event)).toEqual([expect.objectContaining({ code: 'stream_interrupted' })]);
+    await reader.close();
+  });
+
+  it('issue 24.6: a producer that still beats is waited for, however long it is quiet', async () => {
+    const prefix = `test-rsb-${randomUUID()}`;
+    const producer = new RedisStreamBuffer({ redis, prefix, flushIntervalMs: 0, heartbeatMs: 20, livenessTtlMs: 100 });
+    const reader = new RedisStreamBuffer({ redis, prefix, blockMs: 20, checkMs: 20 });
+    const id = randomUUID();
+    producer.create(id, 'hank');
+    producer.append(id, 1, { type: 'delta', text: 'a' });
+    const read = collect(reader.read(id, 0, new AbortController().signal));
+    // Quiet for several liveness TTLs: the reader checks many times and finds the producer alive.
+    const quietUntil = Date.now() + 500;
+    await waitFor(() => Date.now() > quietUntil, 'several liveness TTLs');
+    producer.append(id, 2, { type: 'delta', text: 'b' });
+    producer.finish(id, 2);
+    expect((await read).map((e) => e.event)).toEqual([
+      { type: 'delta', text: 'a' },
+      { type: 'delta', text: 'b' },
+    ]);
+    await producer.close();
+    await reader.close();
+  });
+
+  it('issue 24.7: every reader of an instance shares one Redis connection, each getting its own stream from its own cursor', async () => {
+    const prefix = `test-rsb-${randomUUID()}`;
+    const duplicate = vi.spyOn(redis, 'duplicate');
+    const producer = new RedisStreamBuffer({ redis, prefix, flushIntervalMs: 0 });
+    const reader = new RedisStreamBuffer({ redis, prefix, blockMs: 50 });
+    try {
+      const ids = Array.from({ length: 50 }, () => randomUUID());
+      for (const id of ids) {
+        producer.create(id, 'ivy');
+        producer.append(id, 1, { type: 'delta', text: `first of ${id}` });
+      }
+      await producer.flushed();
+      // 50 streams and a second reader of the first, each past its first read (what it resumes
+      // into) before the rest is written: the rest comes live, through the shared reads.
+      const readers = [...ids, ids[0]!].map((id) => reader.read(id, 0, new AbortController().signal));
+      const firsts = await Promise.all(readers.map((r) => r.next()));
+      expect(firsts.map((f) => (f.value as { id: string }).id)).toEqual(readers.map(() => '1'));
+      const reads = readers.map((r) => collect(r));
+      for (const id of ids) {
+        producer.append(id, 2, { type: 'delta', text: `second of ${id}` });
+        producer.append(id, 3, { type: 'delta', text: `third of ${id}` });
+        producer.finish(id, 3);
+      }
+      await producer.flushed();
+      const results = await Promise.all(reads);
+      [...ids, ids[0]!].forEach((id, i) => expect(results[i]!.map((e) => e.id + (e.event.type === 'delta' ? e.event.text : ''))).toEqual([`2second of ${id}`, `3third of ${id}`]));
+      // A later resume from its own cursor.
+      expect((await collect(reader.read(ids[0]!, 2, new AbortController().signal))).map((e) => e.id)).toEqual(['3']);
+      // One connection for the blocking reads, however many readers (there was one per reader).
+      expect(duplicate).toHaveBeenCalledTimes(1);
+      expect(reader.readers).toBe(0);
+    } finally {
+      duplicate.mockRestore();
+      await producer.close();
+      await reader.close();
+    }
+  });
 });

@@ -9,6 +9,7 @@ import {
   CHAT_START_EVENTS_MAX,
   type ChatCompleteOutput,
 } from '../../../shared/api';
+import { StreamLimitError } from '../../streams/ChatStreams';
 import { collectAnswer } from '../collectAnswer';
 import { trpcErrorOf } from '../gatewayFailure';
 import { authedProcedure, router } from '../trpc';
@@ -44,7 +45,13 @@ export const chatRouter = router({
    * with a 5xx-class code, which would start nothing new here but would look like a hang.
    */
   stream: authedProcedure.input(chatStreamInputSchema).subscription(async function* ({ ctx, input, signal }) {
-    const read = await ctx.deps.streams.open({ streamId: input.streamId, userId: ctx.user.id, lastEventId: input.lastEventId ?? null });
+    const read = await ctx.deps.streams
+      .open({ streamId: input.streamId, userId: ctx.user.id, lastEventId: input.lastEventId ?? null })
+      .catch((error: unknown) => {
+        // Over the per-user subscription cap (issue 24.7): a 4xx, so the SSE client does not re-run it.
+        if (error instanceof StreamLimitError) throw trpcErrorOf({ type: 'error', code: 'rate_limited', message: error.message });
+        throw error;
+      });
     // Someone else's stream and an unknown one look the same: ids are not a way to probe.
     if (!read) throw new TRPCError({ code: 'NOT_FOUND', message: 'no such stream' });
     const ac = new AbortController();
