@@ -4,7 +4,7 @@ import { lazyChild, type Logger } from '../observability/logger';
 import { createAdapters } from '../providers/createAdapters';
 import { ProviderError } from '../providers/ProviderError';
 import { baseUrlFor } from '../providers/registry';
-import type { AdapterEvent, ProviderAdapter, UpstreamRequest } from '../providers/types';
+import type { AdapterContext, AdapterEvent, ProviderAdapter, UpstreamRequest } from '../providers/types';
 import { eventsOf, type EventSink } from '../streams/ChatEngine';
 import { abortableSleep, backoffDelay } from './backoff';
 import type { AcquireResult, DispatchHooks, DispatchKeyPool, KeyLease, KeySource, LeaseOutcome } from './types';
@@ -34,6 +34,13 @@ export interface DispatcherDeps {
   maxAttempts?: number;
   /** No new attempt starts after this long (a started stream is not cut by it). */
   deadlineMs?: number;
+  /**
+   * UPSTREAM_FIRST_BYTE_TIMEOUT_MS: an attempt whose streamed answer has no response headers by
+   * then is abandoned and retried on another key. Without it a stalled upstream held the request
+   * until the deadline, which is also the request's own timeout, so no other key was ever tried
+   * (issue 24.11). Capped by what is left of the deadline. Default: none (the HTTP agent's own).
+   */
+  firstByteTimeoutMs?: number;
   logger: Logger;
   hooks?: DispatchHooks;
   clock?: () => number;
@@ -207,7 +214,7 @@ export class Dispatcher {
       }
 
       state.attempts += 1;
-      const result = await this.attempt(model, adapter, upstreamReq, acquired.lease, baseUrl, signal, req.requestId, log, out);
+      const result = await this.attempt(model, adapter, upstreamReq, acquired.lease, baseUrl, signal, req.requestId, log, out, this.firstByteLimit(state));
       if (result === 'done') return 'done';
       if ('final' in result) return result;
       lastKind = result.kind;
@@ -221,6 +228,12 @@ export class Dispatcher {
     }
   }
 
+  /** This attempt's wait for response headers: the configured limit, within what is left of the deadline (at least 1 ms: 0 means none to undici). */
+  private firstByteLimit(state: RequestState): number | undefined {
+    const limit = this.deps.firstByteTimeoutMs;
+    return limit === undefined ? undefined : Math.max(1, Math.min(limit, state.deadline - this.clock()));
+  }
+
   /** One upstream call on one key. Returns the classified error when it failed before any text. */
   private async attempt(
     model: ResolvedModel,
@@ -232,6 +245,7 @@ export class Dispatcher {
     requestId: string | undefined,
     log: Logger,
     out: EventSink,
+    firstByteTimeoutMs: number | undefined,
   ): Promise<'done' | Failure | ProviderError> {
     const startedAt = this.clock();
     let reported = false;
@@ -275,7 +289,8 @@ export class Dispatcher {
       return wait ? wait.then(() => out(done)) : out(done);
     };
     try {
-      await adapter.run(upstreamReq, { apiKey: lease.secret, baseUrl, signal, now: this.clock }, (event) => {
+      const ctx: AdapterContext = { apiKey: lease.secret, baseUrl, signal, now: this.clock, ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}) };
+      await adapter.run(upstreamReq, ctx, (event) => {
         if (finished) return undefined;
         if (started) return relay(event);
         // The upstream answered 2xx and produced something: only now does the client hear of it.
