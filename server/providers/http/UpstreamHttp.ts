@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import agentRequest from 'undici/lib/api/api-request.js';
 import { ProviderError } from '../ProviderError';
-import { scrubSecrets } from './scrubSecrets';
+import { scrubUpstreamText, upstreamCode } from './upstreamErrorMessage';
 import { ChunkHandlerFailure, upstreamBody, type ChunkHandler } from './upstreamBody';
 
 export interface UpstreamHttpOptions {
@@ -218,8 +218,8 @@ export function networkError(error: unknown, apiKey: string): ProviderError {
   const detail = [error instanceof Error ? error.message : String(error), cause?.message].filter(Boolean).join(': ');
   return new ProviderError({
     kind: 'transient',
-    message: aborted ? 'request aborted' : `network error: ${scrubSecrets(detail, apiKey)}`,
-    providerCode: aborted ? 'aborted' : (cause as { code?: string } | undefined)?.code ?? 'network_error',
+    message: aborted ? 'request aborted' : `network error: ${scrubUpstreamText(detail, apiKey)}`,
+    providerCode: aborted ? 'aborted' : (upstreamCode((cause as { code?: string } | undefined)?.code, apiKey) ?? 'network_error'),
   });
 }
 
