@@ -33,24 +33,24 @@ const TRANSIENT_CODES = new Set(['server_error', 'service_unavailable', 'engine_
 
 interface ErrorFields {
   message: string | null;
-  /** Lower-cased, for classification only: what is kept or logged goes through upstreamCode(). */
+  /** Lower-cased, for classification only. */
   codes: string[];
+  /** As sent: what is kept and logged, through upstreamCode() (lower-casing an encoded key hides it from the check, not from a reader). */
+  given: string[];
   param: string | null;
 }
 
 function fieldsOf(body: { error?: unknown; message?: string | null; type?: string | null; code?: string | number | null }): ErrorFields {
   const error = body.error;
-  if (typeof error === 'string') return { message: error, codes: [], param: null };
+  if (typeof error === 'string') return { message: error, codes: [], given: [], param: null };
   const e = (error ?? {}) as { message?: string | null; type?: string | null; code?: string | number | null; param?: string | null };
-  const codes = [e.code, e.type, body.code, body.type]
-    .filter((c): c is string | number => c !== null && c !== undefined && c !== '')
-    .map((c) => String(c).toLowerCase());
-  return { message: e.message ?? body.message ?? null, codes, param: e.param ?? null };
+  const given = [e.code, e.type, body.code, body.type].filter((c): c is string | number => c !== null && c !== undefined && c !== '').map(String);
+  return { message: e.message ?? body.message ?? null, codes: given.map((c) => c.toLowerCase()), given, param: e.param ?? null };
 }
 
 /** The fields of a ProviderError taken from upstream, each cleared of the key (issue 24.5). */
 function upstreamDetail(fields: ErrorFields, apiKey: string): { providerCode?: string; param?: string } {
-  const providerCode = upstreamCode(fields.codes[0], apiKey);
+  const providerCode = upstreamCode(fields.given[0], apiKey);
   const param = upstreamParam(fields.param, apiKey);
   return { ...(providerCode !== undefined ? { providerCode } : {}), ...(param !== undefined ? { param } : {}) };
 }
@@ -67,7 +67,7 @@ interface ClassifyInput {
 /** Classifies a non-2xx answer of an OpenAI-compatible provider. */
 export function classifyOpenAIError({ spec, status, headers, bodyText, apiKey, now }: ClassifyInput): ProviderError {
   const parsed = safeParseJson(bodyText, openaiErrorBodySchema);
-  const fields: ErrorFields = parsed.success ? fieldsOf(parsed.value) : { message: bodyText.slice(0, 200), codes: [], param: null };
+  const fields: ErrorFields = parsed.success ? fieldsOf(parsed.value) : { message: bodyText.slice(0, 200), codes: [], given: [], param: null };
   const { message, codes } = fields;
   const has = (set: Set<string>) => codes.some((c) => set.has(c));
   const retryAfterMs = retryAfterFromStandardHeaders(headers, now) ?? retryAfterFromRateLimitHeaders(headers);
