@@ -62,6 +62,8 @@ export interface GatewayEnv {
   maxStreamsPerUser: number;
   maxAttempts: number;
   requestTimeoutMs: number;
+  /** UPSTREAM_FIRST_BYTE_TIMEOUT_MS: a streamed upstream call with no response headers by then is retried on another key. */
+  firstByteTimeoutMs: number;
   envFile: string;
   logLevel: string;
   mockProviderPort: number;
@@ -154,6 +156,7 @@ export function parseGatewayEnv(env: Env): GatewayEnv {
     z.string().min(32, 'must be at least 32 characters'),
     null,
   );
+  const requestTimeoutMs = read('REQUEST_TIMEOUT_MS', intSchema(100, 600_000), 60_000);
   const config: GatewayEnv = {
     port: read('PORT', intSchema(0, 65_535), 3002),
     host: read('HOST', z.string().trim().min(1), '127.0.0.1'),
@@ -167,7 +170,9 @@ export function parseGatewayEnv(env: Env): GatewayEnv {
     shutdownGraceMs: read('SHUTDOWN_GRACE_MS', intSchema(0, 600_000), 10_000),
     maxStreamsPerUser: read('MAX_STREAMS_PER_USER', intSchema(1, 1_000_000), 20),
     maxAttempts: read('MAX_ATTEMPTS', intSchema(1, 10), 3),
-    requestTimeoutMs: read('REQUEST_TIMEOUT_MS', intSchema(100, 600_000), 60_000),
+    requestTimeoutMs,
+    // Within REQUEST_TIMEOUT_MS, so a key that stalls leaves time to try another (issue 24.11).
+    firstByteTimeoutMs: read('UPSTREAM_FIRST_BYTE_TIMEOUT_MS', intSchema(100, 600_000), Math.min(15_000, requestTimeoutMs)),
     envFile: read('ENV_FILE', z.string().min(1), '.env'),
     logLevel: read('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
     mockProviderPort: read('MOCK_PROVIDER_PORT', intSchema(0, 65_535), 4010),
@@ -175,6 +180,9 @@ export function parseGatewayEnv(env: Env): GatewayEnv {
     demoMode: providers.every((p) => p.keys.length === 0),
   };
 
+  if (config.firstByteTimeoutMs > config.requestTimeoutMs) {
+    problems.push({ variable: 'UPSTREAM_FIRST_BYTE_TIMEOUT_MS', problem: 'must not exceed REQUEST_TIMEOUT_MS' });
+  }
   if (!config.demoMode && !config.jwtSecret) {
     problems.push({ variable: 'JWT_SECRET', problem: 'is required when provider keys are set (at least 32 characters)' });
   }

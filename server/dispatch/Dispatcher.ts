@@ -1,10 +1,11 @@
 import type { ChatRequest, GatewayErrorCode, ProviderId, StreamEvent, TokenUsage } from '../../shared';
 import type { ModelCatalog, ResolvedModel } from '../business/types';
 import { lazyChild, type Logger } from '../observability/logger';
+import { ECHO_REDACTED, SecretMatcher } from '../observability/SecretMatcher';
 import { createAdapters } from '../providers/createAdapters';
 import { ProviderError } from '../providers/ProviderError';
 import { baseUrlFor } from '../providers/registry';
-import type { AdapterEvent, ProviderAdapter, UpstreamRequest } from '../providers/types';
+import type { AdapterContext, AdapterEvent, ProviderAdapter, UpstreamRequest } from '../providers/types';
 import { eventsOf, type EventSink } from '../streams/ChatEngine';
 import { abortableSleep, backoffDelay } from './backoff';
 import type { AcquireResult, DispatchHooks, DispatchKeyPool, KeyLease, KeySource, LeaseOutcome } from './types';
@@ -34,6 +35,13 @@ export interface DispatcherDeps {
   maxAttempts?: number;
   /** No new attempt starts after this long (a started stream is not cut by it). */
   deadlineMs?: number;
+  /**
+   * UPSTREAM_FIRST_BYTE_TIMEOUT_MS: an attempt whose streamed answer has no response headers by
+   * then is abandoned and retried on another key. Without it a stalled upstream held the request
+   * until the deadline, which is also the request's own timeout, so no other key was ever tried
+   * (issue 24.11). Capped by what is left of the deadline. Default: none (the HTTP agent's own).
+   */
+  firstByteTimeoutMs?: number;
   logger: Logger;
   hooks?: DispatchHooks;
   clock?: () => number;
@@ -139,7 +147,8 @@ export class Dispatcher {
     return out({
       type: 'error',
       code: failure.code,
-      message: failure.message,
+      // The gateway's own words only (upstream text stays in the logs), and the id to quote.
+      message: req.requestId === undefined ? failure.message : `${failure.message} (request id ${req.requestId})`,
       ...(failure.retryAfterMs !== undefined ? { retryAfterMs: Math.max(0, Math.ceil(failure.retryAfterMs)) } : {}),
     });
   }
@@ -207,7 +216,7 @@ export class Dispatcher {
       }
 
       state.attempts += 1;
-      const result = await this.attempt(model, adapter, upstreamReq, acquired.lease, baseUrl, signal, req.requestId, log, out);
+      const result = await this.attempt(model, adapter, upstreamReq, acquired.lease, baseUrl, signal, req.requestId, log, out, this.firstByteLimit(state));
       if (result === 'done') return 'done';
       if ('final' in result) return result;
       lastKind = result.kind;
@@ -221,6 +230,12 @@ export class Dispatcher {
     }
   }
 
+  /** This attempt's wait for response headers: the configured limit, within what is left of the deadline (at least 1 ms: 0 means none to undici). */
+  private firstByteLimit(state: RequestState): number | undefined {
+    const limit = this.deps.firstByteTimeoutMs;
+    return limit === undefined ? undefined : Math.max(1, Math.min(limit, state.deadline - this.clock()));
+  }
+
   /** One upstream call on one key. Returns the classified error when it failed before any text. */
   private async attempt(
     model: ResolvedModel,
@@ -232,6 +247,7 @@ export class Dispatcher {
     requestId: string | undefined,
     log: Logger,
     out: EventSink,
+    firstByteTimeoutMs: number | undefined,
   ): Promise<'done' | Failure | ProviderError> {
     const startedAt = this.clock();
     let reported = false;
@@ -275,7 +291,8 @@ export class Dispatcher {
       return wait ? wait.then(() => out(done)) : out(done);
     };
     try {
-      await adapter.run(upstreamReq, { apiKey: lease.secret, baseUrl, signal, now: this.clock }, (event) => {
+      const ctx: AdapterContext = { apiKey: lease.secret, baseUrl, signal, now: this.clock, ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}) };
+      await adapter.run(upstreamReq, ctx, (event) => {
         if (finished) return undefined;
         if (started) return relay(event);
         // The upstream answered 2xx and produced something: only now does the client hear of it.
@@ -298,13 +315,28 @@ export class Dispatcher {
       const error = ProviderError.isInstance(thrown)
         ? thrown
         : new ProviderError({ kind: 'transient', message: `${model.provider}: adapter failed`, cause: thrown });
-      if (!ProviderError.isInstance(thrown)) log.error({ err: describe(thrown) }, 'adapter threw a non-provider error');
+      if (!ProviderError.isInstance(thrown)) log.error({ err: new SecretMatcher([lease.secret]).scrub(describe(thrown)) }, 'adapter threw a non-provider error');
       await report(outcomeOf(error), started ? 'interrupted' : error.kind === 'bad_request' ? 'bad_request' : outcomeOf(error).kind);
       // Not `msg` for the provider's message: pino would write a second `msg` field into the line.
-      log.warn({ provider: model.provider, fingerprint: lease.fingerprint, kind: error.kind, status: error.status, providerCode: error.providerCode, started, detail: error.message }, 'upstream attempt failed');
+      // Every field that came from upstream is checked against this attempt's key once more, in
+      // any encoding: the adapters' classifiers did, but an error thrown elsewhere may not have.
+      const echo = new SecretMatcher([lease.secret]);
+      log.warn(
+        {
+          provider: model.provider,
+          fingerprint: lease.fingerprint,
+          kind: error.kind,
+          status: error.status,
+          providerCode: error.providerCode === undefined ? undefined : echo.scrub(error.providerCode, ECHO_REDACTED, 8),
+          param: error.param === undefined ? undefined : echo.scrub(error.param, ECHO_REDACTED, 8),
+          started,
+          detail: echo.scrub(error.message),
+        },
+        'upstream attempt failed',
+      );
       if (started) {
         // Text already reached the client: a retry would bill twice and repeat it.
-        return { code: 'stream_interrupted', message: `the ${model.provider} stream broke off: ${error.message}`, final: true };
+        return { code: 'stream_interrupted', message: `the ${model.provider} answer broke off`, final: true };
       }
       return error;
     } finally {
@@ -333,22 +365,28 @@ function outcomeOf(error: ProviderError): LeaseOutcome {
 
 const PROMPT_TOO_LONG = /context_length_exceeded|context length|maximum context|prompt is too long|too many tokens/i;
 
+/**
+ * What the client is told of a failed attempt: a fixed message per outcome, never the
+ * provider's text, which can echo the key in encodings no scrubber foresees (issue 24.5) and
+ * stays in the logs. The one upstream detail passed on is the field a bad request names, once
+ * it passed upstreamParam() (a plain field path holding no piece of the key).
+ */
 function failureFor(error: ProviderError, provider: ProviderId): Failure {
+  const retry = error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {};
   switch (error.kind) {
     case 'bad_request':
-      return {
-        code: PROMPT_TOO_LONG.test(`${error.providerCode ?? ''} ${error.message}`) ? 'prompt_too_long' : 'bad_request',
-        message: error.message,
-        final: true,
-      };
+      if (PROMPT_TOO_LONG.test(`${error.providerCode ?? ''} ${error.message}`)) {
+        return { code: 'prompt_too_long', message: `the prompt is too long for the ${provider} model`, final: true };
+      }
+      return { code: 'bad_request', message: `${provider} refused the request as invalid${error.param ? ` (field ${error.param})` : ''}`, final: true };
     case 'rate_limited':
-      return { code: 'rate_limited', message: `${provider} rate limit reached`, ...(error.retryAfterMs !== undefined ? { retryAfterMs: error.retryAfterMs } : {}), final: false };
+      return { code: 'rate_limited', message: `${provider} rate limit reached`, ...retry, final: false };
     case 'quota_exhausted':
-      return { code: 'quota_exhausted', message: `${provider} quota exhausted`, final: false };
+      return { code: 'quota_exhausted', message: `${provider} quota exhausted`, ...retry, final: false };
     case 'rejected':
       return { code: 'upstream_error', message: `${provider} rejected the key`, final: false };
     case 'transient':
-      return { code: 'upstream_error', message: `${provider} failed: ${error.message}`, final: false };
+      return { code: 'upstream_error', message: `${provider} failed to answer`, final: false };
   }
 }
 

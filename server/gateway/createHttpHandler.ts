@@ -9,6 +9,7 @@ import { devTokenInputSchema } from '../../shared/api';
 import { bearerToken, refusalMessage } from '../auth/tokens';
 import { lazyChild } from '../observability/logger';
 import { createContextFor, type GatewayContext, type GatewayDeps } from './context';
+import { retryAfterHeadersOfErrors } from './gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from './http/readBody';
 import { createTrpcCallFastPath } from './http/trpcCallFastPath';
 import { handleOpenAIRequest } from './openai/handleOpenAIRequest';
@@ -70,7 +71,14 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     }
   };
   // chat.start, before every chat's first token, skips tRPC's HTTP adapter (see trpcCallFastPath.ts).
-  const callFastPath = createTrpcCallFastPath({ router: appRouter, paths: new Set(['chat.start']), createContext: contextFor, onError, maxBodyBytes });
+  const callFastPath = createTrpcCallFastPath({
+    router: appRouter,
+    paths: new Set(['chat.start']),
+    createContext: contextFor,
+    onError,
+    errorHeaders: (error) => retryAfterHeadersOfErrors([error]),
+    maxBodyBytes,
+  });
   // Contexts of requests whose client asked for the connection to close after the answer.
   const closing = new WeakSet<GatewayContext>();
   const trpc = createHTTPHandler({
@@ -86,8 +94,12 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     // tRPC's SSE answers (pool.watch) say `connection: keep-alive`, which makes Node keep a
     // socket its client asked to close; and a body refused for its size should not be read on
     // to its end. `connection: close` in both cases, as Keyrack's own paths do (readBody, /v1).
-    responseMeta: ({ ctx, errors }) =>
-      (ctx && closing.has(ctx)) || errors.some((error) => error.code === 'PAYLOAD_TOO_LARGE') ? CLOSE_CONNECTION : {},
+    // A 429 says when to come back (`retry-after`), as /v1 does.
+    responseMeta: ({ ctx, errors }) => {
+      const close = (ctx && closing.has(ctx)) || errors.some((error) => error.code === 'PAYLOAD_TOO_LARGE');
+      const retry = retryAfterHeadersOfErrors(errors);
+      return close ? { headers: { ...CLOSE_CONNECTION.headers, ...retry } } : { headers: retry };
+    },
   });
   const statics =
     options.clientDir && existsSync(options.clientDir)

@@ -63,7 +63,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /** Fields that carry free text (error messages, upstream bodies) are scrubbed of key-shaped substrings. */
-const FREE_TEXT_FIELDS = ['err', 'error', 'message', 'reason', 'detail', 'body'] as const;
+const FREE_TEXT_FIELDS = ['err', 'error', 'message', 'reason', 'detail', 'body', 'providerCode', 'param'] as const;
 
 function scrubFreeText(fields: Record<string, unknown>): Record<string, unknown> {
   let out = fields;

@@ -13,20 +13,29 @@ export interface ProviderErrorInit {
   message: string;
   status?: number;
   retryAfterMs?: number;
-  /** The provider's own error code or type (`insufficient_quota`, `overloaded_error`, `API_KEY_INVALID`). */
+  /**
+   * The provider's own error code or type (`insufficient_quota`, `overloaded_error`,
+   * `API_KEY_INVALID`), as upstreamCode() keeps it: a plain identifier, never the key.
+   */
   providerCode?: string;
+  /** The request field a bad_request names (upstreamParam(): a plain field path, never the key). */
+  param?: string;
   cause?: unknown;
 }
 
 const MARKER = Symbol.for('keyrack.ProviderError');
 
-/** The one error every adapter throws. Its message has been scrubbed of the key. */
+/**
+ * The one error every adapter throws. Its message (for logs, never for clients) has been scrubbed
+ * of the key.
+ */
 export class ProviderError extends Error {
   override readonly name = 'ProviderError';
   readonly kind: ProviderErrorKind;
   readonly status?: number;
   readonly retryAfterMs?: number;
   readonly providerCode?: string;
+  readonly param?: string;
   private readonly [MARKER] = true;
 
   constructor(init: ProviderErrorInit) {
@@ -35,6 +44,7 @@ export class ProviderError extends Error {
     if (init.status !== undefined) this.status = init.status;
     if (init.retryAfterMs !== undefined) this.retryAfterMs = init.retryAfterMs;
     if (init.providerCode !== undefined) this.providerCode = init.providerCode;
+    if (init.param !== undefined) this.param = init.param;
   }
 
   /** Works across module copies (instanceof does not). */

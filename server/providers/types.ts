@@ -41,6 +41,12 @@ export interface AdapterContext {
   signal: AbortSignal;
   /** Time source for HTTP-date `retry-after` and RFC 3339 reset headers; Date.now by default. */
   now?: () => number;
+  /**
+   * Most time until a streamed answer's response headers arrive; past it the call fails as a
+   * transient ProviderError (`first_byte_timeout`) and the dispatcher tries another key. Not
+   * applied to one-piece answers, whose headers come only once the whole answer is written.
+   */
+  firstByteTimeoutMs?: number;
 }
 
 export type KeyTestResult = 'valid' | 'rejected' | 'unreachable';

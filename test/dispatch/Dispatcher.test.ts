@@ -39,7 +39,7 @@ function handle(req: IncomingMessage, res: ServerResponse) {
       case '500':
         return json(500, { error: { message: 'The server had an error', type: 'server_error' } });
       case '400':
-        return json(400, { error: { message: 'Invalid temperature', type: 'invalid_request_error' } });
+        return json(400, { error: { message: 'Invalid temperature', type: 'invalid_request_error', param: 'temperature' } });
       case 'cut':
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write(chunk('Hel'));
@@ -218,7 +218,8 @@ describe('Dispatcher', () => {
   it('does not retry a bad request', async () => {
     const { dispatcher, pool } = setup({ openai: ['sk-test-400-1', 'sk-test-ok-2'] });
     const events = await run(dispatcher);
-    expect(events).toEqual([{ type: 'error', code: 'bad_request', message: expect.stringContaining('Invalid temperature') }]);
+    // The gateway's own words and the field the provider named; its text stays in the logs (issue 24.5).
+    expect(events).toEqual([{ type: 'error', code: 'bad_request', message: 'openai refused the request as invalid (field temperature)' }]);
     expect(pool.reports).toEqual([{ key: 'sk-test-400-1', outcome: { kind: 'transient' } }]);
   });
 

@@ -15,6 +15,8 @@ export interface TrpcCallFastPathOptions<TContext> {
   paths: ReadonlySet<string>;
   createContext(req: IncomingMessage, requestId: string): Promise<TContext>;
   onError(error: TRPCError, path: string, ctx: TContext | undefined): void;
+  /** Extra headers of an error answer (`retry-after` of a 429), as the adapter's responseMeta adds them. */
+  errorHeaders?(error: TRPCError): Record<string, string>;
   maxBodyBytes: number;
 }
 
@@ -58,6 +60,7 @@ export function createTrpcCallFastPath<TContext>(options: TrpcCallFastPathOption
     let input: unknown;
     let item: object;
     let status = 200;
+    let extraHeaders: Record<string, string> | undefined;
     try {
       // As tRPC's adapter: the context first, then the body (unreadable JSON is a BAD_REQUEST).
       ctx = await options.createContext(req, requestId);
@@ -87,12 +90,14 @@ export function createTrpcCallFastPath<TContext>(options: TrpcCallFastPathOption
       const error = getTRPCErrorFromUnknown(cause);
       options.onError(error, path, ctx);
       status = getHTTPStatusCodeFromError(error);
+      extraHeaders = options.errorHeaders?.(error);
       item = { error: getErrorShape({ config, error, type: 'mutation', path, input, ctx }) };
     }
     const json = JSON.stringify(transformTRPCResponse(config, batched ? [item as never] : (item as never)));
     if (res.destroyed) return true;
     const vary = res.getHeader('vary'); // CORS may have set `Origin`
     res.writeHead(status, {
+      ...extraHeaders,
       'content-type': 'application/json',
       vary: vary === undefined ? 'trpc-accept, accept' : `${String(vary)}, trpc-accept, accept`,
       'content-length': Buffer.byteLength(json),

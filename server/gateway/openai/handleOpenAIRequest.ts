@@ -6,6 +6,7 @@ import type { GatewayDeps } from '../context';
 import type { EventSink } from '../../streams/ChatEngine';
 import { StreamedResponse } from '../../streams/StreamedResponse';
 import { collectAnswer } from '../collectAnswer';
+import { retryAfterHeaders, retryAfterMsOf } from '../gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
 import { OPENAI_ERROR_OF, openaiChatRequestSchema, openaiError, openaiFinishReason, openaiUsage, toChatRequest } from './openaiWire';
 
@@ -165,10 +166,5 @@ const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache
 
 function sendError(res: ServerResponse, event: ErrorEvent): void {
   const { status, type } = OPENAI_ERROR_OF[event.code];
-  const headers: Record<string, string> = {};
-  if (event.retryAfterMs !== undefined) {
-    headers['retry-after'] = String(Math.max(1, Math.ceil(event.retryAfterMs / 1000)));
-    headers['retry-after-ms'] = String(event.retryAfterMs);
-  }
-  sendJson(res, status, openaiError(event.message, type, event.code === 'not_found' ? 'model_not_found' : event.code), headers);
+  sendJson(res, status, openaiError(event.message, type, event.code === 'not_found' ? 'model_not_found' : event.code), retryAfterHeaders(retryAfterMsOf(event)));
 }

@@ -1,7 +1,7 @@
 import { ProviderError, type ProviderErrorKind } from '../ProviderError';
 import { safeParseJson } from '../http/parseJson';
 import { retryAfterFromAnthropicHeaders, retryAfterFromStandardHeaders } from '../http/retryAfter';
-import { upstreamErrorMessage } from '../http/upstreamErrorMessage';
+import { upstreamCode, upstreamErrorMessage, upstreamParam } from '../http/upstreamErrorMessage';
 import { anthropicErrorBodySchema, type anthropicErrorSchema } from './anthropicMessagesApi';
 import type { z } from 'zod';
 
@@ -33,6 +33,19 @@ function kindOf(status: number | undefined, error: AnthropicError | null | undef
   return status >= 500 || status === 408 || status === 409 ? 'transient' : 'bad_request';
 }
 
+/**
+ * Anthropic names the field a validation error is about at the start of its message
+ * (`max_tokens: Field required`, `messages.0.content: ...`); there is no `param` field.
+ */
+const FIELD_PREFIX = /^([A-Za-z_][A-Za-z0-9_.[\]]{0,63}): /;
+
+/** The fields of a ProviderError taken from upstream, each cleared of the key (issue 24.5). */
+function upstreamDetail(error: AnthropicError | null | undefined, providerCode: string | null | undefined, apiKey: string): { providerCode?: string; param?: string } {
+  const code = upstreamCode(providerCode, apiKey);
+  const param = error?.type === 'invalid_request_error' ? upstreamParam(FIELD_PREFIX.exec(error.message ?? '')?.[1], apiKey) : undefined;
+  return { ...(code !== undefined ? { providerCode: code } : {}), ...(param !== undefined ? { param } : {}) };
+}
+
 interface ClassifyInput {
   status: number;
   headers: Headers;
@@ -51,7 +64,7 @@ export function classifyAnthropicError({ status, headers, bodyText, apiKey, now 
     kind,
     status,
     message: upstreamErrorMessage('anthropic', status, error?.message ?? (parsed.success ? '' : bodyText.slice(0, 200)), apiKey),
-    ...(error?.type ? { providerCode: error.details?.error_code ?? error.type } : {}),
+    ...upstreamDetail(error, error?.type ? (error.details?.error_code ?? error.type) : undefined, apiKey),
     ...(retryAfterMs !== undefined && (kind === 'rate_limited' || kind === 'transient') ? { retryAfterMs } : {}),
   });
 }
@@ -61,6 +74,6 @@ export function classifyAnthropicStreamError(error: AnthropicError, apiKey: stri
   return new ProviderError({
     kind: kindOf(undefined, error),
     message: upstreamErrorMessage('anthropic', undefined, error.message, apiKey),
-    ...(error.type ? { providerCode: error.type } : {}),
+    ...upstreamDetail(error, error.type, apiKey),
   });
 }

@@ -4,7 +4,7 @@ import { addText, emitEach, emitTexts, type ChunkTexts } from '../emitEach';
 import { safeParseJson } from '../http/parseJson';
 import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import { firstByteLimit, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { AdapterContext, AdapterEvent, AdapterSink, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
 import { classifyGeminiError, classifyGeminiStreamError } from './classifyGeminiError';
 import { convertToGeminiRequest, geminiModelPath } from './convertToGeminiRequest';
@@ -26,6 +26,7 @@ export class GeminiAdapter implements ProviderAdapter {
       body: JSON.stringify(convertToGeminiRequest(req)),
       signal: ctx.signal,
       apiKey: ctx.apiKey,
+      ...firstByteLimit(req, ctx),
     });
     if (!response.ok || !response.body) {
       const bodyText = await readErrorBody(response);

@@ -1,7 +1,7 @@
 import { ProviderError, type ProviderErrorKind } from '../ProviderError';
 import { safeParseJson } from '../http/parseJson';
 import { parseProtoDuration, retryAfterFromStandardHeaders } from '../http/retryAfter';
-import { upstreamErrorMessage } from '../http/upstreamErrorMessage';
+import { upstreamCode, upstreamErrorMessage, upstreamParam } from '../http/upstreamErrorMessage';
 import { geminiErrorBodySchema, type GeminiStatus } from './geminiApi';
 
 /**
@@ -35,12 +35,15 @@ function build(status: number | undefined, error: GeminiStatus, apiKey: string, 
   const kind = kindOf(status, error);
   const retryAfterMs = retryDelayOf(error) ?? headerRetry;
   const reason = (error.details ?? []).map((d) => d.reason).find(Boolean);
-  const providerCode = reason ?? error.status ?? undefined;
+  const providerCode = upstreamCode(reason ?? error.status, apiKey);
+  // google.rpc.BadRequest names the field: `fieldViolations[].field` (`contents[0].parts`).
+  const param = upstreamParam(error.details?.flatMap((d) => d.fieldViolations ?? []).find((v) => v.field)?.field, apiKey);
   return new ProviderError({
     kind,
     ...(status !== undefined ? { status } : {}),
     message: upstreamErrorMessage('google', status, error.message, apiKey),
     ...(providerCode ? { providerCode } : {}),
+    ...(param ? { param } : {}),
     ...(retryAfterMs !== undefined && kind !== 'rejected' && kind !== 'bad_request' ? { retryAfterMs } : {}),
   });
 }

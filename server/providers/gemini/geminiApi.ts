@@ -24,6 +24,7 @@ export const geminiStatusSchema = z.object({
         reason: z.string().nullish(),
         retryDelay: z.string().nullish(),
         violations: z.array(z.object({ quotaId: z.string().nullish(), quotaMetric: z.string().nullish() })).nullish(),
+        fieldViolations: z.array(z.object({ field: z.string().nullish() })).nullish(),
       }),
     )
     .nullish(),

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import agentRequest from 'undici/lib/api/api-request.js';
 import { ProviderError } from '../ProviderError';
-import { scrubSecrets } from './scrubSecrets';
+import { scrubUpstreamText, upstreamCode } from './upstreamErrorMessage';
 import { ChunkHandlerFailure, upstreamBody, type ChunkHandler } from './upstreamBody';
 
 export interface UpstreamHttpOptions {
@@ -39,6 +39,11 @@ export interface UpstreamRequestInit {
   signal: AbortSignal;
   /** Scrubbed out of any error message. */
   apiKey: string;
+  /**
+   * This call's limit on the wait for response headers (the agent's headersTimeoutMs
+   * otherwise). Past it, a transient ProviderError `first_byte_timeout`.
+   */
+  headersTimeoutMs?: number;
 }
 
 /**
@@ -81,19 +86,42 @@ export class UpstreamHttp {
           headers: init.headers,
           body: init.body ?? null,
           signal: init.signal,
+          // undici's own per-request timer: nothing added on the hot path.
+          ...(init.headersTimeoutMs !== undefined ? { headersTimeout: init.headersTimeoutMs } : {}),
         });
         return new NodeResponse(answer.statusCode, answer.headers, answer.body, init.apiKey) as unknown as Response;
       }
-      return await fetch(url, {
+      return await this.viaFetch(url, init);
+    } catch (error) {
+      if (init.headersTimeoutMs !== undefined && (error as { code?: unknown } | null)?.code === 'UND_ERR_HEADERS_TIMEOUT') {
+        throw firstByteTimeout(init.headersTimeoutMs);
+      }
+      throw networkError(error, init.apiKey);
+    }
+  }
+
+  /** The global fetch (msw in tests); a headers timeout of the call's own is a timer around it. */
+  private async viaFetch(url: string, init: UpstreamRequestInit): Promise<Response> {
+    const call = (signal: AbortSignal) =>
+      fetch(url, {
         method: init.method,
         headers: init.headers,
         body: init.body,
-        signal: init.signal,
+        signal,
         // Node's fetch accepts an undici dispatcher; the DOM RequestInit type does not know it.
         dispatcher: this.agent,
       } as RequestInit);
+    const limit = init.headersTimeoutMs;
+    if (limit === undefined) return call(init.signal);
+    const timer = new AbortController();
+    const timeout = setTimeout(() => timer.abort(), limit);
+    try {
+      return await call(AbortSignal.any([init.signal, timer.signal]));
     } catch (error) {
-      throw networkError(error, init.apiKey);
+      if (timer.signal.aborted && !init.signal.aborted) throw firstByteTimeout(limit);
+      throw error;
+    } finally {
+      clearTimeout(timeout);
     }
   }
 
@@ -169,6 +197,19 @@ class NodeResponse {
   }
 }
 
+/**
+ * The call's headers timeout from the adapter context: streamed answers only (a one-piece
+ * answer's headers come when it is complete, however long the model writes).
+ */
+export function firstByteLimit(req: { delivery?: 'stream' | 'whole' }, ctx: { firstByteTimeoutMs?: number }): { headersTimeoutMs?: number } {
+  return ctx.firstByteTimeoutMs !== undefined && req.delivery !== 'whole' ? { headersTimeoutMs: ctx.firstByteTimeoutMs } : {};
+}
+
+/** No response headers within the call's limit: the upstream stalled; another key may answer. */
+function firstByteTimeout(ms: number): ProviderError {
+  return new ProviderError({ kind: 'transient', message: `no response headers within ${ms} ms`, providerCode: 'first_byte_timeout' });
+}
+
 /** Turns whatever fetch or a body read threw into a transient ProviderError with a safe message. */
 export function networkError(error: unknown, apiKey: string): ProviderError {
   if (ProviderError.isInstance(error)) return error;
@@ -177,8 +218,8 @@ export function networkError(error: unknown, apiKey: string): ProviderError {
   const detail = [error instanceof Error ? error.message : String(error), cause?.message].filter(Boolean).join(': ');
   return new ProviderError({
     kind: 'transient',
-    message: aborted ? 'request aborted' : `network error: ${scrubSecrets(detail, apiKey)}`,
-    providerCode: aborted ? 'aborted' : (cause as { code?: string } | undefined)?.code ?? 'network_error',
+    message: aborted ? 'request aborted' : `network error: ${scrubUpstreamText(detail, apiKey)}`,
+    providerCode: aborted ? 'aborted' : (upstreamCode((cause as { code?: string } | undefined)?.code, apiKey) ?? 'network_error'),
   });
 }
 

@@ -4,7 +4,7 @@ import { addText, emitEach, emitTexts, type ChunkTexts } from '../emitEach';
 import { safeParseValue } from '../http/parseJson';
 import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import { firstByteLimit, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { ProviderSpec } from '../registry';
 import type { AdapterContext, AdapterEvent, AdapterSink, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
 import { classifyOpenAIError, classifyOpenAIStreamError } from './classifyOpenAIError';
@@ -33,6 +33,7 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       body: JSON.stringify(convertToOpenAIChatRequest(req, this.spec)),
       signal: ctx.signal,
       apiKey: ctx.apiKey,
+      ...firstByteLimit(req, ctx),
     });
     if (!response.ok || !response.body) {
       const bodyText = await readErrorBody(response);

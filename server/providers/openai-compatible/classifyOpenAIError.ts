@@ -1,7 +1,7 @@
 import { ProviderError, type ProviderErrorKind } from '../ProviderError';
 import { safeParseJson } from '../http/parseJson';
 import { retryAfterFromRateLimitHeaders, retryAfterFromStandardHeaders } from '../http/retryAfter';
-import { upstreamErrorMessage } from '../http/upstreamErrorMessage';
+import { upstreamCode, upstreamErrorMessage, upstreamParam } from '../http/upstreamErrorMessage';
 import type { ProviderSpec } from '../registry';
 import { openaiErrorBodySchema, type OpenAIChunk } from './openaiChatApi';
 
@@ -33,17 +33,26 @@ const TRANSIENT_CODES = new Set(['server_error', 'service_unavailable', 'engine_
 
 interface ErrorFields {
   message: string | null;
+  /** Lower-cased, for classification only. */
   codes: string[];
+  /** As sent: what is kept and logged, through upstreamCode() (lower-casing an encoded key hides it from the check, not from a reader). */
+  given: string[];
+  param: string | null;
 }
 
 function fieldsOf(body: { error?: unknown; message?: string | null; type?: string | null; code?: string | number | null }): ErrorFields {
   const error = body.error;
-  if (typeof error === 'string') return { message: error, codes: [] };
-  const e = (error ?? {}) as { message?: string | null; type?: string | null; code?: string | number | null };
-  const codes = [e.code, e.type, body.code, body.type]
-    .filter((c): c is string | number => c !== null && c !== undefined && c !== '')
-    .map((c) => String(c).toLowerCase());
-  return { message: e.message ?? body.message ?? null, codes };
+  if (typeof error === 'string') return { message: error, codes: [], given: [], param: null };
+  const e = (error ?? {}) as { message?: string | null; type?: string | null; code?: string | number | null; param?: string | null };
+  const given = [e.code, e.type, body.code, body.type].filter((c): c is string | number => c !== null && c !== undefined && c !== '').map(String);
+  return { message: e.message ?? body.message ?? null, codes: given.map((c) => c.toLowerCase()), given, param: e.param ?? null };
+}
+
+/** The fields of a ProviderError taken from upstream, each cleared of the key (issue 24.5). */
+function upstreamDetail(fields: ErrorFields, apiKey: string): { providerCode?: string; param?: string } {
+  const providerCode = upstreamCode(fields.given[0], apiKey);
+  const param = upstreamParam(fields.param, apiKey);
+  return { ...(providerCode !== undefined ? { providerCode } : {}), ...(param !== undefined ? { param } : {}) };
 }
 
 interface ClassifyInput {
@@ -58,7 +67,8 @@ interface ClassifyInput {
 /** Classifies a non-2xx answer of an OpenAI-compatible provider. */
 export function classifyOpenAIError({ spec, status, headers, bodyText, apiKey, now }: ClassifyInput): ProviderError {
   const parsed = safeParseJson(bodyText, openaiErrorBodySchema);
-  const { message, codes } = parsed.success ? fieldsOf(parsed.value) : { message: bodyText.slice(0, 200), codes: [] };
+  const fields: ErrorFields = parsed.success ? fieldsOf(parsed.value) : { message: bodyText.slice(0, 200), codes: [], given: [], param: null };
+  const { message, codes } = fields;
   const has = (set: Set<string>) => codes.some((c) => set.has(c));
   const retryAfterMs = retryAfterFromStandardHeaders(headers, now) ?? retryAfterFromRateLimitHeaders(headers);
 
@@ -74,14 +84,15 @@ export function classifyOpenAIError({ spec, status, headers, bodyText, apiKey, n
     kind,
     status,
     message: upstreamErrorMessage(spec.id, status, message, apiKey),
-    ...(codes[0] !== undefined ? { providerCode: codes[0] } : {}),
+    ...upstreamDetail(fields, apiKey),
     ...(retryAfterMs !== undefined && (kind === 'rate_limited' || kind === 'transient') ? { retryAfterMs } : {}),
   });
 }
 
 /** Classifies `data: {"error": ...}` inside a 200 stream, which has no status code to go by. */
 export function classifyOpenAIStreamError(spec: ProviderSpec, error: NonNullable<OpenAIChunk['error']>, apiKey: string): ProviderError {
-  const { message, codes } = fieldsOf({ error });
+  const fields = fieldsOf({ error });
+  const { message, codes } = fields;
   const has = (set: Set<string>) => codes.some((c) => set.has(c));
   const kind: ProviderErrorKind = has(QUOTA_CODES) || QUOTA_MESSAGE.test(message ?? '')
     ? 'quota_exhausted'
@@ -95,6 +106,6 @@ export function classifyOpenAIStreamError(spec: ProviderSpec, error: NonNullable
   return new ProviderError({
     kind,
     message: upstreamErrorMessage(spec.id, undefined, message, apiKey),
-    ...(codes[0] !== undefined ? { providerCode: codes[0] } : {}),
+    ...upstreamDetail(fields, apiKey),
   });
 }
