@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { decodeJwt, errors, jwtVerify, SignJWT } from 'jose';
+import { errors, jwtVerify, SignJWT } from 'jose';
+import { parseDurationSeconds } from '../config/env';
 import { z } from 'zod';
 import { userIdSchema, userRoleSchema, type UserRole } from '../../shared/api';
 
@@ -34,6 +35,8 @@ export interface TokenOptions {
    * with `--ttl 3650d`, or by anyone who once held the secret, worked for as long as it said.
    */
   maxAgeSeconds?: number;
+  /** Milliseconds since the epoch; tests move it. Default Date.now. */
+  clock?: () => number;
 }
 
 const DEFAULT_MAX_AGE_SECONDS = 24 * 3600;
@@ -59,33 +62,34 @@ export class TokenService {
   private readonly audience: string | null;
   /** The longest a token lives from its `iat`, in seconds. */
   readonly maxAgeSeconds: number;
+  private readonly clock: () => number;
 
   constructor(secret: string, options: TokenOptions = {}) {
     this.key = crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
     this.issuer = options.issuer ?? null;
     this.audience = options.audience ?? null;
     this.maxAgeSeconds = options.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
+    this.clock = options.clock ?? Date.now;
   }
 
-  /** `ttl`: seconds from now (negative for tests of expiry), or jose's `'1h'`-style span; at most maxAgeSeconds. */
+  /** `ttl`: seconds from now (negative for tests of expiry), or `30m` / `1h` / `7d`; at most maxAgeSeconds. */
   async mint(claims: { sub: string; role: UserRole }, ttl: string | number = '1h'): Promise<string> {
     const { sub, role } = claimsSchema.parse(claims);
-    const now = Math.floor(Date.now() / 1000);
-    const exp = typeof ttl === 'number' ? now + ttl : ttl;
-    const jwt = new SignJWT({ role }).setProtectedHeader({ alg: ALG, typ: 'JWT' }).setSubject(sub).setIssuedAt(now).setExpirationTime(exp);
+    const lifetime = typeof ttl === 'number' ? ttl : parseDurationSeconds(ttl);
+    if (lifetime === null) throw new RangeError('ttl must look like 30m, 1h or 7d');
+    if (lifetime > this.maxAgeSeconds) throw new TokenLifetimeError(`token lifetime ${lifetime} s is over JWT_MAX_AGE (${this.maxAgeSeconds} s)`);
+    const now = Math.floor(this.clock() / 1000);
+    const jwt = new SignJWT({ role }).setProtectedHeader({ alg: ALG, typ: 'JWT' }).setSubject(sub).setIssuedAt(now).setExpirationTime(now + lifetime);
     if (this.issuer) jwt.setIssuer(this.issuer);
     if (this.audience) jwt.setAudience(this.audience);
-    const token = await jwt.sign(await this.key);
-    const lifetime = decodeJwt(token).exp! - now;
-    if (lifetime > this.maxAgeSeconds) throw new TokenLifetimeError(`token lifetime ${lifetime} s is over JWT_MAX_AGE (${this.maxAgeSeconds} s)`);
-    return token;
+    return jwt.sign(await this.key);
   }
 
   async verify(token: string | null | undefined): Promise<VerifyResult> {
     if (!token) return { ok: false, reason: 'missing' };
     const known = this.verified.get(token);
     if (known) {
-      if (Date.now() < known.expiresAtMs) return { ok: true, user: known.user };
+      if (this.clock() < known.expiresAtMs) return { ok: true, user: known.user };
       this.verified.delete(token);
     }
     try {
@@ -97,6 +101,7 @@ export class TokenService {
         clockTolerance: CLOCK_TOLERANCE_S,
         requiredClaims: ['sub', 'exp', 'iat'],
         maxTokenAge: this.maxAgeSeconds,
+        currentDate: new Date(this.clock()),
         ...(this.issuer ? { issuer: this.issuer } : {}),
         ...(this.audience ? { audience: this.audience } : {}),
       });
