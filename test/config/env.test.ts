@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { ConfigError, parseGatewayEnv } from '../../server/config/env';
+import { parseEnvFile } from '../../server/config/envFile';
 
 const SECRET_A = 'sk-test-aaaaaaaaaaaaaaaaaaaaaaaa1111';
 const SECRET_B = 'sk-test-bbbbbbbbbbbbbbbbbbbbbbbb2222';
@@ -98,6 +100,12 @@ describe('issue 24.1: demo mode is an explicit, safe opt-in', () => {
     expect(parseGatewayEnv({ PORT: '3002', LOG_LEVEL: 'info' })).toMatchObject({ demoMode: true, devTokens: true, jwtSecret: null });
     // Blank values (a copied .env.example) count as unset.
     expect(parseGatewayEnv({ JWT_SECRET: '', ENCRYPTION_KEY: ' ', REDIS_URL: '', OPENAI_API_KEY_1: '' })).toMatchObject({ demoMode: true, devTokens: true });
+  });
+
+  it('.env.example copied as it is runs the demo', () => {
+    const { values, problems } = parseEnvFile(readFileSync('.env.example', 'utf8'));
+    expect(problems).toEqual([]);
+    expect(parseGatewayEnv(values)).toMatchObject({ demoMode: true, devTokens: true, jwtMaxAgeSeconds: 86_400 });
   });
 
   it('KEYRACK_DEMO=1 asks for the demo; with JWT_SECRET set it has no /dev/token', () => {
