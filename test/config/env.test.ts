@@ -124,7 +124,7 @@ describe('issue 24.1: demo mode is an explicit, safe opt-in', () => {
       jwt: [{}, { JWT_SECRET }, { JWT_SECRET: 'too-short' }],
       enc: [{}, { ENCRYPTION_KEY }],
       redis: [{}, { REDIS_URL }],
-      demo: [{}, { KEYRACK_DEMO: '1' }, { KEYRACK_DEMO: '0' }],
+      demo: [{}, { KEYRACK_DEMO: '1' }, { KEYRACK_DEMO: '0' }] as { KEYRACK_DEMO?: string }[],
     };
     let started = 0;
     for (const keys of options.keys)
@@ -141,6 +141,8 @@ describe('issue 24.1: demo mode is an explicit, safe opt-in', () => {
                 throw error;
               }
               started += 1;
+              // Demo mode (the mock provider, and its token endpoint unless JWT_SECRET is set) only when asked for or nothing is configured.
+              if (env.demoMode) expect(demo.KEYRACK_DEMO === '1' || Object.keys(raw).every((name) => name === 'KEYRACK_DEMO'), JSON.stringify(Object.keys(raw))).toBe(true);
               if (env.devTokens) {
                 expect(raw).not.toHaveProperty('JWT_SECRET');
                 expect(raw).not.toHaveProperty('OPENAI_API_KEY');
