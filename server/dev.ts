@@ -4,7 +4,7 @@ import { createGateway } from './gateway/createGateway';
 import { createLogger } from './observability/logger';
 
 /**
- * `npm run dev`: the gateway on 3002 (demo mode unless .env has provider keys) and the Vite dev
+ * `npm run dev`: the gateway on 3002 (demo mode when .env sets nothing, or KEYRACK_DEMO=1) and the Vite dev
  * server with hot reload, whose proxy (vite.config.ts) sends /trpc, /v1 and /dev to the gateway.
  */
 async function main(): Promise<void> {

@@ -96,7 +96,7 @@ export const poolSetKeyEnabledOutputSchema = z.object({ ok: z.literal(true) });
 
 // --- dev (demo mode only) -------------------------------------------------------------------
 
-/** `POST /dev/token` body: exists only in demo mode, for the demo's login screen. */
+/** `POST /dev/token` body: exists only in demo mode without JWT_SECRET, for the demo's login screen. */
 export const devTokenInputSchema = z.object({
   sub: userIdSchema,
   role: userRoleSchema.default('user'),

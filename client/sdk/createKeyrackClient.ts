@@ -1,5 +1,6 @@
 import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, type TRPCClient } from '@trpc/client';
 import { EventSource } from 'eventsource';
+import { MAX_TRPC_BATCH_SIZE } from '../../shared/transport';
 import type { AppRouter } from '../../server/gateway/router';
 
 /**
@@ -49,7 +50,8 @@ export function createKeyrackClient(options: KeyrackClientOptions): KeyrackClien
             },
           }),
         }),
-        false: httpBatchLink({ url, headers: authorization, fetch: baseFetch }),
+        // The gateway refuses larger batches (MAX_TRPC_BATCH_SIZE); more calls at once go as several requests.
+        false: httpBatchLink({ url, headers: authorization, fetch: baseFetch, maxItems: MAX_TRPC_BATCH_SIZE }),
       }),
     ],
   });

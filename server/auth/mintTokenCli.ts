@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
 import { userRoleSchema } from '../../shared/api';
-import { ConfigError } from '../config/env';
+import { ConfigError, parseTokenEnv } from '../config/env';
 import { loadEnvFile } from '../config/loadEnvironment';
-import { TokenService } from './tokens';
+import { TokenLifetimeError, TokenService } from './tokens';
 
 /**
  * `npm run token -- --sub alice [--role admin] [--ttl 1h]`: prints a development token signed
- * with JWT_SECRET from the environment or .env (ENV_FILE).
+ * with JWT_SECRET from the environment or .env (ENV_FILE), carrying JWT_ISSUER / JWT_AUDIENCE when
+ * set; a --ttl over JWT_MAX_AGE (default 24h) is refused.
  */
 async function main(): Promise<number> {
   const fileProblems = loadEnvFile(process.env.ENV_FILE ?? '.env');
@@ -53,8 +54,23 @@ async function main(): Promise<number> {
     console.error('JWT_SECRET must be at least 32 characters');
     return 1;
   }
-  const token = await new TokenService(secret).mint({ sub: values.sub, role: role.data }, values.ttl);
-  console.log(token);
+  // The gateway's JWT_ISSUER / JWT_AUDIENCE / JWT_MAX_AGE, so the token is one it accepts.
+  let tokenEnv;
+  try {
+    tokenEnv = parseTokenEnv(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    return 2;
+  }
+  const service = new TokenService(secret, { issuer: tokenEnv.jwtIssuer, audience: tokenEnv.jwtAudience, maxAgeSeconds: tokenEnv.jwtMaxAgeSeconds });
+  try {
+    console.log(await service.mint({ sub: values.sub, role: role.data }, values.ttl));
+  } catch (error) {
+    if (!(error instanceof TokenLifetimeError)) throw error;
+    console.error(`--ttl ${values.ttl} is longer than JWT_MAX_AGE (${tokenEnv.jwtMaxAgeSeconds} s): the gateway would refuse the token before it expires\n${usage}`);
+    return 2;
+  }
   return 0;
 }
 

@@ -47,7 +47,7 @@ export interface ProviderEnv {
   strategy: RotationStrategy;
 }
 
-export interface GatewayEnv {
+export interface GatewayEnv extends TokenEnv {
   port: number;
   host: string;
   redisUrl: string | null;
@@ -69,8 +69,56 @@ export interface GatewayEnv {
   mockProviderPort: number;
   /** Every provider, with or without keys (a provider without keys has an empty pool). */
   providers: ProviderEnv[];
-  /** No provider key anywhere: the built-in mock provider serves. */
+  /**
+   * The built-in mock provider serves, with made-up keys: KEYRACK_DEMO=1, or nothing a real
+   * deployment sets (no provider key, JWT_SECRET, ENCRYPTION_KEY(_PREVIOUS) nor REDIS_URL).
+   * Never inferred from missing keys alone: an instance whose env file was not mounted, or a
+   * BYOK-only deployment, is not a demo (issue 24.1).
+   */
   demoMode: boolean;
+  /**
+   * `POST /dev/token` (unauthenticated tokens for the demo's login): demo mode without
+   * JWT_SECRET only, so tokens it mints die with the process. With JWT_SECRET set nothing can
+   * mint a token but whoever holds the secret, whatever KEYRACK_DEMO says.
+   */
+  devTokens: boolean;
+}
+
+/** Variables only a real deployment sets: any of them (or a provider key) means "not a demo". */
+const DEPLOYMENT_VARIABLES = ['JWT_SECRET', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS', 'REDIS_URL'] as const;
+
+/** A day: long enough for a working session, short enough that a leaked token dies soon. */
+export const DEFAULT_JWT_MAX_AGE_SECONDS = 24 * 3600;
+
+const DURATION_UNITS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+
+/** `90`, `90s`, `30m`, `24h`, `7d` as seconds; null when it is none of these. */
+export function parseDurationSeconds(value: string): number | null {
+  const match = /^(\d{1,9})([smhd]?)$/.exec(value.trim());
+  if (!match) return null;
+  return Number(match[1]) * DURATION_UNITS[(match[2] || 's') as keyof typeof DURATION_UNITS];
+}
+
+const durationSchema = (minSeconds: number, maxSeconds: number) =>
+  z.string().transform((value, ctx) => {
+    const seconds = parseDurationSeconds(value);
+    if (seconds === null || seconds < minSeconds || seconds > maxSeconds) {
+      ctx.addIssue({ code: 'custom', message: `must be a duration such as 30m, 24h or 7d (seconds without a unit), from ${minSeconds} s to ${maxSeconds / 86_400} days` });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+
+/** A JWT `iss` / `aud` value: printable, no white space (it is compared exactly). */
+const claimValueSchema = z.string().trim().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1-200 printable characters without spaces');
+
+/** The token settings, shared by the gateway and `npm run token` (mintTokenCli.ts). */
+export interface TokenEnv {
+  /** JWT_ISSUER / JWT_AUDIENCE: put into tokens we mint and required of tokens we accept; null = not checked. */
+  jwtIssuer: string | null;
+  jwtAudience: string | null;
+  /** JWT_MAX_AGE: a token issued (`iat`) longer ago is refused, whatever its `exp` says. */
+  jwtMaxAgeSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -100,10 +148,11 @@ const encryptionKeySchema = z
 
 const KEY_VARIABLE = /^(?<prefix>[A-Z_]+?)_API_KEY(?:_(?<n>\d+))?$/;
 
-export function parseGatewayEnv(env: Env): GatewayEnv {
-  const problems: { variable: string; problem: string }[] = [];
+type Problems = { variable: string; problem: string }[];
 
-  function read<T>(variable: string, schema: z.ZodType<T>, fallback: T): T {
+/** Reads one variable with a schema; unset or blank = the fallback; a bad value is a problem named by its variable. */
+function readerOf(env: Env, problems: Problems) {
+  return function read<T>(variable: string, schema: z.ZodType<T>, fallback: T): T {
     const raw = env[variable];
     if (raw === undefined || raw.trim() === '') return fallback;
     const parsed = schema.safeParse(raw);
@@ -111,7 +160,29 @@ export function parseGatewayEnv(env: Env): GatewayEnv {
     // zod messages describe the expected shape; they never echo the input.
     problems.push({ variable, problem: parsed.error.issues.map((i) => i.message).join('; ') });
     return fallback;
-  }
+  };
+}
+
+function readTokenEnv(read: ReturnType<typeof readerOf>): TokenEnv {
+  return {
+    jwtIssuer: read<string | null>('JWT_ISSUER', claimValueSchema, null),
+    jwtAudience: read<string | null>('JWT_AUDIENCE', claimValueSchema, null),
+    jwtMaxAgeSeconds: read('JWT_MAX_AGE', durationSchema(60, 365 * 86_400), DEFAULT_JWT_MAX_AGE_SECONDS),
+  };
+}
+
+/** JWT_ISSUER, JWT_AUDIENCE and JWT_MAX_AGE alone (`npm run token` mints what the gateway accepts). */
+export function parseTokenEnv(env: Env): TokenEnv {
+  const problems: Problems = [];
+  const tokenEnv = readTokenEnv(readerOf(env, problems));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return tokenEnv;
+}
+
+export function parseGatewayEnv(env: Env): GatewayEnv {
+  const problems: Problems = [];
+  const read = readerOf(env, problems);
+  const isSet = (variable: string) => (env[variable]?.trim() ?? '') !== '';
 
   const seenSecrets = new Map<string, string>();
   const providers: ProviderEnv[] = PROVIDERS.map(({ id, envPrefix }) => {
@@ -157,6 +228,16 @@ export function parseGatewayEnv(env: Env): GatewayEnv {
     null,
   );
   const requestTimeoutMs = read('REQUEST_TIMEOUT_MS', intSchema(100, 600_000), 60_000);
+  const hasProviderKeys = providers.some((p) => p.keys.length > 0);
+  // Demo mode is asked for, or the environment holds nothing a deployment sets (`npm start` on
+  // a fresh clone). Missing keys alone never mean demo: that once made an instance whose env
+  // file was not mounted hand out admin tokens signed with the production secret (issue 24.1).
+  const demoFlag = read<boolean | null>(
+    'KEYRACK_DEMO',
+    z.string().trim().pipe(z.enum(['1', '0', 'true', 'false'], { error: 'must be 1 or 0' })).transform((v) => v === '1' || v === 'true'),
+    null,
+  );
+  const demoMode = demoFlag ?? !(hasProviderKeys || DEPLOYMENT_VARIABLES.some(isSet));
   const config: GatewayEnv = {
     port: read('PORT', intSchema(0, 65_535), 3002),
     host: read('HOST', z.string().trim().min(1), '127.0.0.1'),
@@ -177,14 +258,24 @@ export function parseGatewayEnv(env: Env): GatewayEnv {
     logLevel: read('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
     mockProviderPort: read('MOCK_PROVIDER_PORT', intSchema(0, 65_535), 4010),
     providers,
-    demoMode: providers.every((p) => p.keys.length === 0),
+    demoMode,
+    devTokens: demoMode && !isSet('JWT_SECRET'),
+    ...readTokenEnv(read),
   };
 
   if (config.firstByteTimeoutMs > config.requestTimeoutMs) {
     problems.push({ variable: 'UPSTREAM_FIRST_BYTE_TIMEOUT_MS', problem: 'must not exceed REQUEST_TIMEOUT_MS' });
   }
-  if (!config.demoMode && !config.jwtSecret) {
-    problems.push({ variable: 'JWT_SECRET', problem: 'is required when provider keys are set (at least 32 characters)' });
+  if (demoMode && hasProviderKeys) {
+    problems.push({ variable: 'KEYRACK_DEMO', problem: 'demo mode serves the built-in mock provider only: unset KEYRACK_DEMO or the provider keys' });
+  }
+  if (!demoMode && !isSet('JWT_SECRET')) {
+    problems.push({
+      variable: 'JWT_SECRET',
+      problem: hasProviderKeys
+        ? 'is required when provider keys are set (at least 32 characters)'
+        : `is required outside demo mode (at least 32 characters); demo mode is KEYRACK_DEMO=1, or none of provider keys, ${DEPLOYMENT_VARIABLES.join(', ')} set`,
+    });
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -24,6 +24,7 @@ import { DEFAULT_BYOK_SETTINGS } from '../../shared/byok';
 import { createMeteredChatEngine } from './meteredChatEngine';
 import type { ModelCatalog } from '../business/types';
 import type { GatewayEnv } from '../config/env';
+import { startupWarnings } from '../config/startupWarnings';
 import { Dispatcher, type DispatcherDeps } from '../dispatch/Dispatcher';
 import { startMockProvider, type MockProvider } from '../mock-provider/startMockProvider';
 import { silentLogger, type Logger } from '../observability/logger';
@@ -104,6 +105,8 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** /readyz's providers check for a gateway without shared keys whose users bring their own. */
+const BYOK_ONLY = "byok-only: no shared provider keys, users' own keys serve";
 const DEFAULT_CLIENT_DIR = fileURLToPath(new URL('../../dist/client', import.meta.url));
 /** Two obviously fake keys per provider in demo mode, so the pool and admin panel show rotation. */
 const DEMO_KEYS_PER_PROVIDER = 2;
@@ -126,7 +129,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       jwtSecret = ephemeralJwtSecret();
       logger.warn('JWT_SECRET is unset: using a random secret for this process; tokens stop working when it exits');
     }
-    const tokens = new TokenService(jwtSecret);
+    const tokens = new TokenService(jwtSecret, { issuer: env.jwtIssuer, audience: env.jwtAudience, maxAgeSeconds: env.jwtMaxAgeSeconds });
 
     // Three connections: the pool's fails fast while Redis is away (the resilient store falls
     // back to a local limiter); the data one (business config, BYOK, usage) queues briefly
@@ -294,8 +297,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         checks.store = 'unreachable';
       }
       if (resilientStore?.isDegraded()) checks.store = 'degraded: serving from the local fallback limiter';
-      checks.providers = poolConfigs.length > 0 ? 'ok' : 'no provider has keys';
-      return { ok: Object.values(checks).every((c) => c === 'ok'), checks };
+      // Read from the pool, not the start-up config: a reload may add or remove every shared key.
+      const sharedKeys = env.providers.some((p) => pool.has(p.provider));
+      // BYOK-only (no shared keys, users bring theirs) is a supported production mode: ready.
+      // No shared keys and no way to add one (ENCRYPTION_KEY unset) serves no one: not ready.
+      checks.providers = sharedKeys ? 'ok' : encryptionKey ? BYOK_ONLY : 'no provider has keys and BYOK is off (ENCRYPTION_KEY unset)';
+      return { ok: Object.values(checks).every((c) => c === 'ok' || c === BYOK_ONLY), checks };
     };
 
     const refreshPoolGauges = async () => {
@@ -311,7 +318,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       corsOrigins: env.corsOrigins,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
       clientDir: options.clientDir === undefined ? DEFAULT_CLIENT_DIR : options.clientDir,
-      devTokens: env.demoMode,
+      devTokens: env.devTokens,
       readiness,
       metrics: { registry: metrics.registry, token: env.metricsToken, refresh: refreshPoolGauges },
       ...(options.http?.trpcFastPath !== undefined ? { trpcFastPath: options.http.trpcFastPath } : {}),
@@ -354,10 +361,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     await once(server, 'listening');
     const port = (server.address() as AddressInfo).port;
     const url = `http://${env.host.includes(':') ? `[${env.host}]` : env.host}:${port}`;
+    for (const warning of startupWarnings(env)) logger.warn(warning);
     if (env.demoMode) {
       logger.info(
-        { url, mockProvider: mock?.url },
-        `DEMO MODE: no provider keys set, answers come from the built-in mock provider at ${mock?.url} (fake sk-test-demo keys)`,
+        { url, mockProvider: mock?.url, devTokens: env.devTokens },
+        `DEMO MODE: answers come from the built-in mock provider at ${mock?.url} (fake sk-test-demo keys)` +
+          (env.devTokens ? '; POST /dev/token mints tokens for the demo login' : '; JWT_SECRET is set, so there is no POST /dev/token: mint tokens with npm run token'),
       );
     }
 

@@ -3,7 +3,9 @@ import type { Registry } from 'prom-client';
 import { existsSync } from 'node:fs';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
-import type { TRPCError } from '@trpc/server';
+import { TRPCError } from '@trpc/server';
+import { getErrorShape, transformTRPCResponse } from '@trpc/server/unstable-core-do-not-import';
+import { MAX_TRPC_BATCH_SIZE } from '../../shared/transport';
 import sirv from 'sirv';
 import { devTokenInputSchema } from '../../shared/api';
 import { bearerToken, refusalMessage } from '../auth/tokens';
@@ -85,6 +87,8 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     router: appRouter,
     basePath: '/trpc/',
     maxBodySize: maxBodyBytes,
+    // refuseLargeBatch answers first, with the limit in its message; this is the backstop.
+    maxBatchSize: MAX_TRPC_BATCH_SIZE,
     createContext: async ({ req }) => {
       const ctx = await contextFor(req, requestIds.get(req) ?? randomUUID());
       if (asksToClose(req)) closing.add(ctx);
@@ -149,6 +153,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
       return sendJson(res, report.ok ? 200 : 503, report);
     }
     if (path === '/metrics' && options.metrics) return metrics(req, res, options.metrics);
+    if (path.startsWith('/trpc/') && refuseLargeBatch(req, res, path, requestId)) return;
     if (path === '/trpc/chat.start' && options.trpcFastPath !== false && (await callFastPath(req, res, requestId))) return;
     if (path === '/trpc' || path.startsWith('/trpc/')) return trpc(req, res);
     if (path.startsWith('/v1/') && (await handleOpenAIRequest(req, res, path, requestId, openaiOptions))) return;
@@ -183,8 +188,38 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
       return sendJson(res, error instanceof BodyTooLargeError ? 413 : 400, { error: 'body must be JSON { sub, role }' });
     }
     if (!parsed.success) return sendJson(res, 400, { error: 'body must be { sub, role? }', issues: parsed.error.issues });
-    sendJson(res, 200, { token: await deps.tokens.mint(parsed.data, '12h') });
+    sendJson(res, 200, { token: await deps.tokens.mint(parsed.data, Math.min(DEV_TOKEN_TTL_S, deps.tokens.maxAgeSeconds)) });
   }
+}
+
+const DEV_TOKEN_TTL_S = 12 * 3600;
+
+/**
+ * A tRPC batch (`?batch=1`, procedures comma-separated in the path) of more than
+ * MAX_TRPC_BATCH_SIZE calls gets a 400 in tRPC's error format before any of it runs: one
+ * request once ran 100 upstream calls (issue 24.11). tRPC percent-decodes the path before
+ * splitting it, so `%2C` counts as a comma too. True when the request is answered.
+ */
+function refuseLargeBatch(req: IncomingMessage, res: ServerResponse, path: string, requestId: string): boolean {
+  // One procedure named (every chat.start the SDK sends, `?batch=1` or not): nothing to count.
+  if (!path.includes(',') && !path.includes('%')) return false;
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  if (q < 0 || new URLSearchParams(url.slice(q + 1)).get('batch') !== '1') return false;
+  const calls = 1 + (path.match(/,|%2c/gi)?.length ?? 0);
+  if (calls <= MAX_TRPC_BATCH_SIZE) return false;
+  const error = new TRPCError({
+    code: 'BAD_REQUEST',
+    message: `a tRPC batch may hold at most ${MAX_TRPC_BATCH_SIZE} procedure calls, this one has ${calls}: send the rest in another request (the Keyrack SDK splits batches itself)`,
+  });
+  const config = appRouter._def._config;
+  // The errorFormatter reads only the request id from the context: none was made for this request.
+  const shape = getErrorShape({ config, error, type: 'unknown', path: undefined, input: undefined, ctx: { requestId } as never });
+  // Not read: the body of a refused request is not worth its bytes.
+  res.setHeader('connection', 'close');
+  sendJson(res, 400, transformTRPCResponse(config, { error: shape }));
+  req.resume();
+  return true;
 }
 
 function isApiPath(path: string): boolean {

@@ -1,6 +1,6 @@
-import { SignJWT, UnsecuredJWT } from 'jose';
+import { decodeJwt, SignJWT, UnsecuredJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { bearerToken, TokenService } from '../../server/auth/tokens';
+import { bearerToken, TokenLifetimeError, TokenService } from '../../server/auth/tokens';
 
 const SECRET = 'test-secret-for-token-service-0123456789abcdef';
 const tokens = new TokenService(SECRET);
@@ -42,7 +42,7 @@ describe('TokenService', () => {
     expect(await tokens.verify(unsecured)).toEqual({ ok: false, reason: 'invalid' });
     const noRole = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime('1h').sign(key);
     expect(await tokens.verify(noRole)).toEqual({ ok: false, reason: 'invalid' });
-    const noExp = await new SignJWT({ role: 'user' }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').sign(key);
+    const noExp = await new SignJWT({ role: 'user' }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuedAt().sign(key);
     expect(await tokens.verify(noExp)).toEqual({ ok: false, reason: 'invalid' });
     const badRole = await new SignJWT({ role: 'root' }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime('1h').sign(key);
     expect(await tokens.verify(badRole)).toEqual({ ok: false, reason: 'invalid' });
@@ -53,5 +53,51 @@ describe('TokenService', () => {
     expect(bearerToken('bearer abc')).toBe('abc');
     expect(bearerToken('Basic abc')).toBeNull();
     expect(bearerToken(undefined)).toBeNull();
+  });
+
+  it('issue 24.11: a token issued longer ago than the maximum age (default 24 h) is refused, whatever its exp says', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const forever = (iat: number) =>
+      new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setIssuedAt(iat).setExpirationTime(now + 10 * 365 * 86_400).sign(key);
+    expect(await tokens.verify(await forever(now - 25 * 3600))).toEqual({ ok: false, reason: 'expired' });
+    expect(await tokens.verify(await forever(now - 23 * 3600))).toEqual({ ok: true, user: { id: 'alice', role: 'admin' } });
+    // Without iat, or with an iat in the future (to stretch the age), the age cannot be checked: refused.
+    const noIat = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime('1h').sign(key);
+    expect(await tokens.verify(noIat)).toEqual({ ok: false, reason: 'invalid' });
+    expect(await tokens.verify(await forever(now + 3600))).toEqual({ ok: false, reason: 'invalid' });
+  });
+
+  it('issue 24.11: a token remembered as verified stops working at its maximum age too', async () => {
+    let nowMs = Date.UTC(2030, 0, 1);
+    const service = new TokenService(SECRET, { maxAgeSeconds: 3600, clock: () => nowMs });
+    const iat = Math.floor(nowMs / 1000);
+    const token = await new SignJWT({ role: 'user' }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setIssuedAt(iat).setExpirationTime(iat + 86_400).sign(key);
+    expect((await service.verify(token)).ok).toBe(true);
+    nowMs += 3590_000;
+    expect((await service.verify(token)).ok).toBe(true);
+    nowMs += 20_000; // past iat + 1 h (+ the 5 s tolerance), long before exp
+    expect(await service.verify(token)).toEqual({ ok: false, reason: 'expired' });
+  });
+
+  it('issue 24.11: minting beyond the maximum age is refused', async () => {
+    const short = new TokenService(SECRET, { maxAgeSeconds: 3600 });
+    await expect(short.mint({ sub: 'alice', role: 'user' }, '2h')).rejects.toBeInstanceOf(TokenLifetimeError);
+    await expect(short.mint({ sub: 'alice', role: 'user' }, 7200)).rejects.toBeInstanceOf(TokenLifetimeError);
+    expect(decodeJwt(await short.mint({ sub: 'alice', role: 'user' }, '1h'))).toMatchObject({ sub: 'alice', role: 'user' });
+  });
+
+  it('issue 24.11: with JWT_ISSUER / JWT_AUDIENCE set, tokens carry them and others are refused', async () => {
+    const scoped = new TokenService(SECRET, { issuer: 'https://auth.example', audience: 'keyrack' });
+    const own = await scoped.mint({ sub: 'alice', role: 'admin' });
+    expect(decodeJwt(own)).toMatchObject({ iss: 'https://auth.example', aud: 'keyrack' });
+    expect(await scoped.verify(own)).toEqual({ ok: true, user: { id: 'alice', role: 'admin' } });
+    // Same secret, no iss/aud (or other ones): refused.
+    expect(await scoped.verify(await tokens.mint({ sub: 'alice', role: 'admin' }))).toEqual({ ok: false, reason: 'invalid' });
+    const otherAudience = await new TokenService(SECRET, { issuer: 'https://auth.example', audience: 'billing' }).mint({ sub: 'alice', role: 'admin' });
+    expect(await scoped.verify(otherAudience)).toEqual({ ok: false, reason: 'invalid' });
+    const otherIssuer = await new TokenService(SECRET, { issuer: 'https://evil.example', audience: 'keyrack' }).mint({ sub: 'alice', role: 'admin' });
+    expect(await scoped.verify(otherIssuer)).toEqual({ ok: false, reason: 'invalid' });
+    // Unset, nothing is checked (as before).
+    expect((await tokens.verify(own)).ok).toBe(true);
   });
 });

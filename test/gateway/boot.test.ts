@@ -71,4 +71,21 @@ describe.each(RUNTIMES)('server/main.ts as $name', ({ args, env: runtimeEnv }) =
     expect(stderr).not.toContain('not-a-port');
     expect(stderr).not.toContain('has space');
   });
+
+  it('issue 24.1: a keyless instance whose secrets were not mounted (REDIS_URL only) does not start a demo: it exits 1 naming JWT_SECRET', async () => {
+    const child = startMain({ REDIS_URL: 'redis://127.0.0.1:1' });
+    let output = '';
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    // Either it exits, or it starts listening (the bug): then stop it and fail.
+    const code = await new Promise<number | null>((resolve) => {
+      child.once('exit', (exitCode) => resolve(exitCode));
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        output += line + '\n';
+        if (line.includes('listening on')) child.kill('SIGKILL');
+      });
+    });
+    expect(code).toBe(1);
+    expect(output).toMatch(/JWT_SECRET: is required outside demo mode/);
+    expect(output).not.toContain('DEMO MODE');
+  });
 });

@@ -9,7 +9,8 @@ let demo: TestGateway;
 
 beforeAll(async () => {
   demo = await startTestGateway({
-    env: { CORS_ORIGINS: 'https://app.example', OPENAI_RPM_PER_KEY: '1' },
+    // Nothing a deployment sets (JWT_SECRET dropped): demo mode with /dev/token, as `npm start` on a fresh clone.
+    env: { CORS_ORIGINS: 'https://app.example', OPENAI_RPM_PER_KEY: '1', JWT_SECRET: '', KEYRACK_DEMO: '' },
     models: [testModel('gpt-4o', 'openai')],
   });
 });

@@ -35,11 +35,16 @@ export interface TestGateway {
 
 /**
  * A real gateway on 127.0.0.1 with a free port. Without provider keys in `env` it runs in demo
- * mode: the real mock provider, key pool (memory store) and dispatcher behind it.
+ * mode (KEYRACK_DEMO=1 unless `env` sets it): the real mock provider, key pool (memory store)
+ * and dispatcher behind it.
  */
 export async function startTestGateway(options: TestGatewayOptions = {}): Promise<TestGateway> {
   const { env: extraEnv, models, ...rest } = options;
-  const env = parseGatewayEnv({ PORT: '0', HOST: '127.0.0.1', MOCK_PROVIDER_PORT: '0', JWT_SECRET: TEST_JWT_SECRET, ...extraEnv });
+  // No provider key given: demo mode (the mock provider), asked for explicitly since JWT_SECRET
+  // is set. Demo mode with JWT_SECRET has no POST /dev/token: pass JWT_SECRET: '' for one that has.
+  const hasKeys = Object.entries(extraEnv ?? {}).some(([name, value]) => /_API_KEY(?:_\d+)?$/.test(name) && value.trim() !== '');
+  const demo = hasKeys || extraEnv?.KEYRACK_DEMO !== undefined ? {} : { KEYRACK_DEMO: '1' };
+  const env = parseGatewayEnv({ PORT: '0', HOST: '127.0.0.1', MOCK_PROVIDER_PORT: '0', JWT_SECRET: TEST_JWT_SECRET, ...demo, ...extraEnv });
   const gateway = await createGateway({
     env,
     clientDir: null,

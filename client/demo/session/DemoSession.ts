@@ -33,7 +33,7 @@ export async function mintDemoToken(name: string, role: DemoRole): Promise<DemoS
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ sub: name, role }),
   });
-  if (response.status === 404) throw new Error('This gateway is not in demo mode: sign in with a token from your identity provider.');
+  if (response.status === 404) throw new Error('This gateway mints no demo tokens (not in demo mode, or JWT_SECRET is set): sign in with a token from your identity provider or npm run token.');
   if (!response.ok) throw new Error(`Could not sign in (HTTP ${response.status}).`);
   const { token } = tokenResponseSchema.parse(await response.json());
   return { name, role, token };

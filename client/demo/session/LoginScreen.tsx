@@ -66,7 +66,7 @@ export function LoginScreen({ onSignedIn }: { onSignedIn: (session: DemoSession)
         <button className="btn btn-primary btn-block" type="submit" disabled={busy || !valid} data-testid="login-submit">
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
-        <p className="muted small">The demo mints a short-lived token through <code>/dev/token</code>, which only exists in demo mode.</p>
+        <p className="muted small">The demo mints a short-lived token through <code>/dev/token</code>, which only exists in demo mode without <code>JWT_SECRET</code>.</p>
       </form>
     </main>
   );
