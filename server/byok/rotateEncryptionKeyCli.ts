@@ -14,7 +14,8 @@ import { ByokVault } from './ByokVault';
  * It is safe to run again: records already under the new key are left alone.
  */
 async function main(): Promise<number> {
-  const { env } = loadEnvironmentOrExit(2);
+  // It opens and re-seals records only: no token is verified, so JWT_SECRET need not be given.
+  const { env } = loadEnvironmentOrExit(2, { requireJwtSecret: false });
   if (!env.redisUrl) {
     console.error('REDIS_URL is not set. Without Redis, BYOK keys live only in the gateway process (in-memory store) and vanish on restart, so there is nothing to rotate. Set REDIS_URL to the Redis your gateways use.');
     return 2;

@@ -179,7 +179,15 @@ export function parseTokenEnv(env: Env): TokenEnv {
   return tokenEnv;
 }
 
-export function parseGatewayEnv(env: Env): GatewayEnv {
+export interface ParseGatewayEnvOptions {
+  /**
+   * Default true. False only for maintenance commands that serve no request and verify no token
+   * (`npm run rotate-encryption-key`): they read the same deployment without its JWT_SECRET.
+   */
+  requireJwtSecret?: boolean;
+}
+
+export function parseGatewayEnv(env: Env, options: ParseGatewayEnvOptions = {}): GatewayEnv {
   const problems: Problems = [];
   const read = readerOf(env, problems);
   const isSet = (variable: string) => (env[variable]?.trim() ?? '') !== '';
@@ -269,7 +277,7 @@ export function parseGatewayEnv(env: Env): GatewayEnv {
   if (demoMode && hasProviderKeys) {
     problems.push({ variable: 'KEYRACK_DEMO', problem: 'demo mode serves the built-in mock provider only: unset KEYRACK_DEMO or the provider keys' });
   }
-  if (!demoMode && !isSet('JWT_SECRET')) {
+  if (!demoMode && !isSet('JWT_SECRET') && options.requireJwtSecret !== false) {
     problems.push({
       variable: 'JWT_SECRET',
       problem: hasProviderKeys

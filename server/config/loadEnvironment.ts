@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, parseGatewayEnv, type GatewayEnv } from './env';
+import { ConfigError, parseGatewayEnv, type GatewayEnv, type ParseGatewayEnvOptions } from './env';
 import { parseEnvFile, type EnvFileProblem } from './envFile';
 
 export interface LoadedEnvironment {
@@ -13,12 +13,12 @@ export interface LoadedEnvironment {
  * variables already in the environment win), validates, and on a bad environment prints which
  * variables are wrong (never their values) and exits with `exitCode`.
  */
-export function loadEnvironmentOrExit(exitCode = 1): LoadedEnvironment {
+export function loadEnvironmentOrExit(exitCode = 1, options: ParseGatewayEnvOptions = {}): LoadedEnvironment {
   const baseEnv = { ...process.env };
   const problems = loadEnvFile(process.env.ENV_FILE ?? '.env');
   let env: GatewayEnv | undefined;
   try {
-    env = parseGatewayEnv(process.env);
+    env = parseGatewayEnv(process.env, options);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     problems.push(...error.problems);
