@@ -13,7 +13,7 @@ import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
 import { createMetrics, type GatewayMetrics } from '../observability/metrics';
 import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
-import { createGatewayRedis } from '../ops/createGatewayRedis';
+import { createGatewayRedis, isStalled } from '../ops/createGatewayRedis';
 import { createInstanceRegistry } from '../ops/instanceRegistry';
 import { createReloadBroadcaster, type ReloadBroadcaster } from '../ops/reloadBroadcaster';
 import { createResilientStore, type ResilientStore } from '../ops/resilientStore';
@@ -284,14 +284,9 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
 
     const readiness = async (): Promise<ReadinessReport> => {
       const checks: ReadinessReport['checks'] = {};
-      try {
-        if (redis) await redis.ping();
-        else await store.now();
-        checks.store = 'ok';
-      } catch {
-        checks.store = 'unreachable';
-      }
-      if (resilientStore?.isDegraded()) checks.store = 'degraded: serving from the local fallback limiter';
+      if (redis) checks.store = await storeReadiness(redis);
+      else checks.store = await store.now().then(() => 'ok', () => 'unreachable');
+      if (checks.store === 'ok' && resilientStore?.isDegraded()) checks.store = 'degraded: serving from the local fallback limiter';
       checks.providers = poolConfigs.length > 0 ? 'ok' : 'no provider has keys';
       return { ok: Object.values(checks).every((c) => c === 'ok'), checks };
     };
@@ -510,6 +505,9 @@ async function startBusinessConfig(
  * offline queue across a reconnect (so a fresh duplicate's SUBSCRIBE or XREAD waits for its first
  * connect), but while Redis is away every queued command fails at the next reconnect attempt
  * (every 250 ms at most): callers fall back (degraded reads, the usage outbox) instead of waiting.
+ * A Redis that stalls (connected, not answering) costs the first command 1 s and the ones after
+ * it nothing: they fail at once until a ping is answered (failFastWhenStalled; issue 24.8: each
+ * waited 10 s). Duplicates carry blocking reads and SUBSCRIBE, so they keep a long timeout.
  */
 function createDataRedis(url: string, logger: Logger, role: string, coalesceWrites = false): Redis {
   return createGatewayRedis(url, {
@@ -517,9 +515,32 @@ function createDataRedis(url: string, logger: Logger, role: string, coalesceWrit
     logger,
     coalesceWrites,
     offlineQueue: true,
-    commandTimeoutMs: 10_000,
+    commandTimeoutMs: DATA_COMMAND_TIMEOUT_MS,
+    failFastWhenStalled: true,
+    duplicateCommandTimeoutMs: 10_000,
     redisOptions: { maxRetriesPerRequest: 0, retryStrategy: (attempt) => Math.min(50 * attempt, 250) },
   });
+}
+
+/** A request-path command on a data connection fails after this (the pool connection's is the same). */
+const DATA_COMMAND_TIMEOUT_MS = 1_000;
+/** /readyz waits this long for Redis's PONG before it says `stalled`. */
+const READINESS_PING_MS = 500;
+
+/**
+ * The store line of /readyz, answered within READINESS_PING_MS whatever Redis does: `unreachable`
+ * (disconnected, or the ping failed), `stalled` (connected, no PONG in time) or `ok`.
+ */
+async function storeReadiness(redis: Redis): Promise<string> {
+  if (redis.status !== 'ready') return 'unreachable';
+  if (isStalled(redis)) return 'stalled';
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('stalled'), READINESS_PING_MS)));
+  try {
+    return await Promise.race([redis.ping().then(() => 'ok', () => 'unreachable'), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The pool store's pick/record latency into keyrack_store_latency_seconds (two calls per request). */
