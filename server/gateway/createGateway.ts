@@ -128,8 +128,8 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
 
     // Three connections: the pool's fails fast while Redis is away (the resilient store falls
     // back to a local limiter); the data one (business config, BYOK, usage) queues briefly
-    // across reconnects and allows blocking reads; the streams one, like the data one, carries
-    // the chat streams' durable copy. None blocks start-up.
+    // across reconnects and fails fast on a stall, its duplicates carrying blocking reads; the
+    // streams one, like the data one, carries the chat streams' durable copy. None blocks start-up.
     let redis: Redis | null = null;
     let streamsRedis: Redis | null = null;
     let poolRedis: Redis | null = null;

@@ -206,6 +206,11 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
     countOn(recentOf(pool).own, pool, fingerprint, requests, tokens);
   }
 
+  function notePicked(pool: PoolDefinition, picked: PickResult): PickResult {
+    if (picked.ok) noteOwn(pool, picked.fingerprint, 1, 0);
+    return picked;
+  }
+
   function limited(pool: PoolDefinition): boolean {
     return pool.rpm > 0 || pool.tpm > 0;
   }
@@ -410,11 +415,8 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
     pick(pool) {
       return route(
         pool,
-        async () => {
-          const picked = await primary.pick(pool);
-          if (picked.ok && limited(pool)) noteOwn(pool, picked.fingerprint, 1, 0);
-          return picked;
-        },
+        // Unlimited pools (nothing to overrun in an outage) pay nothing for the bookkeeping.
+        () => (limited(pool) ? primary.pick(pool).then((picked) => notePicked(pool, picked)) : primary.pick(pool)),
         () => pickLocally(pool),
       );
     },
