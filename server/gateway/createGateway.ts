@@ -142,12 +142,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       // EVALSHA was 12% of the gateway's busy time at full load), without the Pipeline object
       // per batch that ioredis's auto-pipelining allocates (CoalescingRedis; issue #8).
       const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger, coalesceWrites: true });
-      const dr = createDataRedis(env.redisUrl, logger, 'data');
+      const dr = createDataRedis(env.redisUrl, logger, 'data', { requestPath: true });
       // Its own connection, writes coalesced per turn: each stream start sets an owner key (1,000
       // streams starting together were 1,000 socket writes, ~66 us each), and a flush sends
       // script calls of up to 200 streams' events, which would hold up a request's usage-limit
       // check queued behind them on the data connection (issue #8).
-      const sr = createDataRedis(env.redisUrl, logger, 'streams', true);
+      const sr = createDataRedis(env.redisUrl, logger, 'streams', { coalesceWrites: true });
       poolRedis = pr;
       redis = dr;
       streamsRedis = sr;
@@ -505,25 +505,31 @@ async function startBusinessConfig(
  * offline queue across a reconnect (so a fresh duplicate's SUBSCRIBE or XREAD waits for its first
  * connect), but while Redis is away every queued command fails at the next reconnect attempt
  * (every 250 ms at most): callers fall back (degraded reads, the usage outbox) instead of waiting.
- * A Redis that stalls (connected, not answering) costs the first command 1 s and the ones after
- * it nothing: they fail at once until a ping is answered (failFastWhenStalled; issue 24.8: each
- * waited 10 s). Duplicates carry blocking reads and SUBSCRIBE, so they keep a long timeout.
+ * On the request path (`requestPath`: business config, BYOK, usage), a Redis that stalls
+ * (connected, not answering) costs the first command 1 s and the ones after it nothing: they
+ * fail at once until a ping is answered (failFastWhenStalled; issue 24.8: each waited 10 s).
+ * Duplicates carry blocking reads and SUBSCRIBE, so they keep the long timeout. The streams
+ * connection keeps 10 s: nothing on a request waits for its writes, and under a heavy stream
+ * load a reply late behind a busy event loop must not fail a durable copy's batch.
  */
-function createDataRedis(url: string, logger: Logger, role: string, coalesceWrites = false): Redis {
+function createDataRedis(url: string, logger: Logger, role: string, options: { coalesceWrites?: boolean; requestPath?: boolean } = {}): Redis {
+  const requestPath = options.requestPath ?? false;
   return createGatewayRedis(url, {
     role,
     logger,
-    coalesceWrites,
+    coalesceWrites: options.coalesceWrites ?? false,
     offlineQueue: true,
-    commandTimeoutMs: DATA_COMMAND_TIMEOUT_MS,
-    failFastWhenStalled: true,
-    duplicateCommandTimeoutMs: 10_000,
+    commandTimeoutMs: requestPath ? DATA_COMMAND_TIMEOUT_MS : BLOCKING_COMMAND_TIMEOUT_MS,
+    failFastWhenStalled: requestPath,
+    duplicateCommandTimeoutMs: BLOCKING_COMMAND_TIMEOUT_MS,
     redisOptions: { maxRetriesPerRequest: 0, retryStrategy: (attempt) => Math.min(50 * attempt, 250) },
   });
 }
 
 /** A request-path command on a data connection fails after this (the pool connection's is the same). */
 const DATA_COMMAND_TIMEOUT_MS = 1_000;
+/** Streams connection and duplicates (XREAD BLOCK 2 s, SUBSCRIBE): the timeout they always had. */
+const BLOCKING_COMMAND_TIMEOUT_MS = 10_000;
 /** /readyz waits this long for Redis's PONG before it says `stalled`. */
 const READINESS_PING_MS = 500;
 
