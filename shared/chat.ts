@@ -62,6 +62,7 @@ export const gatewayErrorCodeSchema = z.enum([
   'shutting_down',
   'not_found',
   'internal',
+  'store_unavailable', // the shared store (Redis) is not answering: retry after retryAfterMs; not the provider's fault
 ]);
 export type GatewayErrorCode = z.infer<typeof gatewayErrorCodeSchema>;
 

@@ -7,6 +7,7 @@ import { ProviderError } from '../providers/ProviderError';
 import { baseUrlFor } from '../providers/registry';
 import type { AdapterContext, AdapterEvent, ProviderAdapter, UpstreamRequest } from '../providers/types';
 import { eventsOf, type EventSink } from '../streams/ChatEngine';
+import { isStoreFailure, STORE_RETRY_AFTER_MS, STORE_UNAVAILABLE_MESSAGE } from '../ops/storeFailure';
 import { abortableSleep, backoffDelay } from './backoff';
 import type { AcquireResult, DispatchHooks, DispatchKeyPool, KeyLease, KeySource, LeaseOutcome } from './types';
 
@@ -199,6 +200,8 @@ export class Dispatcher {
         acquired = await this.acquire(provider, sources);
       } catch (error) {
         log.error({ err: describe(error), provider }, 'key pool failed');
+        // Redis not answering is the store's fault, not the provider's nor a bug (issue 24.8).
+        if (isStoreFailure(error)) return { code: 'store_unavailable', message: STORE_UNAVAILABLE_MESSAGE, retryAfterMs: STORE_RETRY_AFTER_MS, final: true };
         return { code: 'internal', message: 'key pool unavailable', final: true };
       }
       if (!acquired.ok) {

@@ -13,7 +13,7 @@ import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
 import { createMetrics, type GatewayMetrics } from '../observability/metrics';
 import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
-import { createGatewayRedis } from '../ops/createGatewayRedis';
+import { createGatewayRedis, isStalled } from '../ops/createGatewayRedis';
 import { createInstanceRegistry } from '../ops/instanceRegistry';
 import { createReloadBroadcaster, type ReloadBroadcaster } from '../ops/reloadBroadcaster';
 import { createResilientStore, type ResilientStore } from '../ops/resilientStore';
@@ -133,8 +133,8 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
 
     // Three connections: the pool's fails fast while Redis is away (the resilient store falls
     // back to a local limiter); the data one (business config, BYOK, usage) queues briefly
-    // across reconnects and allows blocking reads; the streams one, like the data one, carries
-    // the chat streams' durable copy. None blocks start-up.
+    // across reconnects and fails fast on a stall, its duplicates carrying blocking reads; the
+    // streams one, like the data one, carries the chat streams' durable copy. None blocks start-up.
     let redis: Redis | null = null;
     let streamsRedis: Redis | null = null;
     let poolRedis: Redis | null = null;
@@ -147,12 +147,12 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       // EVALSHA was 12% of the gateway's busy time at full load), without the Pipeline object
       // per batch that ioredis's auto-pipelining allocates (CoalescingRedis; issue #8).
       const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger, coalesceWrites: true });
-      const dr = createDataRedis(env.redisUrl, logger, 'data');
+      const dr = createDataRedis(env.redisUrl, logger, 'data', { requestPath: true });
       // Its own connection, writes coalesced per turn: each stream start sets an owner key (1,000
       // streams starting together were 1,000 socket writes, ~66 us each), and a flush sends
       // script calls of up to 200 streams' events, which would hold up a request's usage-limit
       // check queued behind them on the data connection (issue #8).
-      const sr = createDataRedis(env.redisUrl, logger, 'streams', true);
+      const sr = createDataRedis(env.redisUrl, logger, 'streams', { coalesceWrites: true });
       poolRedis = pr;
       redis = dr;
       streamsRedis = sr;
@@ -289,14 +289,9 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
 
     const readiness = async (): Promise<ReadinessReport> => {
       const checks: ReadinessReport['checks'] = {};
-      try {
-        if (redis) await redis.ping();
-        else await store.now();
-        checks.store = 'ok';
-      } catch {
-        checks.store = 'unreachable';
-      }
-      if (resilientStore?.isDegraded()) checks.store = 'degraded: serving from the local fallback limiter';
+      if (redis) checks.store = await storeReadiness(redis);
+      else checks.store = await store.now().then(() => 'ok', () => 'unreachable');
+      if (checks.store === 'ok' && resilientStore?.isDegraded()) checks.store = 'degraded: serving from the local fallback limiter';
       // Read from the pool, not the start-up config: a reload may add or remove every shared key.
       const sharedKeys = env.providers.some((p) => pool.has(p.provider));
       // BYOK-only (no shared keys, users bring theirs) is a supported production mode: ready.
@@ -521,16 +516,48 @@ async function startBusinessConfig(
  * offline queue across a reconnect (so a fresh duplicate's SUBSCRIBE or XREAD waits for its first
  * connect), but while Redis is away every queued command fails at the next reconnect attempt
  * (every 250 ms at most): callers fall back (degraded reads, the usage outbox) instead of waiting.
+ * On the request path (`requestPath`: business config, BYOK, usage), a Redis that stalls
+ * (connected, not answering) costs the first command 1 s and the ones after it nothing: they
+ * fail at once until a ping is answered (failFastWhenStalled; issue 24.8: each waited 10 s).
+ * Duplicates carry blocking reads and SUBSCRIBE, so they keep the long timeout. The streams
+ * connection keeps 10 s: nothing on a request waits for its writes, and under a heavy stream
+ * load a reply late behind a busy event loop must not fail a durable copy's batch.
  */
-function createDataRedis(url: string, logger: Logger, role: string, coalesceWrites = false): Redis {
+function createDataRedis(url: string, logger: Logger, role: string, options: { coalesceWrites?: boolean; requestPath?: boolean } = {}): Redis {
+  const requestPath = options.requestPath ?? false;
   return createGatewayRedis(url, {
     role,
     logger,
-    coalesceWrites,
+    coalesceWrites: options.coalesceWrites ?? false,
     offlineQueue: true,
-    commandTimeoutMs: 10_000,
+    commandTimeoutMs: requestPath ? DATA_COMMAND_TIMEOUT_MS : BLOCKING_COMMAND_TIMEOUT_MS,
+    failFastWhenStalled: requestPath,
+    duplicateCommandTimeoutMs: BLOCKING_COMMAND_TIMEOUT_MS,
     redisOptions: { maxRetriesPerRequest: 0, retryStrategy: (attempt) => Math.min(50 * attempt, 250) },
   });
+}
+
+/** A request-path command on a data connection fails after this (the pool connection's is the same). */
+const DATA_COMMAND_TIMEOUT_MS = 1_000;
+/** Streams connection and duplicates (XREAD BLOCK 2 s, SUBSCRIBE): the timeout they always had. */
+const BLOCKING_COMMAND_TIMEOUT_MS = 10_000;
+/** /readyz waits this long for Redis's PONG before it says `stalled`. */
+const READINESS_PING_MS = 500;
+
+/**
+ * The store line of /readyz, answered within READINESS_PING_MS whatever Redis does: `unreachable`
+ * (disconnected, or the ping failed), `stalled` (connected, no PONG in time) or `ok`.
+ */
+async function storeReadiness(redis: Redis): Promise<string> {
+  if (redis.status !== 'ready') return 'unreachable';
+  if (isStalled(redis)) return 'stalled';
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('stalled'), READINESS_PING_MS)));
+  try {
+    return await Promise.race([redis.ping().then(() => 'ok', () => 'unreachable'), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The pool store's pick/record latency into keyrack_store_latency_seconds (two calls per request). */

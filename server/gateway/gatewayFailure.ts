@@ -35,6 +35,7 @@ export const TRPC_CODE_OF: Record<GatewayErrorCode, TRPC_ERROR_CODE_KEY> = {
   shutting_down: 'SERVICE_UNAVAILABLE',
   not_found: 'NOT_FOUND',
   internal: 'INTERNAL_SERVER_ERROR',
+  store_unavailable: 'SERVICE_UNAVAILABLE',
 };
 
 /**

@@ -1,6 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Socket } from 'node:net';
 import type { Logger } from '../observability/logger';
+import { StoreUnavailableError } from './storeFailure';
 
 /**
  * Connection settings for a gateway that must keep serving while Redis is away:
@@ -22,6 +23,20 @@ export interface GatewayRedisOptions {
    * Default: no.
    */
   coalesceWrites?: boolean;
+  /**
+   * A Redis that stalls (stopped, swapping: the connection stays open and nothing answers) is
+   * detected by the first command that times out; from then on every command fails at once with
+   * a StoreUnavailableError, so callers fall back in microseconds instead of each waiting out its
+   * own timeout, until a ping (every `probeMs`, default 250 ms) is answered again. Default: off
+   * (the pool connection has the resilient store's own detection).
+   */
+  failFastWhenStalled?: boolean | { probeMs?: number };
+  /**
+   * Command timeout of this connection's duplicate() connections, which carry blocking reads
+   * (XREAD BLOCK) and SUBSCRIBE and so must not inherit a short request-path timeout. Default:
+   * the connection's own.
+   */
+  duplicateCommandTimeoutMs?: number;
   /** Names the connection in log lines: `pool`, `subscriber`, ... */
   role?: string;
   logger?: Logger;
@@ -49,9 +64,20 @@ export function gatewayRedisOptions(options: GatewayRedisOptions = {}): RedisOpt
  * but spams stderr.
  */
 export function createGatewayRedis(url: string, options: GatewayRedisOptions = {}): Redis {
-  const Client = options.coalesceWrites ? CoalescingRedis : Redis;
+  const guarded = options.failFastWhenStalled !== undefined && options.failFastWhenStalled !== false;
+  const Client = options.coalesceWrites ? (guarded ? StallGuardedCoalescingRedis : CoalescingRedis) : guarded ? StallGuardedRedis : Redis;
   const redis = new Client(url, { ...gatewayRedisOptions(options), ...options.redisOptions });
   const role = options.role ?? 'redis';
+  if (redis instanceof StallGuardedRedis || redis instanceof StallGuardedCoalescingRedis) {
+    const stall = typeof options.failFastWhenStalled === 'object' ? options.failFastWhenStalled : {};
+    redis.configureStallGuard({ probeMs: stall.probeMs ?? 250, role, ...(options.logger ? { logger: options.logger } : {}) });
+  }
+  if (options.duplicateCommandTimeoutMs !== undefined) {
+    const commandTimeout = options.duplicateCommandTimeoutMs;
+    const duplicate = redis.duplicate.bind(redis);
+    // An own property: ioredis's duplicate() builds a plain Redis from this one's options.
+    redis.duplicate = (override) => duplicate({ commandTimeout, ...override });
+  }
   let down = false;
   redis.on('error', (error: Error) => {
     if (down) return;
@@ -97,3 +123,95 @@ export class CoalescingRedis extends Redis {
     return super.sendCommand(...args);
   }
 }
+
+/** Whether a connection made with failFastWhenStalled currently refuses commands (false for any other). */
+export function isStalled(redis: Redis): boolean {
+  return (redis instanceof StallGuardedRedis || redis instanceof StallGuardedCoalescingRedis) && redis.stalled;
+}
+
+// The mixin pattern needs a constructor of any[] arguments.
+type RedisClass = new (...args: any[]) => Redis;
+
+interface StallGuardSettings {
+  probeMs: number;
+  role: string;
+  logger?: Logger;
+}
+
+/**
+ * A connection that notices a stall (see GatewayRedisOptions.failFastWhenStalled). A mixin so
+ * the coalescing connection can have it too. The cost on a healthy connection is one rejection
+ * handler per command.
+ */
+function stallGuarded<Base extends RedisClass>(Base: Base) {
+  return class StallGuarded extends Base {
+    /** True while commands are refused: one timed out and no ping has been answered since. */
+    stalled = false;
+    private settings: StallGuardSettings = { probeMs: 250, role: 'redis' };
+    private probeTimer: ReturnType<typeof setInterval> | undefined;
+    private probing = false;
+    /** Set around the probe's own PING, the one command let through while stalled. */
+    private bypass = false;
+    private readonly onCommandError = (error: unknown): void => {
+      if (!this.stalled && this.status === 'ready' && error instanceof Error && error.message === 'Command timed out') this.markStalled();
+    };
+
+    configureStallGuard(settings: StallGuardSettings): void {
+      this.settings = settings;
+      // Disconnected is not stalled: the offline-queue rules apply, and a reconnect starts afresh.
+      this.on('close', () => this.clearStall(false));
+      this.on('ready', () => this.clearStall(true));
+    }
+
+    override sendCommand(...args: Parameters<Redis['sendCommand']>): ReturnType<Redis['sendCommand']> {
+      const command = args[0];
+      if (this.stalled && !this.bypass) {
+        command.reject(new StoreUnavailableError());
+        return command.promise;
+      }
+      const reply = super.sendCommand(...args);
+      // Also marks the rejection handled; the caller's own handlers see it all the same.
+      command.promise.catch(this.onCommandError);
+      return reply;
+    }
+
+    private markStalled(): void {
+      this.stalled = true;
+      this.settings.logger?.error({ role: this.settings.role }, 'redis is not answering (stalled): commands on this connection fail at once until it answers a ping');
+      this.probeTimer ??= setInterval(() => this.probe(), this.settings.probeMs);
+      this.probeTimer.unref();
+    }
+
+    private probe(): void {
+      if (this.probing || !this.stalled) return;
+      this.probing = true;
+      this.bypass = true;
+      let ping: Promise<unknown>;
+      try {
+        ping = this.ping();
+      } finally {
+        this.bypass = false;
+      }
+      ping.then(
+        () => {
+          this.probing = false;
+          this.clearStall(true);
+        },
+        () => {
+          this.probing = false;
+        },
+      );
+    }
+
+    private clearStall(answered: boolean): void {
+      if (this.probeTimer) clearInterval(this.probeTimer);
+      this.probeTimer = undefined;
+      if (!this.stalled) return;
+      this.stalled = false;
+      if (answered) this.settings.logger?.info({ role: this.settings.role }, 'redis answers again: commands on this connection go through');
+    }
+  };
+}
+
+const StallGuardedRedis = stallGuarded(Redis);
+const StallGuardedCoalescingRedis = stallGuarded(CoalescingRedis);

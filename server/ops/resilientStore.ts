@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger';
 import { createMemoryStore } from '../pool/stores/memoryStore';
-import { systemClock, type Clock, type Outcome, type PoolDefinition, type PoolStore } from '../pool/types';
+import { WindowLog } from '../pool/stores/windowLog';
+import { systemClock, type Clock, type CountingPoolStore, type Outcome, type PickResult, type PoolDefinition, type PoolStore, type WindowEntry } from '../pool/types';
 
 /**
  * A PoolStore that keeps the gateway serving while Redis is away (issue #7, "Redis faults").
@@ -10,11 +11,16 @@ import { systemClock, type Clock, type Outcome, type PoolDefinition, type PoolSt
  *   cooldowns of the pools in use are mirrored into the local fallback every few seconds, so a
  *   key rejected before an outage stays out during it.
  * - `fallback` mode: a call that fails on Redis, or any call while the connection is not ready,
- *   runs on the in-process fallback with each limit divided by the number of instances that
- *   were sharing Redis, so N instances together never exceed the limit. Keys rejected, disabled
- *   and cooled meanwhile are journalled.
+ *   runs on the in-process fallback with each limit divided by the number of instances N that
+ *   were sharing Redis, rounded down: floor(limit / N), so N instances together never exceed
+ *   the limit (issue 24.9: ceil let 3 instances on a 5 rpm key admit 6). A share of 0 admits
+ *   nothing. The fallback does not start from empty windows: each limited account's window is
+ *   seeded with what this instance last read of it in Redis (every mirror) plus its own
+ *   admissions since, so requests admitted just before the outage still count. Keys rejected,
+ *   disabled and cooled meanwhile, and the requests and tokens admitted, are journalled.
  * - Recovery: on ioredis 'ready' (and by a probe every `probeMs`, for a Redis that stalls
- *   rather than disconnects) the journal is pushed to Redis and calls go back to it.
+ *   rather than disconnects) the journal is pushed to Redis, admissions included (so the shared
+ *   windows count the outage's requests), and calls go back to it.
  */
 export type StoreMode = 'redis' | 'fallback';
 
@@ -22,9 +28,9 @@ export interface ResilientStoreOptions {
   /** The connection the primary store uses (see createGatewayRedis); its events drive the mode. */
   redis: Redis;
   /** createRedisStore({ redis, prefix }) on that same connection. */
-  primary: PoolStore;
+  primary: CountingPoolStore;
   /** Default: createMemoryStore({ clock }). */
-  fallback?: PoolStore;
+  fallback?: CountingPoolStore;
   /** Live instances sharing Redis (InstanceRegistry.count); read when Redis goes away. Default 1. */
   instanceCount?: () => number;
   /**
@@ -60,6 +66,23 @@ interface Journal {
   enabled: Map<string, 'rejected' | 'disabled' | 'enabled'>;
   /** Cooldowns learned while degraded: absolute end on the local clock. */
   cooling: Map<string, { kind: 'rate_limited' | 'quota_exhausted'; until: number }>;
+  /** Requests (limited rpm) and tokens (limited tpm) admitted locally, by fingerprint, local clock. */
+  admitted: Map<string, Counted>;
+}
+
+/** Requests and tokens counted against one key, timestamped on the local clock. */
+interface Counted {
+  requests: WindowLog;
+  tokens: WindowLog;
+}
+
+/** A limited pool's last known use while Redis serves, carried into the fallback when it goes. */
+interface Recent {
+  pool: PoolDefinition;
+  /** The account windows as last read from Redis (mirror), on the local clock. */
+  snapshot: { at: number; requests: Map<string, number>; tokens: Map<string, number> } | null;
+  /** This instance's own admissions through Redis, by fingerprint, trimmed to the window. */
+  own: Map<string, Counted>;
 }
 
 /** Pools whose state is mirrored; BYOK pools come and go, so the set is bounded and ages out. */
@@ -69,7 +92,7 @@ const MIRROR_IDLE_MS = 120_000;
 export function createResilientStore(options: ResilientStoreOptions): ResilientStore {
   const { redis, primary, logger } = options;
   const clock = options.clock ?? systemClock;
-  const fallback = options.fallback ?? createMemoryStore({ clock });
+  const fallback: CountingPoolStore = options.fallback ?? createMemoryStore({ clock });
   const probeMs = options.probeMs ?? 1_000;
   const mirrorMs = options.mirrorMs ?? 5_000;
   const instanceCount = options.instanceCount ?? (() => 1);
@@ -81,7 +104,9 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
   const listeners = new Set<(mode: StoreMode) => void>();
   const journals = new Map<string, Journal>();
   const inUse = new Map<string, { pool: PoolDefinition; lastUsed: number }>();
-  const divided = new WeakMap<PoolDefinition, { divisor: number; pool: PoolDefinition }>();
+  /** Limited pools only (an unlimited one has no window to overrun): bounded like inUse. */
+  const recent = new Map<string, Recent>();
+  const divided = new WeakMap<PoolDefinition, { divisor: number; pool: PoolDefinition; closed: boolean }>();
   let probeTimer: ReturnType<typeof setInterval> | undefined;
   let mirrorTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -104,9 +129,90 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
   function degrade(cause: unknown): void {
     if (closed || mode === 'fallback') return;
     divisor = currentInstances();
+    seedFallback();
     warnDegraded(cause, false);
     setMode('fallback');
     startProbing();
+  }
+
+  /**
+   * The last known use of each limited pool into the fallback's windows: the counts last read
+   * from Redis, placed at the time they were read (they can only have left the window later
+   * than real entries would), and this instance's own admissions since, at their times.
+   */
+  function seedFallback(): void {
+    const now = clock();
+    for (const { pool, snapshot, own } of recent.values()) {
+      const cutoff = now - pool.windowMs;
+      const fresh = snapshot !== null && snapshot.at > cutoff ? snapshot : null;
+      const target = local(pool);
+      const seen = new Set<string>();
+      for (const key of pool.keys) {
+        const entries: WindowEntry[] = [];
+        if (fresh && !seen.has(key.account)) {
+          seen.add(key.account);
+          const requests = fresh.requests.get(key.account) ?? 0;
+          const tokens = fresh.tokens.get(key.account) ?? 0;
+          if (requests > 0 || tokens > 0) entries.push({ ageMs: now - fresh.at, requests, tokens });
+        }
+        const mine = own.get(key.fingerprint);
+        if (mine) entriesOf(mine, Math.max(cutoff, fresh?.at ?? -Infinity), now, entries);
+        // The memory store counts synchronously: seeded before the first fallback call.
+        if (entries.length > 0) void fallback.add(target, key.fingerprint, entries);
+      }
+    }
+  }
+
+  /** A key's counted requests and tokens after `after`, as entries aged from `now`. */
+  function entriesOf(counted: Counted, after: number, now: number, into: WindowEntry[]): WindowEntry[] {
+    for (let i = 0; i < counted.requests.size; i++) {
+      const at = counted.requests.timeAt(i);
+      if (at > after) into.push({ ageMs: now - at, requests: 1, tokens: 0 });
+    }
+    for (let i = 0; i < counted.tokens.size; i++) {
+      const at = counted.tokens.timeAt(i);
+      if (at > after) into.push({ ageMs: now - at, requests: 0, tokens: counted.tokens.amountAt(i) });
+    }
+    return into;
+  }
+
+  function countOn(map: Map<string, Counted>, pool: PoolDefinition, fingerprint: string, requests: number, tokens: number): void {
+    let counted = map.get(fingerprint);
+    if (!counted) map.set(fingerprint, (counted = { requests: new WindowLog(false), tokens: new WindowLog(true) }));
+    const now = clock();
+    const cutoff = now - pool.windowMs;
+    if (requests > 0) {
+      counted.requests.trim(cutoff);
+      counted.requests.push(now);
+    }
+    if (tokens > 0) {
+      counted.tokens.trim(cutoff);
+      counted.tokens.push(now, tokens);
+    }
+  }
+
+  function recentOf(pool: PoolDefinition): Recent {
+    let seen = recent.get(pool.id);
+    if (!seen || seen.pool !== pool) {
+      recent.delete(pool.id);
+      recent.set(pool.id, (seen = { pool, snapshot: null, own: new Map() }));
+      if (recent.size > MAX_MIRRORED_POOLS) recent.delete(recent.keys().next().value!);
+    }
+    return seen;
+  }
+
+  /** Redis admitted a request (or took tokens) on a limited pool: remembered for the next outage. */
+  function noteOwn(pool: PoolDefinition, fingerprint: string, requests: number, tokens: number): void {
+    countOn(recentOf(pool).own, pool, fingerprint, requests, tokens);
+  }
+
+  function notePicked(pool: PoolDefinition, picked: PickResult): PickResult {
+    if (picked.ok) noteOwn(pool, picked.fingerprint, 1, 0);
+    return picked;
+  }
+
+  function limited(pool: PoolDefinition): boolean {
+    return pool.rpm > 0 || pool.tpm > 0;
   }
 
   function warnDegraded(cause: unknown, startUp: boolean): void {
@@ -166,24 +272,51 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
       for (const [fingerprint, { kind, until }] of journal.cooling) {
         if (until > now) await primary.record(pool, fingerprint, { kind, cooldownMs: until - now });
       }
+      // What the fallback admitted goes into the shared windows, so instances just back on
+      // Redis do not find them empty (issue 24.9). Deleted per key once written: a retry after
+      // a failure part-way re-sends only what is left.
+      for (const [fingerprint, counted] of journal.admitted) {
+        const entries = entriesOf(counted, now - pool.windowMs, now, []);
+        if (entries.length > 0) await primary.add(pool, fingerprint, entries);
+        journal.admitted.delete(fingerprint);
+      }
       journals.delete(id);
     }
   }
 
   function journalOf(pool: PoolDefinition): Journal {
     let journal = journals.get(pool.id);
-    if (!journal) journals.set(pool.id, (journal = { pool, enabled: new Map(), cooling: new Map() }));
+    if (!journal) journals.set(pool.id, (journal = { pool, enabled: new Map(), cooling: new Map(), admitted: new Map() }));
     journal.pool = pool;
     return journal;
   }
 
-  function local(pool: PoolDefinition): PoolDefinition {
+  /** The pool as this instance's share of it: each limit floor(limit / divisor). */
+  function divide(pool: PoolDefinition): { divisor: number; pool: PoolDefinition; closed: boolean } {
     const cached = divided.get(pool);
-    if (cached && cached.divisor === divisor) return cached.pool;
-    const share = (limit: number) => (limit === 0 ? 0 : Math.max(1, Math.ceil(limit / divisor)));
-    const result = divisor === 1 ? pool : Object.freeze({ ...pool, rpm: share(pool.rpm), tpm: share(pool.tpm) });
-    divided.set(pool, { divisor, pool: result });
-    return result;
+    if (cached && cached.divisor === divisor) return cached;
+    const share = (limit: number) => Math.floor(limit / divisor);
+    // A share of 0 serves nothing (closed); the definition keeps a limit of 1 so the windows
+    // stay exact logs (0 means unlimited to a store).
+    const closed = (pool.rpm > 0 && share(pool.rpm) === 0) || (pool.tpm > 0 && share(pool.tpm) === 0);
+    const limit = (value: number) => (value === 0 ? 0 : Math.max(1, share(value)));
+    const result = divisor === 1 ? pool : Object.freeze({ ...pool, rpm: limit(pool.rpm), tpm: limit(pool.tpm) });
+    const entry = { divisor, pool: result, closed };
+    divided.set(pool, entry);
+    return entry;
+  }
+
+  function local(pool: PoolDefinition): PoolDefinition {
+    return divide(pool).pool;
+  }
+
+  /** A fallback pick: refused outright when this instance's share is 0, and counted for the push back. */
+  async function pickLocally(pool: PoolDefinition): Promise<PickResult> {
+    const share = divide(pool);
+    if (share.closed) return pool.keys.length === 0 ? { ok: false, reason: 'no_keys', retryAfterMs: null } : { ok: false, reason: 'busy', retryAfterMs: probeMs };
+    const picked = await fallback.pick(share.pool);
+    if (picked.ok && pool.rpm > 0) countOn(journalOf(pool).admitted, pool, picked.fingerprint, 1, 0);
+    return picked;
   }
 
   function noteUse(pool: PoolDefinition): void {
@@ -206,9 +339,21 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
       for (const [id, { pool, lastUsed }] of inUse) {
         if (now - lastUsed > MIRROR_IDLE_MS) {
           inUse.delete(id);
+          recent.delete(id);
           continue;
         }
+        const readAt = clock();
         const states = await primary.status(pool);
+        if (limited(pool)) {
+          const requests = new Map<string, number>();
+          const tokens = new Map<string, number>();
+          for (const state of states) {
+            requests.set(state.account, state.requestsThisWindow);
+            tokens.set(state.account, state.tokensThisWindow);
+          }
+          // Timed before the call: admissions racing it count twice, never zero times.
+          recentOf(pool).snapshot = { at: readAt, requests, tokens };
+        }
         const target = local(pool);
         for (const state of states) {
           if (state.reason === 'rejected') await fallback.record(target, state.fingerprint, { kind: 'rejected' });
@@ -270,8 +415,9 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
     pick(pool) {
       return route(
         pool,
-        () => primary.pick(pool),
-        (p) => fallback.pick(p),
+        // Unlimited pools (nothing to overrun in an outage) pay nothing for the bookkeeping.
+        () => (limited(pool) ? primary.pick(pool).then((picked) => notePicked(pool, picked)) : primary.pick(pool)),
+        () => pickLocally(pool),
       );
     },
 
@@ -280,10 +426,12 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
         pool,
         async () => {
           await primary.record(pool, fingerprint, outcome);
+          if (outcome.kind === 'success' && pool.tpm > 0 && outcome.tokens > 0) noteOwn(pool, fingerprint, 0, outcome.tokens);
           // Our own verdicts reach the fallback at once; other instances' arrive by mirror().
           if (outcome.kind === 'rejected') await fallback.record(local(pool), fingerprint, outcome);
         },
         async (p) => {
+          if (outcome.kind === 'success' && pool.tpm > 0 && outcome.tokens > 0) countOn(journalOf(pool).admitted, pool, fingerprint, 0, outcome.tokens);
           if (outcome.kind === 'rejected') journalOf(pool).enabled.set(fingerprint, 'rejected');
           if (outcome.kind === 'rate_limited' || outcome.kind === 'quota_exhausted') {
             const cooling = journalOf(pool).cooling;

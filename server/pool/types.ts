@@ -89,6 +89,26 @@ export interface PoolStore {
   close(): Promise<void>;
 }
 
+/**
+ * Requests and tokens an account served that a store did not count itself, `ageMs` before the
+ * store's now: what the outage fallback admitted, written back into Redis when it returns, and
+ * what was last seen in Redis, carried into the fallback when it goes (issue 24.9).
+ */
+export interface WindowEntry {
+  ageMs: number;
+  requests: number;
+  tokens: number;
+}
+
+/** A PoolStore that can add such entries to an account's sliding windows. */
+export interface CountingPoolStore extends PoolStore {
+  /**
+   * Adds the entries to the windows of `fingerprint`'s account: exact logs for a limited rpm /
+   * tpm, the estimate for an unlimited one. Entries older than the window count for nothing.
+   */
+  add(pool: PoolDefinition, fingerprint: string, entries: readonly WindowEntry[]): Promise<void>;
+}
+
 /** Time source, injectable so tests control it instead of sleeping. */
 export type Clock = () => number;
 export const systemClock: Clock = () => Date.now();

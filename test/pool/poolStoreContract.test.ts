@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createMemoryStore } from '../../server/pool/stores/memoryStore';
 import { createRedisStore } from '../../server/pool/stores/redisStore';
-import type { PoolDefinition, PoolKey, PoolStore } from '../../server/pool/types';
+import type { CountingPoolStore, PoolDefinition, PoolKey } from '../../server/pool/types';
 
 /**
  * One contract, two stores: everything here must hold for the in-process store and for Redis.
@@ -22,7 +22,7 @@ afterAll(async () => {
   await Promise.all(redisClients.map((r) => r.quit()));
 });
 
-const stores: [string, () => PoolStore][] = [
+const stores: [string, () => CountingPoolStore][] = [
   ['memory', () => createMemoryStore({ clock })],
   [
     'redis',
@@ -42,7 +42,7 @@ function pool(keys: PoolKey[], overrides: Partial<PoolDefinition> = {}): PoolDef
   return { id: 'openai', strategy: 'round-robin', rpm: 0, tpm: 0, windowMs: WINDOW, keys, ...overrides };
 }
 
-async function picks(store: PoolStore, def: PoolDefinition, count: number): Promise<(string | null)[]> {
+async function picks(store: CountingPoolStore, def: PoolDefinition, count: number): Promise<(string | null)[]> {
   const out: (string | null)[] = [];
   for (let i = 0; i < count; i++) {
     const r = await store.pick(def);
@@ -52,10 +52,31 @@ async function picks(store: PoolStore, def: PoolDefinition, count: number): Prom
 }
 
 describe.each(stores)('PoolStore contract: %s store', (_name, makeStore) => {
-  let store: PoolStore;
+  let store: CountingPoolStore;
   beforeEach(() => {
     now = T0;
     store = makeStore();
+  });
+
+  describe('add (issue 24.9: counts carried into and out of the outage fallback)', () => {
+    it('issue 24.9: counts added requests and tokens in the account\'s windows at their ages; ones already out of the window count for nothing', async () => {
+      const def = pool([key('a', 'acct'), key('b', 'acct'), key('c')], { rpm: 4, tpm: 1_000 });
+      await store.add(def, 'a', [
+        { ageMs: 50_000, requests: 2, tokens: 300 },
+        { ageMs: 10_000, requests: 1, tokens: 0 },
+        { ageMs: WINDOW + 1, requests: 5, tokens: 5_000 },
+      ]);
+      const [a, b, c] = await store.status(def);
+      expect([a!.requestsThisWindow, a!.tokensThisWindow]).toEqual([3, 300]);
+      expect(b!.requestsThisWindow).toBe(3); // same account
+      expect(c!.requestsThisWindow).toBe(0);
+      // One request left on the shared account, then c.
+      expect(await picks(store, def, 3)).toEqual(['a', 'c', 'c']);
+      // The two added 50 s ago leave the window 10 s from now.
+      now += 10_000;
+      expect((await store.status(def))[0]!.requestsThisWindow).toBe(2);
+      expect((await store.status(def))[0]!.tokensThisWindow).toBe(0);
+    });
   });
 
   describe('round-robin', () => {

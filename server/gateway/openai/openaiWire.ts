@@ -78,4 +78,5 @@ export const OPENAI_ERROR_OF: Record<GatewayErrorCode, { status: number; type: s
   shutting_down: { status: 503, type: 'server_error' },
   not_found: { status: 404, type: 'invalid_request_error' },
   internal: { status: 500, type: 'server_error' },
+  store_unavailable: { status: 503, type: 'server_error' },
 };

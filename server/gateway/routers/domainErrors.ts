@@ -1,6 +1,8 @@
 import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
+import { isStoreFailure, STORE_RETRY_AFTER_MS, STORE_UNAVAILABLE_MESSAGE } from '../../ops/storeFailure';
 import type { DomainDeps, GatewayContext } from '../context';
+import { GatewayFailure } from '../gatewayFailure';
 
 /** The business-data services, or a clear error when this gateway was built without them. */
 export function domainOf(ctx: GatewayContext): DomainDeps {
@@ -24,6 +26,10 @@ export function toTRPCError(error: unknown): unknown {
   }
   if (code === 'corrupt') return new TRPCError({ code: 'CONFLICT', message: error.message, cause: error });
   if (code === 'not_configured') return new TRPCError({ code: 'PRECONDITION_FAILED', message: error.message, cause: error });
+  // Redis not answering (issue 24.8): a 503 naming the store, with when to retry, not a 500.
+  if (isStoreFailure(error)) {
+    return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: STORE_UNAVAILABLE_MESSAGE, cause: new GatewayFailure('store_unavailable', STORE_UNAVAILABLE_MESSAGE, STORE_RETRY_AFTER_MS) });
+  }
   return error;
 }
 

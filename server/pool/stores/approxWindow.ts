@@ -35,9 +35,9 @@ export class ApproxWindow {
     return this.tokens + Math.floor((this.previousTokens * remaining) / windowMs);
   }
 
-  addRequest(now: number, windowMs: number): void {
+  addRequest(now: number, windowMs: number, count = 1): void {
     this.shift(now, windowMs);
-    this.requests++;
+    this.requests += count;
   }
 
   addTokens(now: number, windowMs: number, tokens: number): void {

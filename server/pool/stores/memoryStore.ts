@@ -1,5 +1,5 @@
 import type { KeyReason } from '../../../shared';
-import { systemClock, type Clock, type KeyState, type Outcome, type PickResult, type PoolDefinition, type PoolStore } from '../types';
+import { systemClock, type Clock, type CountingPoolStore, type KeyState, type Outcome, type PickResult, type PoolDefinition, type WindowEntry } from '../types';
 import { ApproxWindow } from './approxWindow';
 import { WindowLog } from './windowLog';
 
@@ -53,7 +53,7 @@ const NO_KEYS: PickResult = Object.freeze({ ok: false, reason: 'no_keys', retryA
 const SWEEP_EVERY_OPS = 4096;
 const SWEEP_INTERVAL_MS = 60_000;
 
-export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
+export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoolStore {
   const clock = options.clock ?? systemClock;
   const stateTtlMs = options.stateTtlMs ?? 7 * 24 * 3_600_000;
   const pools = new Map<string, PoolState>();
@@ -235,9 +235,40 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): PoolStore {
     }
   }
 
+  function addNow(pool: PoolDefinition, fingerprint: string, entries: readonly WindowEntry[]): void {
+    const now = clock();
+    const v = view(pool, now);
+    const i = v.indexOf.get(fingerprint);
+    if (i === undefined) return;
+    const account = v.accountOfKey[i]!;
+    const cutoff = now - pool.windowMs;
+    // Oldest first, and never before the log's newest entry: a log is in time order (an entry
+    // moved later leaves the window later, which only ever counts it for longer).
+    for (const entry of [...entries].sort((a, b) => b.ageMs - a.ageMs)) {
+      const at = now - Math.max(0, entry.ageMs);
+      if (at <= cutoff) continue;
+      if (entry.requests > 0) {
+        if (pool.rpm > 0) {
+          const time = account.requests.size > 0 ? Math.max(at, account.requests.timeAt(account.requests.size - 1)) : at;
+          for (let n = 0; n < entry.requests; n++) account.requests.push(time);
+        } else account.approx.addRequest(now, pool.windowMs, entry.requests);
+      }
+      if (entry.tokens > 0) {
+        if (pool.tpm > 0) {
+          const time = account.tokens.size > 0 ? Math.max(at, account.tokens.timeAt(account.tokens.size - 1)) : at;
+          account.tokens.push(time, entry.tokens);
+        } else account.approx.addTokens(now, pool.windowMs, entry.tokens);
+      }
+    }
+  }
+
   return {
     pick(pool) {
       return Promise.resolve(pickNow(pool));
+    },
+    add(pool, fingerprint, entries) {
+      addNow(pool, fingerprint, entries);
+      return Promise.resolve();
     },
     record(pool, fingerprint, outcome) {
       recordNow(pool, fingerprint, outcome);

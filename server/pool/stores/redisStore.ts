@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { keyReasonSchema } from '../../../shared';
-import type { Clock, KeyState, PickResult, PoolDefinition, PoolStore } from '../types';
+import type { Clock, CountingPoolStore, KeyState, PickResult, PoolDefinition } from '../types';
 import { groupByAccount } from './groupByAccount';
 
 /**
@@ -30,6 +30,8 @@ export interface RedisStoreOptions {
 
 /** Request/token logs outlive the window by this margin before Redis expires them. */
 const LOG_TTL_MARGIN_MS = 60_000;
+/** Window entries per `add` script call (three arguments each). */
+const ADD_BATCH = 500;
 
 function script(name: string): string {
   const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
@@ -67,7 +69,7 @@ interface Prepared {
 
 const NO_KEYS: PickResult = Object.freeze({ ok: false, reason: 'no_keys', retryAfterMs: null });
 
-export function createRedisStore(options: RedisStoreOptions): PoolStore {
+export function createRedisStore(options: RedisStoreOptions): CountingPoolStore {
   const { redis, clock } = options;
   const prefix = options.prefix ?? 'keyrack';
   const stateTtlMs = options.stateTtlMs ?? 7 * 24 * 3_600_000;
@@ -206,6 +208,18 @@ export function createRedisStore(options: RedisStoreOptions): PoolStore {
       const kind = outcome.kind === 'success' ? 'success' : outcome.kind === 'rejected' ? 'rejected' : 'cool';
       const reason = outcome.kind === 'rate_limited' || outcome.kind === 'quota_exhausted' ? outcome.kind : '';
       await scripted.keyrackPoolRecord(...recordArgs(pool, key.keys, kind, fingerprint, key.account, amount, reason));
+    },
+
+    async add(pool, fingerprint, entries) {
+      const key = prepare(pool).byFingerprint.get(fingerprint);
+      if (!key) return;
+      for (let from = 0; from < entries.length; from += ADD_BATCH) {
+        const args = recordArgs(pool, key.keys, 'add', fingerprint, key.account, pool.rpm, '');
+        for (const entry of entries.slice(from, from + ADD_BATCH)) {
+          args.push(Math.max(0, Math.round(entry.ageMs)), Math.max(0, Math.round(entry.requests)), Math.max(0, Math.round(entry.tokens)));
+        }
+        await scripted.keyrackPoolRecord(...args);
+      }
     },
 
     async setEnabled(pool, fingerprint, enabled) {

@@ -1,8 +1,9 @@
 -- Record the outcome of a request against a key and its account; also the admin switch.
 -- KEYS: meta, request log, token log, token sum (of the key's account), load
--- ARGV: now ('' = Redis TIME), kind ('success' | 'cool' | 'rejected' | 'enable' | 'disable'),
---       fingerprint, account, amount (tokens, or cooldown ms), reason (for 'cool'), windowMs,
---       metaTtlMs, logTtlMs, tpm
+-- ARGV: now ('' = Redis TIME), kind ('success' | 'cool' | 'rejected' | 'enable' | 'disable' | 'add'),
+--       fingerprint, account, amount (tokens, cooldown ms, or for 'add' the pool's rpm),
+--       reason (for 'cool'), windowMs, metaTtlMs, logTtlMs, tpm;
+--       for 'add' only, ARGV[11..]: triples ageMs, requests, tokens (see the 'add' branch)
 local meta, tlog, tsum, loadKey = KEYS[1], KEYS[3], KEYS[4], KEYS[5]
 local now = clockNow(ARGV[1])
 local kind = ARGV[2]
@@ -41,6 +42,49 @@ elseif kind == 'disable' then
   redis.call('HSET', meta, 'd:' .. ARGV[3], 'admin_disabled')
 elseif kind == 'enable' then
   redis.call('HDEL', meta, 'd:' .. ARGV[3])
+elseif kind == 'add' then
+  -- Requests and tokens the account served while this Redis did not count them (the outage
+  -- fallback's admissions, issue 24.9), each at now - ageMs: limited windows get exact log
+  -- entries, unlimited ones the estimate (at now). Entries already out of the window are skipped.
+  local rpm, tpm = tonumber(ARGV[5]), tonumber(ARGV[10])
+  local rlog = KEYS[2]
+  local cutoff = now - windowMs
+  local seq = tonumber(redis.call('HGET', meta, 'seq') or '0') or 0
+  local logged = false
+  if tpm > 0 then trimTokens(tlog, tsum, cutoff) end
+  for i = 11, #ARGV - 2, 3 do
+    local at = now - tonumber(ARGV[i])
+    local requests, tokens = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+    if at > cutoff then
+      if requests > 0 then
+        if rpm > 0 then
+          for _ = 1, requests do
+            seq = seq + 1
+            redis.call('ZADD', rlog, at, seq)
+          end
+          logged = true
+        else
+          countLoad(loadKey, now, windowMs, 'r', account, requests, metaTtl)
+        end
+      end
+      if tokens > 0 then
+        if tpm > 0 then
+          seq = seq + 1
+          redis.call('ZADD', tlog, at, seq .. ':' .. fmt(tokens))
+          redis.call('INCRBY', tsum, tokens)
+          logged = true
+        else
+          countLoad(loadKey, now, windowMs, 't', account, tokens, metaTtl)
+        end
+      end
+    end
+  end
+  redis.call('HSET', meta, 'seq', seq)
+  if logged then
+    redis.call('PEXPIRE', rlog, ARGV[9])
+    redis.call('PEXPIRE', tlog, ARGV[9])
+    redis.call('PEXPIRE', tsum, ARGV[9])
+  end
 else
   return 0
 end
