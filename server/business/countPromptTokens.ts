@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../../shared';
+import { messageText, type ChatMessage } from '../../shared';
 
 /**
  * Prompt size in tokens, with OpenAI's o200k_base encoding (GPT-4o and later) plus the chat
@@ -41,14 +41,14 @@ export function tokenizerRequested(): boolean {
 /** An upper bound of the o200k count, from UTF-8 byte lengths alone (no tokenizer). */
 export function promptTokensAtMost(messages: readonly ChatMessage[]): number {
   let total = TOKENS_PER_REPLY;
-  for (const message of messages) total += TOKENS_PER_MESSAGE + Buffer.byteLength(message.content, 'utf8');
+  for (const message of messages) total += TOKENS_PER_MESSAGE + messageBytes(message);
   return total;
 }
 
 /** An estimate without the tokenizer (ESTIMATED_BYTES_PER_TOKEN), never above promptTokensAtMost. */
 export function estimatePromptTokens(messages: readonly ChatMessage[]): number {
   let total = TOKENS_PER_REPLY;
-  for (const message of messages) total += TOKENS_PER_MESSAGE + Math.ceil(Buffer.byteLength(message.content, 'utf8') / ESTIMATED_BYTES_PER_TOKEN);
+  for (const message of messages) total += TOKENS_PER_MESSAGE + Math.ceil(messageBytes(message) / ESTIMATED_BYTES_PER_TOKEN);
   return total;
 }
 
@@ -56,7 +56,7 @@ export function estimatePromptTokens(messages: readonly ChatMessage[]): number {
 export async function countPromptTokens(messages: readonly ChatMessage[]): Promise<number> {
   const { countTokens } = await loadTokenizer();
   let total = TOKENS_PER_REPLY;
-  for (const message of messages) total += TOKENS_PER_MESSAGE + countTokens(message.content);
+  for (const message of messages) total += TOKENS_PER_MESSAGE + countTokens(tokenizedText(message));
   return total;
 }
 
@@ -70,9 +70,31 @@ export async function countPromptTokensWithin(messages: readonly ChatMessage[], 
   for (const message of messages) {
     total += TOKENS_PER_MESSAGE;
     if (total > limit) return null;
-    const within = isWithinTokenLimit(message.content, limit - total);
+    const within = isWithinTokenLimit(tokenizedText(message), limit - total);
     if (within === false) return null;
     total += within;
   }
   return total > limit ? null : total;
+}
+
+/**
+ * What a message weighs before tokenizing, in UTF-8 bytes: its text, its tool calls' names and
+ * arguments, a tool result's call id, and each image's URL (a data URL's length bounds its bytes;
+ * providers bill images by their own rules, reported in the answer's usage).
+ */
+export function messageBytes(message: ChatMessage): number {
+  const { content } = message;
+  let bytes = 0;
+  if (typeof content === 'string') bytes += Buffer.byteLength(content, 'utf8');
+  else for (const part of content) bytes += part.type === 'text' ? Buffer.byteLength(part.text, 'utf8') : part.url.length;
+  if (message.role === 'assistant') for (const call of message.toolCalls ?? []) bytes += Buffer.byteLength(call.name, 'utf8') + Buffer.byteLength(call.arguments, 'utf8');
+  if (message.role === 'tool') bytes += message.toolCallId.length;
+  return bytes;
+}
+
+/** The text the tokenizer counts for a message: its text and its tool calls (images are counted by bytes only). */
+function tokenizedText(message: ChatMessage): string {
+  const text = messageText(message);
+  if (message.role !== 'assistant' || !message.toolCalls) return text;
+  return text + message.toolCalls.map((call) => call.name + call.arguments).join('');
 }

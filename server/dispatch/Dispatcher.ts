@@ -182,10 +182,8 @@ export class Dispatcher {
     const upstreamReq: UpstreamRequest = {
       provider,
       model: model.upstreamModel,
-      messages: req.chat.messages,
+      ...upstreamFieldsOf(req.chat),
       ...(req.delivery === 'whole' ? { delivery: 'whole' as const } : {}),
-      ...(req.chat.maxTokens !== undefined ? { maxTokens: req.chat.maxTokens } : {}),
-      ...(req.chat.temperature !== undefined ? { temperature: req.chat.temperature } : {}),
     };
     let last: Failure | undefined;
     let lastKind: ProviderError['kind'] | undefined;
@@ -278,7 +276,7 @@ export class Dispatcher {
     let usage: TokenUsage | undefined;
     // The hot path: one call per chunk, a promise only when the reader is full.
     const relay = (event: AdapterEvent): void | Promise<void> => {
-      if (event.type === 'delta') return out(event);
+      if (event.type === 'delta' || event.type === 'tool_call_delta' || event.type === 'reasoning') return out(event);
       if (event.type === 'usage') {
         usage = event.usage;
         return undefined;
@@ -416,4 +414,10 @@ function guardSink(emit: EventSink): EventSink {
     }
     return wait ? wait.catch(fail) : undefined;
   };
+}
+
+/** The chat's fields an adapter converts (every one it sets; an adapter refuses what it cannot carry). */
+function upstreamFieldsOf(chat: ChatRequest): Omit<UpstreamRequest, 'provider' | 'model' | 'delivery'> {
+  const { model: _model, ...fields } = chat;
+  return fields;
 }

@@ -1,4 +1,4 @@
-import type { ChatMessage, FinishReason, ProviderId, TokenUsage } from '../../shared';
+import type { ChatMessage, ChatRequest, FinishReason, ProviderId, TokenUsage } from '../../shared';
 
 /** One chat completion as the adapters take it: already resolved to an upstream model id. */
 export interface UpstreamRequest {
@@ -8,6 +8,16 @@ export interface UpstreamRequest {
   messages: ChatMessage[];
   maxTokens?: number;
   temperature?: number;
+  topP?: ChatRequest['topP'];
+  stop?: ChatRequest['stop'];
+  seed?: ChatRequest['seed'];
+  presencePenalty?: ChatRequest['presencePenalty'];
+  frequencyPenalty?: ChatRequest['frequencyPenalty'];
+  tools?: ChatRequest['tools'];
+  toolChoice?: ChatRequest['toolChoice'];
+  parallelToolCalls?: ChatRequest['parallelToolCalls'];
+  responseFormat?: ChatRequest['responseFormat'];
+  reasoningEffort?: ChatRequest['reasoningEffort'];
   /**
    * 'whole': nobody reads the answer before its end, so the adapter may ask for it in one
    * piece (`stream: false`) and yield it as one delta. An adapter whose provider's one-piece
@@ -17,12 +27,15 @@ export interface UpstreamRequest {
 }
 
 /**
- * What an adapter pushes, in order: `delta`s, then at most one `usage`, then exactly one `done`.
+ * What an adapter pushes, in order: `delta`s (and `reasoning`, `tool_call_delta`), then at most one `usage`, then exactly one `done`.
  * Nothing is pushed before the upstream answered 2xx, so a caller can retry elsewhere as long as
  * it has seen no event.
  */
 export type AdapterEvent =
   | { type: 'delta'; text: string }
+  | { type: 'reasoning'; text: string }
+  /** A tool call's fragment by index: the first of an index carries id and name (see shared/chat.ts). */
+  | { type: 'tool_call_delta'; index: number; id?: string; name?: string; argumentsDelta: string }
   | { type: 'usage'; usage: TokenUsage }
   | { type: 'done'; finishReason: FinishReason };
 

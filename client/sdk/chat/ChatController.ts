@@ -112,7 +112,7 @@ export class ChatController {
     const messages = [...this.#state.messages, { id: nextId('user'), role: 'user' as const, content }];
     const request = {
       model: this.#options.model,
-      messages: messages.filter((m) => m.content !== '').map(({ role, content }): ChatMessage => ({ role, content })),
+      messages: messages.filter((m) => m.content !== '').map(({ role, content }): ChatMessage => (role === 'assistant' ? { role, content } : { role: 'user', content })),
     };
     let settle!: () => void;
     const settled = new Promise<void>((resolve) => (settle = resolve));

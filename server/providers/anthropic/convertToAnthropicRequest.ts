@@ -1,3 +1,5 @@
+import { messageText } from '../../../shared';
+import { refuseUnsupported, type CarriedField } from '../request/refuseUnsupported';
 import type { UpstreamRequest } from '../types';
 import type { AnthropicMessagesRequestBody } from './anthropicMessagesApi';
 
@@ -8,14 +10,20 @@ export const ANTHROPIC_DEFAULT_MAX_TOKENS = 4096;
  * System messages go into the top-level `system` field; consecutive turns of one role are joined
  * (the API wants user and assistant to alternate) and the conversation must open with a user turn.
  */
+const CARRIED: ReadonlySet<CarriedField> = new Set(['maxTokens', 'temperature']);
+
 export function convertToAnthropicRequest(req: UpstreamRequest): AnthropicMessagesRequestBody {
-  const system = req.messages.filter((m) => m.role === 'system').map((m) => m.content);
+  refuseUnsupported(req, 'anthropic', CARRIED);
+  const isInstruction = (role: string) => role === 'system' || role === 'developer';
+  const system = req.messages.filter((m) => isInstruction(m.role)).map(messageText);
   const messages: AnthropicMessagesRequestBody['messages'] = [];
   for (const m of req.messages) {
-    if (m.role === 'system') continue;
+    if (isInstruction(m.role)) continue;
+    // Text only until tool messages are carried (refused above).
+    const role = m.role === 'assistant' ? 'assistant' : 'user';
     const last = messages[messages.length - 1];
-    if (last && last.role === m.role) last.content += '\n\n' + m.content;
-    else messages.push({ role: m.role, content: m.content });
+    if (last && last.role === role) last.content += '\n\n' + messageText(m);
+    else messages.push({ role, content: messageText(m) });
   }
   if (messages[0]?.role !== 'user') messages.unshift({ role: 'user', content: '(continue)' });
   const body: AnthropicMessagesRequestBody = {

@@ -1,11 +1,17 @@
+import { messageText } from '../../../shared';
 import type { ProviderSpec } from '../registry';
+import { refuseUnsupported, type CarriedField } from '../request/refuseUnsupported';
 import type { UpstreamRequest } from '../types';
 import type { OpenAIChatRequestBody } from './openaiChatApi';
 
+const CARRIED: ReadonlySet<CarriedField> = new Set(['maxTokens', 'temperature']);
+
 export function convertToOpenAIChatRequest(req: UpstreamRequest, spec: ProviderSpec): OpenAIChatRequestBody {
+  refuseUnsupported(req, spec.id, CARRIED);
   const body: OpenAIChatRequestBody = {
     model: req.model,
-    messages: mergeConsecutiveRoles(req.messages.map((m) => ({ role: m.role, content: m.content }))),
+    // Text only until tools and images are carried (refused above); `developer` is `system` to the providers that copy OpenAI.
+    messages: mergeConsecutiveRoles(req.messages.map((m) => ({ role: m.role === 'developer' ? 'system' : (m.role as 'system' | 'user' | 'assistant'), content: messageText(m) }))),
     stream: req.delivery !== 'whole',
   };
   // A one-piece answer always carries its usage; only a stream must ask for it.
