@@ -32,6 +32,9 @@ export class AnthropicAdapter implements ProviderAdapter {
       const bodyText = await readErrorBody(response);
       throw classifyAnthropicError({ status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
     }
+    // json_object is asked as a forced tool (convertToAnthropicRequest): that tool's input is the
+    // answer's text and its tool_use stop is a plain stop. A forced tool call comes without text
+    // before it; any text there would not be JSON, so it is not passed on.
     const jsonViaTool = req.responseFormat?.type === 'json_object';
     if (req.delivery === 'whole') return emitEach(readWhole(await readAnswerBody(response, ctx.apiKey), jsonViaTool), emit);
 
