@@ -41,7 +41,7 @@ describe('Anthropic adapter', () => {
     return error as ProviderError;
   }
 
-  it("'whole' delivery asks for one Message (stream: false) and yields the same events", async () => {
+  it("'whole' delivery asks for one Message (stream: false) and yields the same events (text joined, then its tool calls)", async () => {
     let body: any;
     server.use(
       http.post(URL, async ({ request }) => {
@@ -58,6 +58,7 @@ describe('Anthropic adapter', () => {
     );
     expect(await collect(adapterEvents(adapters.anthropic, { ...req, delivery: 'whole' }, ctx()))).toEqual([
       { type: 'delta', text: 'Hello!' },
+      { type: 'tool_call_delta', index: 0, id: 't', name: 'x', argumentsDelta: '{}' },
       { type: 'usage', usage: { inputTokens: 15, outputTokens: 12, cachedInputTokens: 5, reasoningTokens: 0 } },
       { type: 'done', finishReason: 'length' },
     ]);
