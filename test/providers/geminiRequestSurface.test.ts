@@ -171,6 +171,23 @@ describe('Gemini adapter: the whole request surface over the Gemini wire (issue 
     expect(calls(next)).toEqual([]);
   });
 
+  it('issue 20: to Gemini 3 a continued tool call carries the documented skip signature on the turn\'s first call (Keyrack keeps no thoughtSignature)', async () => {
+    const messages: UpstreamRequest['messages'] = [
+      { role: 'user', content: 'weather and time?' },
+      { role: 'assistant', content: '', toolCalls: [{ id: 'gcall_r_0', name: 'get_weather', arguments: '{"city":"Rome"}' }, { id: 'gcall_r_1', name: 'get_time', arguments: '{}' }] },
+      { role: 'tool', toolCallId: 'gcall_r_0', content: 'warm' },
+      { role: 'tool', toolCallId: 'gcall_r_1', content: 'noon' },
+    ];
+    const events = await run({ messages, tools: [weather, time] }, 'gemini-3-flash-preview');
+    expect(captured[0]?.body.contents[1]).toEqual({
+      role: 'model',
+      parts: [{ functionCall: { name: 'get_weather', args: { city: 'Rome' } }, thoughtSignature: 'skip_thought_signature_validator' }, { functionCall: { name: 'get_time', args: {} } }],
+    });
+    expect(events.at(-1)).toEqual({ type: 'done', finishReason: 'stop' });
+    await run({ messages, tools: [weather, time] }, 'gemini-2.0-flash');
+    expect(captured[1]?.body.contents[1].parts[0]).toEqual({ functionCall: { name: 'get_weather', args: { city: 'Rome' } } });
+  });
+
   it('issue 20: several calls in one answer get indexes 0, 1 and distinct ids; strict tools ask for VALIDATED, none for NONE', async () => {
     const events = await run({ messages: [{ role: 'user', content: 'call get_weather and get_time' }], tools: [{ ...weather, strict: true }, time] });
     expect(captured[0]?.body.toolConfig).toEqual({ functionCallingConfig: { mode: 'VALIDATED' } });

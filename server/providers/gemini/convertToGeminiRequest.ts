@@ -26,6 +26,17 @@ const GEMINI_IMAGE_TYPES = new Set(Object.values(IMAGE_TYPES_BY_EXTENSION));
 const DATA_URL = /^data:([^;,]+);base64,(.*)$/s;
 const INT32_MAX = 2 ** 31 - 1;
 
+/**
+ * Gemini 3 answers 400 to a conversation whose function calls come back without the
+ * thoughtSignature it put on them, and Keyrack's messages have nowhere to keep one (a tool call is
+ * id, name and arguments). Google documents this value for history it did not write (calls from
+ * another model, or injected): it skips the check, at the cost of the model not seeing its earlier
+ * reasoning. Sent on each model turn's first call, where Gemini puts its own, for all but the
+ * 1.x and 2.x models, which do not ask for signatures.
+ */
+const SKIP_SIGNATURE = 'skip_thought_signature_validator';
+const NO_SIGNATURE_MODELS = /^(?:models\/)?gemini-[12](?:\.|-)/;
+
 function refuse(param: string, why: string): never {
   throw new ProviderError({ kind: 'bad_request', status: 400, message: `google cannot take ${param} through Keyrack: ${why}`, param });
 }
@@ -40,13 +51,14 @@ export function convertToGeminiRequest(req: UpstreamRequest): GeminiGenerateCont
   refuseUnsupported(req, 'google', CARRIED);
   const system: { text: string }[] = [];
   const contents: GeminiGenerateContentRequestBody['contents'] = [];
+  const signCalls = !NO_SIGNATURE_MODELS.test(req.model);
   for (const [i, m] of req.messages.entries()) {
     if (m.role === 'system' || m.role === 'developer') {
       system.push({ text: messageText(m) });
       continue;
     }
     const role = m.role === 'assistant' ? 'model' : 'user';
-    const parts = partsOf(m, i, req.messages);
+    const parts = partsOf(m, i, req.messages, signCalls);
     // Gemini wants turns to alternate: consecutive messages of one side share a turn.
     const last = contents[contents.length - 1];
     if (last && last.role === role) last.parts.push(...parts);
@@ -62,7 +74,7 @@ export function convertToGeminiRequest(req: UpstreamRequest): GeminiGenerateCont
   return body;
 }
 
-function partsOf(m: ChatMessage, i: number, messages: readonly ChatMessage[]): GeminiRequestPart[] {
+function partsOf(m: ChatMessage, i: number, messages: readonly ChatMessage[], signCalls: boolean): GeminiRequestPart[] {
   switch (m.role) {
     case 'user':
       if (typeof m.content === 'string') return [{ text: m.content }];
@@ -72,7 +84,7 @@ function partsOf(m: ChatMessage, i: number, messages: readonly ChatMessage[]): G
       const parts: GeminiRequestPart[] = m.content !== '' || calls.length === 0 ? [{ text: m.content }] : [];
       for (const [j, call] of calls.entries()) {
         const args = argumentsOf(call.arguments, `messages[${i}].toolCalls[${j}].arguments`);
-        parts.push({ functionCall: { name: call.name, args, ...idOf(call.id) } });
+        parts.push({ functionCall: { name: call.name, args, ...idOf(call.id) }, ...(signCalls && j === 0 ? { thoughtSignature: SKIP_SIGNATURE } : {}) });
       }
       return parts;
     }

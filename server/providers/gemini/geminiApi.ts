@@ -80,7 +80,8 @@ export type GeminiRequestPart =
   | { inlineData: { mimeType: string; data: string } }
   /** An image by URL: Gemini fetches it. */
   | { fileData: { mimeType: string; fileUri: string } }
-  | { functionCall: { name: string; args: Record<string, unknown>; id?: string } }
+  /** `thoughtSignature`: see convertToGeminiRequest (Gemini 3 wants one on a turn's first call). */
+  | { functionCall: { name: string; args: Record<string, unknown>; id?: string }; thoughtSignature?: string }
   /** `response` is the tool's JSON object, or `{ output: ... }` for anything else (Gemini's convention). */
   | { functionResponse: { name: string; response: Record<string, unknown>; id?: string } };
 
