@@ -156,7 +156,9 @@ describe('Gemini adapter', () => {
       }),
     );
     expect(await collect(adapterEvents(adapters.google, { ...req, delivery: 'whole' }, ctx()))).toEqual([
-      { type: 'delta', text: 'Hello' },
+      { type: 'reasoning', text: 'thinking' },
+      { type: 'delta', text: 'Hel' },
+      { type: 'delta', text: 'lo' },
       { type: 'usage', usage: { inputTokens: 8, outputTokens: 5, cachedInputTokens: 0, reasoningTokens: 3 } },
       { type: 'done', finishReason: 'stop' },
     ]);
@@ -180,6 +182,7 @@ describe('Gemini adapter', () => {
       }),
     );
     expect(await collect(adapterEvents(adapters.google, req, ctx()))).toEqual([
+      { type: 'reasoning', text: 'thinking' },
       { type: 'delta', text: 'Hel' },
       { type: 'delta', text: 'lo' },
       { type: 'usage', usage: { inputTokens: 8, outputTokens: 5, cachedInputTokens: 0, reasoningTokens: 3 } },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { formatProtoDuration } from '../durations';
-import { textOf, type MockAnswerPlan } from '../mockAnswer';
+import { textOf, type MockAnswerPlan, type MockChatInput, type MockTool } from '../mockAnswer';
 import { jsonReply, type MockDialect, type MockErrorInfo, type MockReply } from '../mockDialect';
 
 /**
@@ -13,14 +13,55 @@ import { jsonReply, type MockDialect, type MockErrorInfo, type MockReply } from 
  * a 429 RESOURCE_EXHAUSTED carries QuotaFailure and RetryInfo (`"retryDelay": "7s"`).
  */
 
+const jsonObject = z.record(z.string(), z.unknown());
+const partSchema = z
+  .object({
+    text: z.string().optional(),
+    inlineData: z.object({ mimeType: z.string(), data: z.string() }).optional(),
+    fileData: z.object({ mimeType: z.string().optional(), fileUri: z.string() }).optional(),
+    functionCall: z.object({ name: z.string(), args: jsonObject.optional(), id: z.string().optional() }).optional(),
+    functionResponse: z.object({ name: z.string(), response: jsonObject.optional(), id: z.string().optional() }).optional(),
+  })
+  .loose();
+type Part = z.infer<typeof partSchema>;
+
 const requestSchema = z.object({
   contents: z.array(
-    z.object({ role: z.string().optional(), parts: z.array(z.object({ text: z.string().optional() }).loose()) }),
+    z.object({ role: z.string().optional(), parts: z.array(partSchema) }),
     { error: '* GenerateContentRequest.contents: contents is not specified' },
   ),
   systemInstruction: z.object({ parts: z.array(z.object({ text: z.string().optional() }).loose()) }).optional(),
-  generationConfig: z.object({ maxOutputTokens: z.number().int().optional() }).loose().optional(),
+  tools: z
+    .array(
+      z
+        .object({
+          functionDeclarations: z
+            .array(z.object({ name: z.string(), description: z.string().optional(), parameters: jsonObject.optional(), parametersJsonSchema: jsonObject.optional() }).loose())
+            .optional(),
+        })
+        .loose(),
+    )
+    .optional(),
+  toolConfig: z
+    .object({
+      functionCallingConfig: z
+        .object({ mode: z.enum(['MODE_UNSPECIFIED', 'AUTO', 'ANY', 'NONE', 'VALIDATED']).optional(), allowedFunctionNames: z.array(z.string()).optional() })
+        .optional(),
+    })
+    .loose()
+    .optional(),
+  generationConfig: z
+    .object({
+      maxOutputTokens: z.number().int().optional(),
+      responseMimeType: z.string().optional(),
+      responseSchema: jsonObject.optional(),
+      responseJsonSchema: jsonObject.optional(),
+      thinkingConfig: z.object({ thinkingBudget: z.number().int().optional(), includeThoughts: z.boolean().optional() }).loose().optional(),
+    })
+    .loose()
+    .optional(),
 });
+type GeminiMockRequest = z.infer<typeof requestSchema>;
 
 const GOOGLE_JSON = 'application/json; charset=UTF-8';
 
@@ -130,20 +171,40 @@ export const geminiMock: MockDialect = {
     const parsed = requestSchema.safeParse(body);
     if (!parsed.success) return { error: parsed.error.issues[0]?.message ?? 'Invalid JSON payload received.' };
     const r = parsed.data;
+    const refusal = refusalOf(r);
+    if (refusal) return { error: refusal };
     let promptChars = textOf(r.systemInstruction?.parts).length;
     let lastUserText = '';
+    let imageCount = 0;
     for (const c of r.contents) {
       const text = textOf(c.parts);
       promptChars += text.length;
-      if (c.role !== 'model') lastUserText = text;
+      for (const part of c.parts) {
+        if (part.functionCall) promptChars += part.functionCall.name.length + JSON.stringify(part.functionCall.args ?? {}).length;
+        if (part.functionResponse) promptChars += JSON.stringify(part.functionResponse.response ?? {}).length;
+        if (isImage(part)) imageCount += 1;
+      }
+      // A turn of function responses only keeps the question they answer as the last user text.
+      if (c.role !== 'model' && text) lastUserText = text;
     }
+    const lastParts = r.contents[r.contents.length - 1]?.parts ?? [];
+    const config = r.generationConfig;
+    const thinking = config?.thinkingConfig;
     return {
       model: endpoint.model ?? 'gemini-2.5-flash',
       stream: endpoint.stream,
       includeUsage: true,
-      maxTokens: r.generationConfig?.maxOutputTokens,
+      maxTokens: config?.maxOutputTokens,
       lastUserText,
       promptChars,
+      ...toolsOf(r),
+      lastIsToolResult: lastParts.some((part) => part.functionResponse),
+      ...(config?.responseMimeType === 'application/json'
+        ? { responseFormat: config.responseJsonSchema || config.responseSchema ? { type: 'json_schema', schema: (config.responseJsonSchema ?? openApiToJsonSchema(config.responseSchema)) as Record<string, unknown> } : { type: 'json_object' } }
+        : {}),
+      ...(imageCount > 0 ? { imageCount } : {}),
+      // Thought summaries come only with includeThoughts; a zero budget turns thinking off.
+      thinking: thinking?.includeThoughts === true && thinking.thinkingBudget !== 0,
     };
   },
 
@@ -155,13 +216,8 @@ export const geminiMock: MockDialect = {
 
   reply(plan) {
     return JSON.stringify({
-      candidates: [{ content: { parts: [{ text: plan.text }], role: 'model' }, finishReason: finishOf(plan), index: 0 }],
-      usageMetadata: {
-        promptTokenCount: plan.promptTokens,
-        candidatesTokenCount: plan.completionTokens,
-        totalTokenCount: plan.promptTokens + plan.completionTokens,
-        promptTokensDetails: [{ modality: 'TEXT', tokenCount: plan.promptTokens }],
-      },
+      candidates: [{ content: { parts: answerParts(plan), role: 'model' }, finishReason: finishOf(plan), index: 0 }],
+      usageMetadata: usageOf(plan, plan.completionTokens - thoughtTokens(plan)),
       modelVersion: plan.model,
       responseId: `mock${plan.serial}`,
     });
@@ -171,19 +227,109 @@ export const geminiMock: MockDialect = {
     const sse = query.get('alt') === 'sse';
     const tailFields = `,"modelVersion":${JSON.stringify(plan.model)},"responseId":"mock${plan.serial}"}`;
     const open = '{"candidates":[{"content":{"parts":[{"text":';
-    const usage = (candidates: number) =>
-      `"usageMetadata":{"promptTokenCount":${plan.promptTokens},"candidatesTokenCount":${candidates},"totalTokenCount":${plan.promptTokens + candidates}}`;
+    const usage = (candidates: number) => `"usageMetadata":${JSON.stringify(usageOf(plan, candidates))}`;
     // SSE frames end in CRLF CRLF as Google's servers write them; the array form separates with commas.
-    const frame = sse ? (json: string) => `data: ${json}\r\n\r\n` : (json: string, first = false) => `${first ? '' : ','}${json}\r\n`;
+    let frames = 0;
+    const frame = sse ? (json: string) => `data: ${json}\r\n\r\n` : (json: string) => `${frames++ === 0 ? '' : ','}${json}\r\n`;
+    // A thinking model's thought summary streams first, in a chunk of its own.
+    const thought = () =>
+      plan.reasoning === null ? '' : frame(`${open}${JSON.stringify(plan.reasoning)},"thought":true}],"role":"model"},"index":0}],${usage(0)}${tailFields}`);
+    const answer = plan.completionTokens - thoughtTokens(plan);
+    // Calls come whole, in the last chunk, which says STOP; a text answer ends with an empty part.
+    const lastParts = plan.toolCalls.length > 0 ? JSON.stringify(callParts(plan)).slice(1, -1) : '{"text":""}';
     return {
       contentType: sse ? 'text/event-stream' : GOOGLE_JSON,
-      head: () => (sse ? '' : '['),
-      delta: (text, index) => frame(`${open}${JSON.stringify(text)}}],"role":"model"},"index":0}],${usage(index + 1)}${tailFields}`, index === 0),
-      tail: () =>
-        frame(`${open}""}],"role":"model"},"finishReason":"${finishOf(plan)}","index":0}],${usage(plan.completionTokens)}${tailFields}`, plan.chunks.length === 0) +
-        (sse ? '' : ']'),
+      head: () => (sse ? '' : '[') + thought(),
+      delta: (text, index) => frame(`${open}${JSON.stringify(text)}}],"role":"model"},"index":0}],${usage(index + 1)}${tailFields}`),
+      tail: () => frame(`{"candidates":[{"content":{"parts":[${lastParts}],"role":"model"},"finishReason":"${finishOf(plan)}","index":0}],${usage(answer)}${tailFields}`) + (sse ? '' : ']'),
       malformed: () => frame(`${open}"unterminated`),
       error: (info) => frame(JSON.stringify(statusOf(info).body)) + (sse ? '' : ']'),
     };
   },
 };
+
+/** Stands in for the opaque signature a thinking model puts on its first function call part (Keyrack does not read it). */
+const THOUGHT_SIGNATURE = 'CiQBmockSignatureForTheFirstFunctionCallPartAAAAAAAAAAAAAAAAAAAAAA==';
+
+/** The parts of a whole answer: the thought first (when thinking), then the calls or the text. */
+function answerParts(plan: MockAnswerPlan): unknown[] {
+  const parts: unknown[] = plan.reasoning !== null ? [{ text: plan.reasoning, thought: true }] : [];
+  if (plan.toolCalls.length > 0) parts.push(...callParts(plan));
+  else parts.push({ text: plan.text });
+  return parts;
+}
+
+/** functionCall parts as the Gemini API sends them: name and args (an object), no id (2.x models leave it out). */
+function callParts(plan: MockAnswerPlan): unknown[] {
+  return plan.toolCalls.map((call, i) => ({
+    functionCall: { name: call.name, args: JSON.parse(call.arguments) as unknown },
+    ...(i === 0 && plan.reasoning !== null ? { thoughtSignature: THOUGHT_SIGNATURE } : {}),
+  }));
+}
+
+function thoughtTokens(plan: MockAnswerPlan): number {
+  return plan.reasoning === null ? 0 : Math.ceil(plan.reasoning.length / 4);
+}
+
+/** Gemini counts thoughts apart from the answer (`thoughtsTokenCount`, not in candidatesTokenCount). */
+function usageOf(plan: MockAnswerPlan, candidates: number): Record<string, unknown> {
+  const thoughts = thoughtTokens(plan);
+  return {
+    promptTokenCount: plan.promptTokens,
+    candidatesTokenCount: candidates,
+    totalTokenCount: plan.promptTokens + candidates + thoughts,
+    ...(thoughts > 0 ? { thoughtsTokenCount: thoughts } : {}),
+    promptTokensDetails: [{ modality: 'TEXT', tokenCount: plan.promptTokens }],
+  };
+}
+
+function isImage(part: Part): boolean {
+  return Boolean(part.inlineData?.mimeType.startsWith('image/') || part.fileData?.mimeType?.startsWith('image/'));
+}
+
+/** The declared functions and the calling mode, as the shared plan takes them. */
+function toolsOf(r: GeminiMockRequest): Pick<MockChatInput, 'tools' | 'toolChoice'> {
+  const declarations = (r.tools ?? []).flatMap((tool) => tool.functionDeclarations ?? []);
+  if (declarations.length === 0) return {};
+  let tools: MockTool[] = declarations.map((d) => ({
+    name: d.name,
+    ...(d.parametersJsonSchema || d.parameters ? { parameters: (d.parametersJsonSchema ?? openApiToJsonSchema(d.parameters)) as Record<string, unknown> } : {}),
+  }));
+  const config = r.toolConfig?.functionCallingConfig;
+  switch (config?.mode) {
+    case 'NONE':
+      return { tools, toolChoice: 'none' };
+    case 'ANY': {
+      const allowed = config.allowedFunctionNames;
+      if (allowed?.length === 1) return { tools, toolChoice: { name: allowed[0] as string } };
+      if (allowed) tools = tools.filter((tool) => allowed.includes(tool.name));
+      return { tools, toolChoice: 'required' };
+    }
+    default:
+      // AUTO, VALIDATED (AUTO with schema-held calls) and no config: the model decides.
+      return { tools };
+  }
+}
+
+/** What the Gemini API answers 400 INVALID_ARGUMENT for, among the fields the mock reads. */
+function refusalOf(r: GeminiMockRequest): string | undefined {
+  const config = r.generationConfig;
+  if (config?.responseSchema && config.responseJsonSchema) return '* GenerateContentRequest.generation_config: response_schema and response_json_schema cannot both be set.';
+  if ((config?.responseSchema || config?.responseJsonSchema) && config.responseMimeType !== 'application/json') {
+    return '* GenerateContentRequest.generation_config.response_mime_type: response_mime_type must be application/json when a response schema is set.';
+  }
+  const names = new Set((r.tools ?? []).flatMap((tool) => tool.functionDeclarations ?? []).map((d) => d.name));
+  for (const name of r.toolConfig?.functionCallingConfig?.allowedFunctionNames ?? []) {
+    if (!names.has(name)) return `* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names: function ${name} is not declared.`;
+  }
+  return undefined;
+}
+
+/** Gemini's OpenAPI-style Schema (`responseSchema`, `parameters`) names types in capitals (`OBJECT`); the plan reads JSON Schema. */
+function openApiToJsonSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(openApiToJsonSchema);
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) out[key] = key === 'type' && typeof value === 'string' ? value.toLowerCase() : key === 'enum' ? value : openApiToJsonSchema(value);
+  return out;
+}

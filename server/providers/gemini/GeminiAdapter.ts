@@ -9,6 +9,7 @@ import type { AdapterContext, AdapterEvent, AdapterSink, KeyTestResult, Provider
 import { classifyGeminiError, classifyGeminiStreamError } from './classifyGeminiError';
 import { convertToGeminiRequest, geminiModelPath } from './convertToGeminiRequest';
 import { geminiChunkSchema } from './geminiApi';
+import { geminiToolCallId, toolCallIdSeed } from './geminiToolCallId';
 import { mapGeminiFinishReason } from './mapGeminiFinishReason';
 
 export class GeminiAdapter implements ProviderAdapter {
@@ -33,10 +34,11 @@ export class GeminiAdapter implements ProviderAdapter {
       throw classifyGeminiError({ status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
     }
 
-    const state: AnswerState = { finishReason: undefined, usage: undefined };
+    const state: AnswerState = { finishReason: undefined, usage: undefined, toolCalls: 0, idSeed: undefined, events: undefined };
     if (whole) {
       const texts = readChunk(await readAnswerBody(response, ctx.apiKey), state, ctx.apiKey);
-      if (texts !== undefined) {
+      if (state.events) await emitEach(state.events, emit);
+      else if (texts !== undefined) {
         const wait = emit({ type: 'delta', text: typeof texts === 'string' ? texts : texts.join('') });
         if (wait) await wait;
       }
@@ -45,7 +47,11 @@ export class GeminiAdapter implements ProviderAdapter {
         response.body,
         ctx.apiKey,
         (data) => {
-          return emitTexts(readChunk(data, state, ctx.apiKey), emit);
+          const texts = readChunk(data, state, ctx.apiKey);
+          if (state.events === undefined) return emitTexts(texts, emit);
+          const events = state.events;
+          state.events = undefined;
+          return emitEach(events, emit);
         },
         // Gemini's SSE has no end marker: the body's end is the answer's.
         () => false,
@@ -55,7 +61,9 @@ export class GeminiAdapter implements ProviderAdapter {
     if (state.finishReason === undefined) {
       throw new ProviderError({ kind: 'transient', message: 'google: answer ended before a finish reason', providerCode: 'truncated' });
     }
-    await emitEach([...(state.usage ? [{ type: 'usage', usage: state.usage } as const] : []), { type: 'done', finishReason: state.finishReason }], emit);
+    // Gemini says STOP after function calls; the caller must hear that calls await their results.
+    const finishReason = state.toolCalls > 0 && state.finishReason === 'stop' ? 'tool_calls' : state.finishReason;
+    await emitEach([...(state.usage ? [{ type: 'usage', usage: state.usage } as const] : []), { type: 'done', finishReason }], emit);
   }
 
   testKey(ctx: AdapterContext): Promise<KeyTestResult> {
@@ -72,6 +80,15 @@ export class GeminiAdapter implements ProviderAdapter {
 interface AnswerState {
   finishReason: FinishReason | undefined;
   usage: TokenUsage | undefined;
+  /** Function calls so far: the next one's index. */
+  toolCalls: number;
+  /** What this answer's made-up call ids share (geminiToolCallId.ts), set at its first call. */
+  idSeed: string | undefined;
+  /**
+   * A chunk's events in order, when it has a thought or a function call (rare): then its texts
+   * go here too. A plain-text chunk only returns its texts, the fast path.
+   */
+  events: AdapterEvent[] | undefined;
 }
 
 /** One GenerateContentResponse (a streamed chunk or the whole answer): returns its texts, puts the rest into `state`. Throws ProviderError. */
@@ -83,8 +100,23 @@ function readChunk(data: string, state: AnswerState, apiKey: string): ChunkTexts
   if (chunk.error) throw classifyGeminiStreamError(chunk.error, apiKey);
   const candidate = chunk.candidates?.[0];
   for (const part of candidate?.content?.parts ?? []) {
-    // Thought summaries are not part of the answer.
-    if (part.text && !part.thought) texts = addText(texts, part.text);
+    if (part.text && !part.thought && !part.functionCall) {
+      if (state.events) state.events.push({ type: 'delta', text: part.text });
+      else texts = addText(texts, part.text);
+      continue;
+    }
+    if (!part.functionCall && !(part.thought && part.text)) continue; // e.g. an empty part carrying only a thoughtSignature
+    if (!state.events) state.events = textEvents(texts);
+    texts = undefined;
+    if (part.functionCall) {
+      // Gemini sends a call whole, in one part: one fragment carries id, name and all the arguments.
+      const index = state.toolCalls++;
+      const id = geminiToolCallId(part.functionCall.id, (state.idSeed ??= toolCallIdSeed(chunk.responseId)), index);
+      state.events.push({ type: 'tool_call_delta', index, id, name: part.functionCall.name, argumentsDelta: JSON.stringify(part.functionCall.args ?? {}) });
+    } else {
+      // A thought summary (includeThoughts): shown apart from the answer.
+      state.events.push({ type: 'reasoning', text: part.text as string });
+    }
   }
   if (candidate?.finishReason) state.finishReason = mapGeminiFinishReason(candidate.finishReason);
   if (chunk.promptFeedback?.blockReason) state.finishReason = 'content_filter';
@@ -99,4 +131,9 @@ function readChunk(data: string, state: AnswerState, apiKey: string): ChunkTexts
     };
   }
   return texts;
+}
+
+function textEvents(texts: ChunkTexts): AdapterEvent[] {
+  if (texts === undefined) return [];
+  return (typeof texts === 'string' ? [texts] : texts).map((text): AdapterEvent => ({ type: 'delta', text }));
 }

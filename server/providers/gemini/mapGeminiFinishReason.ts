@@ -13,9 +13,11 @@ export function mapGeminiFinishReason(reason: string | null | undefined): Finish
     case 'SPII':
     case 'IMAGE_SAFETY':
       return 'content_filter';
+    // The model tried a call and failed (no call came): `tool_calls` would promise calls that
+    // are not there. An answer with calls says STOP, made tool_calls by the adapter.
     case 'MALFORMED_FUNCTION_CALL':
     case 'UNEXPECTED_TOOL_CALL':
-      return 'tool_calls';
+      return 'other';
     default:
       return 'other';
   }
