@@ -1,6 +1,6 @@
-import type { ProviderId, TokenUsage } from '../../shared';
+import type { ProviderId, ReasoningEffort, TokenUsage } from '../../shared';
 import type { BusinessSettings } from '../../shared/business';
-import { ANTHROPIC_DEFAULT_MAX_TOKENS } from '../providers/anthropic/convertToAnthropicRequest';
+import { ANTHROPIC_DEFAULT_MAX_TOKENS, THINKING_BUDGET_TOKENS } from '../providers/anthropic/convertToAnthropicRequest';
 import type { ResolvedModel } from './types';
 
 /**
@@ -95,6 +95,16 @@ export const MAX_OUTPUT_TOKENS: Readonly<Record<ProviderId, number>> = {
 };
 
 /**
+ * Output tokens an answer without `maxTokens` may run to. Anthropic's adapter asks for its
+ * default plus the thinking budget when reasoning is on (convertToAnthropicRequest), so the
+ * bound grows by that budget.
+ */
+function uncappedOutputTokens(provider: ProviderId, reasoningEffort: ReasoningEffort | undefined): number {
+  if (provider !== 'anthropic' || reasoningEffort === undefined || reasoningEffort === 'none') return MAX_OUTPUT_TOKENS[provider];
+  return MAX_OUTPUT_TOKENS.anthropic + THINKING_BUDGET_TOKENS[reasoningEffort];
+}
+
+/**
  * The most a request can cost, markup included: an upper bound of the prompt's tokens (see
  * promptTokensAtMost: no tokenizer needs one token per byte or less) at the uncached input price,
  * plus the request's output cap (or the provider's maximum) at the output price, for the most
@@ -106,10 +116,11 @@ export function maxCost(
   promptTokensAtMost: number,
   maxOutputTokens: number | undefined,
   settings: Pick<BusinessSettings, 'markup_percentage'>,
+  reasoningEffort?: ReasoningEffort,
 ): number {
   let most = 0;
   for (const model of models) {
-    const output = maxOutputTokens ?? MAX_OUTPUT_TOKENS[model.provider];
+    const output = maxOutputTokens ?? uncappedOutputTokens(model.provider, reasoningEffort);
     const base = promptTokensAtMost * model.inputPrice * PER_TOKEN + output * model.outputPrice * PER_TOKEN;
     if (base > most) most = base;
   }

@@ -62,7 +62,7 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
       let hold: UsageHold | null = null;
       if (limits && (limits.dailyBudgetUsd !== undefined || limits.rpm !== undefined)) {
         // Only budgeted users pay for the bound (and the reservation's round trip replaces the budget read).
-        const holdUsd = limits.dailyBudgetUsd !== undefined && model ? maxCost(await servingModels(deps, model), promptTokensAtMost(req.chat.messages), req.chat.maxTokens, settings) : undefined;
+        const holdUsd = limits.dailyBudgetUsd !== undefined && model ? maxCost(await servingModels(deps, model), promptTokensAtMost(req.chat.messages), req.chat.maxTokens, settings, req.chat.reasoningEffort) : undefined;
         const admitted = await deps.ledger.admit(userId, holdUsd).catch((error: unknown): Admission => {
           deps.logger.warn({ err: errorName(error) }, 'user limits unavailable; request allowed');
           return { ok: true, hold: null };

@@ -74,3 +74,15 @@ describe('cost', () => {
     expect(bound).toBeGreaterThanOrEqual(actualCost(model('google', 1.25, 10), { inputTokens: 500, outputTokens: 200, cachedInputTokens: 0 }, settings));
   });
 });
+
+describe('maxCost with thinking (issue 20)', () => {
+  it('bounds an Anthropic answer without maxTokens by its default plus the thinking budget its adapter asks for', async () => {
+    const { maxCost } = await import('../../server/business/cost');
+    const { ANTHROPIC_DEFAULT_MAX_TOKENS, THINKING_BUDGET_TOKENS } = await import('../../server/providers/anthropic/convertToAnthropicRequest');
+    const model = { provider: 'anthropic' as const, inputPrice: 0, outputPrice: 1_000_000 };
+    const settings = { markup_percentage: 0 };
+    expect(maxCost([model], 0, undefined, settings)).toBeCloseTo(ANTHROPIC_DEFAULT_MAX_TOKENS, 6);
+    expect(maxCost([model], 0, undefined, settings, 'high')).toBeCloseTo(ANTHROPIC_DEFAULT_MAX_TOKENS + THINKING_BUDGET_TOKENS.high, 6);
+    expect(maxCost([model], 0, 100, settings, 'high')).toBeCloseTo(100, 6);
+  });
+});
