@@ -1,11 +1,11 @@
 import { IMAGE_MEDIA_TYPES, MAX_IMAGE_DATA_URL_CHARS } from '../../../shared';
 
 /**
- * The largest image the demo attaches. shared/chat.ts allows data URLs up to ~10 MiB, but the
- * gateway reads request bodies up to 1 MiB by default (MAX_BODY_BYTES), and a data URL is a
- * third larger than its bytes: 512 KiB leaves room for the rest of the conversation.
+ * The largest image the demo attaches: the bytes whose data URL fits shared/chat.ts's
+ * MAX_IMAGE_DATA_URL_CHARS (base64 is a third larger than the bytes), so the gateway never
+ * refuses what the composer took.
  */
-export const MAX_DEMO_IMAGE_BYTES = 512 * 1024;
+export const MAX_DEMO_IMAGE_BYTES = Math.floor((MAX_IMAGE_DATA_URL_CHARS - 'data:image/jpeg;base64,'.length) / 4) * 3;
 
 /** A data URL's length for `bytes` of image: base64 plus its `data:<type>;base64,` head. */
 function dataUrlChars(bytes: number, type: string): number {
@@ -16,7 +16,7 @@ function dataUrlChars(bytes: number, type: string): number {
 export async function readImageFile(file: File): Promise<{ ok: true; url: string } | { ok: false; reason: string }> {
   if (!(IMAGE_MEDIA_TYPES as readonly string[]).includes(file.type)) return { ok: false, reason: `${file.name}: only PNG, JPEG, GIF or WebP images` };
   if (file.size > MAX_DEMO_IMAGE_BYTES || dataUrlChars(file.size, file.type) > MAX_IMAGE_DATA_URL_CHARS) {
-    return { ok: false, reason: `${file.name}: at most ${Math.round(MAX_DEMO_IMAGE_BYTES / 1024)} KiB` };
+    return { ok: false, reason: `${file.name}: at most ${(MAX_DEMO_IMAGE_BYTES / 1024 / 1024).toFixed(1)} MiB` };
   }
   const url = await new Promise<string>((resolve, reject) => {
     const reader = new FileReader();
