@@ -58,8 +58,20 @@ export type ChatStreamInput = z.infer<typeof chatStreamInputSchema>;
 export const chatStreamEventSchema = streamEventSchema;
 
 export const chatCompleteInputSchema = chatRequestSchema;
+
+/**
+ * A tool call of a whole answer, assembled from its `tool_call_delta` events. Plain strings (not
+ * chat.ts's stricter request schema): an answer is reported as the provider gave it, and a
+ * malformed call is the caller's to see, not a 500.
+ */
+export const answerToolCallSchema = z.object({ id: z.string(), name: z.string(), arguments: z.string() });
+
 export const chatCompleteOutputSchema = z.object({
   text: z.string(),
+  /** The calls the model made, in index order; empty when it made none (finishReason `tool_calls` when it did). */
+  toolCalls: z.array(answerToolCallSchema),
+  /** Thinking text, apart from the answer; '' when the model showed none. */
+  reasoning: z.string(),
   provider: providerIdSchema,
   model: z.string(),
   finishReason: finishReasonSchema,

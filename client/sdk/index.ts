@@ -5,7 +5,22 @@
 export { createKeyrackClient, type KeyrackClient, type KeyrackClientOptions, type TokenSource } from './createKeyrackClient';
 export { KeyrackProvider, useKeyrackClient, type KeyrackProviderProps } from './KeyrackProvider';
 export { KeyrackError, toKeyrackError, type KeyrackErrorCode } from './KeyrackError';
-export { ChatController, type ChatControllerOptions, type ChatCost, type ChatSnapshot, type ChatStatus, type KeyrackMessage } from './chat/ChatController';
+export {
+  ChatController,
+  DEFAULT_MAX_STEPS,
+  type ChatControllerOptions,
+  type ChatCost,
+  type ChatRequestOptions,
+  type ChatSnapshot,
+  type ChatStatus,
+  type KeyrackMessage,
+  type KeyrackMessageRole,
+  type KeyrackToolCall,
+  type SendOptions,
+  type ToolCallState,
+} from './chat/ChatController';
+export { tool, type KeyrackTool, type KeyrackTools, type ToolExecuteContext } from './chat/KeyrackTool';
+export { toRequestMessages } from './chat/toRequestMessages';
 export type { ChatStreamHandlers, ChatTransport, TrackedStreamEvent } from './chat/ChatTransport';
 export { trpcChatTransport } from './chat/trpcChatTransport';
 export { useChat, type UseChatOptions, type UseChatResult } from './useChat';

@@ -13,6 +13,9 @@ export type AnswerResult = { ok: true; value: ChatCompleteOutput } | { ok: false
  */
 export async function collectAnswer(run: (emit: EventSink) => Promise<void>): Promise<AnswerResult> {
   let text = '';
+  let reasoning = '';
+  // By the index the deltas carry: the first fragment of an index names the call.
+  const calls = new Map<number, { id: string; name: string; arguments: string }>();
   let start: Extract<StreamEvent, { type: 'start' }> | undefined;
   let usage: Extract<StreamEvent, { type: 'usage' }> | undefined;
   let result: AnswerResult | undefined;
@@ -25,6 +28,20 @@ export async function collectAnswer(run: (emit: EventSink) => Promise<void>): Pr
       case 'delta':
         text += event.text;
         break;
+      case 'reasoning':
+        reasoning += event.text;
+        break;
+      case 'tool_call_delta': {
+        const call = calls.get(event.index);
+        if (call) {
+          call.arguments += event.argumentsDelta;
+          if (event.id) call.id = event.id;
+          if (event.name) call.name = event.name;
+        } else {
+          calls.set(event.index, { id: event.id ?? '', name: event.name ?? '', arguments: event.argumentsDelta });
+        }
+        break;
+      }
       case 'usage':
         usage = event;
         break;
@@ -37,6 +54,8 @@ export async function collectAnswer(run: (emit: EventSink) => Promise<void>): Pr
               ok: true,
               value: {
                 text,
+                toolCalls: [...calls.entries()].sort(([a], [b]) => a - b).map(([, call]) => call),
+                reasoning,
                 provider: start.provider,
                 model: start.model,
                 finishReason: event.finishReason,

@@ -28,7 +28,7 @@ describe('useChat', () => {
     expectTypeOf(useChat).parameter(0).toHaveProperty('model').toEqualTypeOf<string>();
     expectTypeOf(chat.status).toEqualTypeOf<ChatStatus>();
     expectTypeOf<ChatStatus>().toEqualTypeOf<'ready' | 'submitted' | 'streaming' | 'error'>();
-    expectTypeOf(chat.send).toEqualTypeOf<(text: string) => Promise<void>>();
+    expectTypeOf(chat.send).toEqualTypeOf<(text: string, options?: { images?: readonly string[] }) => Promise<void>>();
     expectTypeOf(chat.stop).toEqualTypeOf<() => void>();
     expectTypeOf(chat.error).toEqualTypeOf<KeyrackError | null>();
     expectTypeOf(chat.usage).toEqualTypeOf<TokenUsage | null>();

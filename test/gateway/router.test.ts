@@ -94,6 +94,8 @@ describe('appRouter via createCaller', () => {
     const { alice, engine } = await setup();
     expect(await alice.chat.complete(chat)).toEqual({
       text: 'Hello',
+      toolCalls: [],
+      reasoning: '',
       provider: 'openai',
       model: 'gpt-4o',
       finishReason: 'stop',

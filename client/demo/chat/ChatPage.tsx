@@ -4,10 +4,13 @@ import { trpc, useChat, useModels, useUsage } from '../../sdk';
 import { formatCount, formatUsd } from '../ui/format';
 import { Composer } from './Composer';
 import { ChatErrorBanner } from './ChatErrorBanner';
+import { DEMO_TOOLS } from './demoTools';
 import { MessageBubble } from './MessageBubble';
 import { ModelPicker } from './ModelPicker';
 
 const SUGGESTIONS = ['Explain key rotation in two sentences', 'Write a haiku about rate limits', 'What does a gateway do?'];
+/** Names the tool: the model (and the mock, which calls the tools a message names) then uses it. */
+const TOOL_SUGGESTION = 'What time is it in UTC? Use get_time';
 
 export function ChatPage() {
   const models = useModels();
@@ -19,7 +22,9 @@ export function ChatPage() {
     if (model === '' && first) setModel(first.id);
   }, [list, model]);
 
-  const chat = useChat({ model });
+  // Off by default: a model without tool support (in the catalog) refuses a request that offers tools.
+  const [toolsOn, setToolsOn] = useState(false);
+  const chat = useChat({ model, ...(toolsOn ? { tools: DEMO_TOOLS } : {}) });
   const busy = chat.status === 'submitted' || chat.status === 'streaming';
   const today = useUsage();
   const utils = trpc.useUtils();
@@ -28,10 +33,13 @@ export function ChatPage() {
     if (!busy) void utils.usage.mine.invalidate();
   }, [busy, utils]);
   const endRef = useRef<HTMLDivElement>(null);
-  const lastContent = chat.messages.at(-1)?.content;
+  // Each change of the last message (text, reasoning, a tool call) is a new object.
+  const last = chat.messages.at(-1);
   useEffect(() => {
     endRef.current?.scrollIntoView?.({ block: 'end' });
-  }, [chat.messages.length, lastContent]);
+  }, [chat.messages.length, last]);
+  // Waiting for an answer: after the user's message, or after a tool step, before the next step's first event.
+  const pending = chat.status === 'submitted' && (last?.role === 'user' || last?.finishReason !== undefined);
 
   return (
     <div className="chat-page">
@@ -50,6 +58,10 @@ export function ChatPage() {
         </div>
         <div className="chat-head-actions">
           <ModelPicker models={list} value={model} onChange={setModel} loading={models.isLoading} disabled={busy} />
+          <label className="tools-toggle" title="Offer the model a get_time tool that runs in this page">
+            <input type="checkbox" checked={toolsOn} onChange={(e) => setToolsOn(e.target.checked)} disabled={busy} data-testid="chat-tools-toggle" />
+            get_time tool
+          </label>
           <button className="btn btn-ghost btn-sm" onClick={() => chat.setMessages([])} disabled={chat.messages.length === 0} data-testid="chat-clear">
             New chat
           </button>
@@ -62,7 +74,7 @@ export function ChatPage() {
             <h2>Ask anything</h2>
             <p className="muted">Answers stream word by word. Each shows the tokens it used and what it cost.</p>
             <div className="suggestions">
-              {SUGGESTIONS.map((s) => (
+              {(toolsOn ? [TOOL_SUGGESTION, ...SUGGESTIONS] : SUGGESTIONS).map((s) => (
                 <button key={s} className="chip" onClick={() => void chat.send(s)} disabled={!model || busy}>
                   {s}
                 </button>
@@ -71,9 +83,9 @@ export function ChatPage() {
           </div>
         )}
         {chat.messages.map((m, i) => (
-          <MessageBubble key={m.id} message={m} streaming={busy && i === chat.messages.length - 1 && m.role === 'assistant'} />
+          <MessageBubble key={m.id} message={m} streaming={busy && i === chat.messages.length - 1 && m.role === 'assistant' && m.finishReason === undefined} />
         ))}
-        {chat.status === 'submitted' && chat.messages.at(-1)?.role === 'user' && (
+        {pending && (
           <div className="bubble-row assistant">
             <div className="bubble assistant pending" data-testid="answer-pending">
               <span className="dots" aria-label="Waiting for the answer">
@@ -88,7 +100,7 @@ export function ChatPage() {
         <div ref={endRef} />
       </section>
 
-      <Composer busy={busy} disabled={!model} onSend={(text) => void chat.send(text)} onStop={chat.stop} />
+      <Composer busy={busy} disabled={!model} onSend={(text, images) => void chat.send(text, { images })} onStop={chat.stop} />
     </div>
   );
 }

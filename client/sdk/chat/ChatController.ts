@@ -1,8 +1,14 @@
-import type { ChatMessage, ChatRole, FinishReason, ProviderId, StreamEvent, TokenUsage } from '../../../shared';
+import { imageUrlSchema, type ChatRequest, type ChatRequestInput, type ChatRole, type FinishReason, type ProviderId, type StreamEvent, type TokenUsage } from '../../../shared';
 import { KeyrackError, toKeyrackError } from '../KeyrackError';
 import type { ChatTransport, TrackedStreamEvent } from './ChatTransport';
+import type { KeyrackTools } from './KeyrackTool';
+import { toRequestMessages } from './toRequestMessages';
 
-/** `submitted`: waiting for the first event; `streaming`: text arriving; `ready`: idle; `error`: the last answer failed. */
+/**
+ * `submitted`: waiting, for the gateway's first event or for client-side tools to finish before
+ * the next step; `streaming`: an answer is arriving; `ready`: idle (also while tool calls wait
+ * for addToolResult); `error`: the last answer failed.
+ */
 export type ChatStatus = 'ready' | 'submitted' | 'streaming' | 'error';
 
 export interface ChatCost {
@@ -11,18 +17,48 @@ export interface ChatCost {
   actualUsd?: number;
 }
 
+/**
+ * `partial`: its arguments are still streaming; `call`: complete, waiting for its result (its
+ * `execute` runs, or addToolResult); `result`: answered; `error`: its arguments were not JSON,
+ * no such tool, or `execute` threw (the error goes back to the model as the result).
+ */
+export type ToolCallState = 'partial' | 'call' | 'result' | 'error';
+
+/** A tool call of an assistant message, assembled from the stream's tool_call_delta events. */
+export interface KeyrackToolCall {
+  id: string;
+  name: string;
+  /** The arguments as JSON text, as the model wrote it; grows while `partial`. */
+  argumentsText: string;
+  /** The parsed arguments, once the call is complete and its text is valid JSON. */
+  args?: unknown;
+  state: ToolCallState;
+  result?: unknown;
+  error?: string;
+}
+
+/** Tool results live on the assistant's calls, so a conversation has no `tool` messages of its own. */
+export type KeyrackMessageRole = Exclude<ChatRole, 'tool'>;
+
 /** One message of a conversation as the UI shows it. */
 export interface KeyrackMessage {
   id: string;
-  role: ChatRole;
+  role: KeyrackMessageRole;
+  /** The text: the user's, or the answer's (without its reasoning). */
   content: string;
+  /** User messages: attached images (http(s) or data: URLs), sent as image parts after the text. */
+  images?: readonly string[];
+  /** Assistant messages: the model's thinking text, kept apart from the answer. */
+  reasoning?: string;
+  /** Assistant messages: the calls the model made, in order. */
+  toolCalls?: readonly KeyrackToolCall[];
   /** Assistant messages: who answered (the key only as its fingerprint). */
   provider?: ProviderId;
   model?: string;
   keyFingerprint?: string;
   usage?: TokenUsage;
   cost?: ChatCost;
-  /** `aborted` after stop(); `error` when the stream failed after text had arrived. */
+  /** `aborted` after stop(); `error` when the stream failed after something had arrived; `tool_calls` when the model called tools. */
   finishReason?: FinishReason;
   warnings?: string[];
 }
@@ -38,27 +74,56 @@ export interface ChatSnapshot {
   readonly retryAfterMs: number | undefined;
 }
 
+/** The rest of a chat request, sent with every step (sampling, output format, reasoning effort, tool choice). */
+export type ChatRequestOptions = Omit<ChatRequestInput, 'model' | 'messages' | 'tools'>;
+
+export interface SendOptions {
+  /** Images to attach: `https://…` URLs or `data:image/(png|jpeg|gif|webp);base64,…` URLs. */
+  images?: readonly string[];
+}
+
 export interface ChatControllerOptions {
   transport: ChatTransport;
   model: string;
   initialMessages?: readonly KeyrackMessage[];
-  /** Called once per answer when it ends: done, stopped (finishReason `aborted`) or failed mid-text. */
+  /** Called once per answer when it ends: done, stopped (finishReason `aborted`) or failed mid-answer. A tool step is an answer. */
   onFinish?: (message: KeyrackMessage) => void;
   /** Resumptions after a dropped stream before giving up (default 3). */
   maxResumes?: number;
+  /** Functions the model may call (see KeyrackTool). */
+  tools?: KeyrackTools;
+  /** Answers one user message may take, tool steps included (default 5): 1 runs tools but sends no results back. */
+  maxSteps?: number;
+  /**
+   * Other request fields. A forcing `toolChoice` (`required` or a named function) applies to the
+   * first step of a turn; the steps after a tool result use `auto`, or the model would be
+   * forced to call again until maxSteps.
+   */
+  request?: ChatRequestOptions;
 }
 
-/** One send(): its stream, what it has seen, and how to cancel it. */
+export const DEFAULT_MAX_STEPS = 5;
+
+/** One answer: its stream, what it has seen, and how to cancel it. */
 interface Run {
   assistantId: string;
   streamId?: string;
   lastEventId?: string;
   /** Event ids already applied: a resumed stream may repeat some, and text must not double. */
   seen: Set<string>;
+  /** A tool call's position in the message, by the index its deltas carry. */
+  callAt: Map<number, number>;
   resumes: number;
   stopped: boolean;
   cancel?: () => void;
   settle: () => void;
+}
+
+/** One send() (or addToolResult continuation) with all its steps: answers and client-side tools. */
+interface Turn {
+  stopped: boolean;
+  /** Handed to tools' execute; aborted by stop(). */
+  abort: AbortController;
 }
 
 let idCounter = 0;
@@ -66,6 +131,9 @@ function nextId(prefix: string): string {
   idCounter += 1;
   return `${prefix}-${Date.now().toString(36)}-${idCounter.toString(36)}`;
 }
+
+const ANSWERED: ReadonlySet<ToolCallState> = new Set(['result', 'error']);
+const UNANSWERED = 'no result: the conversation went on without one';
 
 /**
  * A conversation's state, free of any UI framework. React reads it through
@@ -76,6 +144,7 @@ export class ChatController {
   #state: ChatSnapshot;
   #listeners = new Set<() => void>();
   #run: Run | null = null;
+  #turn: Turn | null = null;
   #options: ChatControllerOptions;
 
   constructor(options: ChatControllerOptions) {
@@ -90,8 +159,8 @@ export class ChatController {
     };
   }
 
-  /** Model and callbacks may change between renders; the next send() uses the latest. */
-  setOptions(options: Partial<Pick<ChatControllerOptions, 'model' | 'onFinish'>>): void {
+  /** Model, tools and callbacks may change between renders; the next step uses the latest. */
+  setOptions(options: Partial<Pick<ChatControllerOptions, 'model' | 'onFinish' | 'tools' | 'maxSteps' | 'request'>>): void {
     this.#options = { ...this.#options, ...options };
   }
 
@@ -103,49 +172,58 @@ export class ChatController {
   getSnapshot = (): ChatSnapshot => this.#state;
 
   /**
-   * Sends a user message and streams the answer. Resolves when the answer ends (done, stopped
-   * or failed); never rejects: failures land in `status`/`error`. Ignored while an answer runs.
+   * Sends a user message (text, images or both) and streams the answer, running client-side
+   * tools and sending their results back up to maxSteps. Resolves when the turn ends (done,
+   * waiting for addToolResult, stopped or failed); never rejects: failures land in
+   * `status`/`error`. Ignored while a turn runs.
    */
-  send = async (text: string): Promise<void> => {
+  send = async (text: string, options: SendOptions = {}): Promise<void> => {
     const content = text.trim();
-    if (content === '' || this.#run) return;
-    const messages = [...this.#state.messages, { id: nextId('user'), role: 'user' as const, content }];
-    const request = {
-      model: this.#options.model,
-      messages: messages.filter((m) => m.content !== '').map(({ role, content }): ChatMessage => (role === 'assistant' ? { role, content } : { role: 'user', content })),
-    };
-    let settle!: () => void;
-    const settled = new Promise<void>((resolve) => (settle = resolve));
-    const run: Run = { assistantId: nextId('assistant'), seen: new Set(), resumes: 0, stopped: false, settle };
-    this.#run = run;
+    const images = [...(options.images ?? [])];
+    if ((content === '' && images.length === 0) || this.#turn) return;
+    for (const [i, url] of images.entries()) {
+      const checked = imageUrlSchema.safeParse(url);
+      if (!checked.success) {
+        this.#set({ status: 'error', error: new KeyrackError('bad_request', `images[${i}]: ${checked.error.issues[0]?.message ?? 'not an image URL'}`), retryAfterMs: undefined });
+        return;
+      }
+    }
+    const user: KeyrackMessage = { id: nextId('user'), role: 'user', content, ...(images.length > 0 ? { images } : {}) };
+    // Calls still waiting get an error result: a provider refuses a call left unanswered.
+    const messages = [...settleUnanswered(this.#state.messages), user];
     this.#set({ messages, status: 'submitted', error: null, usage: null, cost: null, retryAfterMs: undefined });
-
-    let first: readonly TrackedStreamEvent[];
-    try {
-      const started = await this.#options.transport.start(request);
-      run.streamId = started.streamId;
-      first = started.events ?? [];
-    } catch (error) {
-      if (!run.stopped) this.#fail(run, toKeyrackError(error));
-      return settled;
-    }
-    if (run.stopped) {
-      // Stopped while the gateway was accepting the request: attach and leave at once, so the
-      // gateway sees the last subscriber go and cancels the upstream call.
-      this.#options.transport.stream({ streamId: run.streamId }, { onEvent() {}, onError() {}, onComplete() {} })();
-      return settled;
-    }
-    // The events chat.start brought (the first text, usually) show now; the stream resumes
-    // after the last of them. If they hold the end, the answer is over without a stream.
-    for (const tracked of first) this.#onEvent(run, tracked);
-    if (this.#run === run) this.#open(run);
-    return settled;
+    return this.#runTurn();
   };
 
-  /** Cancels the running answer (the upstream call too) and keeps the text received so far. */
+  /**
+   * Answers a tool call that has no `execute` (human in the loop). Once every call of that
+   * answer has its result, the conversation goes on by itself (within maxSteps); resolves when
+   * that continuation ends. A call that is not waiting (unknown id, already answered) is ignored.
+   */
+  addToolResult = async ({ toolCallId, result }: { toolCallId: string; result: unknown }): Promise<void> => {
+    const message = this.#state.messages.findLast((m) => m.toolCalls?.some((c) => c.id === toolCallId && c.state === 'call'));
+    if (!message) return;
+    this.#patchCall(message.id, toolCallId, { state: 'result', result });
+    // A running turn (its other tools still executing) sees the result when they are done.
+    if (this.#turn || this.#state.messages.at(-1)?.id !== message.id) return;
+    if (!this.#canContinue(message.id)) return;
+    this.#set({ status: 'submitted', error: null, usage: null, cost: null, retryAfterMs: undefined });
+    return this.#runTurn();
+  };
+
+  /** Cancels the running answer (the upstream call too) and tools; keeps what was received so far. */
   stop = (): void => {
+    const turn = this.#turn;
+    if (turn) {
+      turn.stopped = true;
+      turn.abort.abort();
+      this.#turn = null;
+    }
     const run = this.#run;
-    if (!run) return;
+    if (!run) {
+      if (turn) this.#set({ status: 'ready' });
+      return;
+    }
     run.stopped = true;
     run.cancel?.();
     const message = this.#assistant(run);
@@ -159,6 +237,109 @@ export class ChatController {
   setMessages(messages: readonly KeyrackMessage[]): void {
     this.stop();
     this.#set({ messages, status: 'ready', error: null, usage: null, cost: null, retryAfterMs: undefined });
+  }
+
+  /** Answer, tools, answer, ... until an answer calls no tool, a call waits for a human, or maxSteps. */
+  async #runTurn(): Promise<void> {
+    const turn: Turn = { stopped: false, abort: new AbortController() };
+    this.#turn = turn;
+    try {
+      for (;;) {
+        const answer = await this.#answer();
+        if (turn.stopped || !answer || !wantsTools(answer)) return;
+        await this.#runTools(turn, answer.id);
+        if (turn.stopped) return;
+        if (!this.#canContinue(answer.id)) {
+          this.#set({ status: 'ready' });
+          return;
+        }
+        this.#set({ status: 'submitted' });
+      }
+    } finally {
+      // Synchronous with the last check above: an addToolResult after it starts its own turn.
+      if (this.#turn === turn) this.#turn = null;
+    }
+  }
+
+  /** Every call of the message answered, the message still the last one, and steps left. */
+  #canContinue(messageId: string): boolean {
+    const messages = this.#state.messages;
+    const message = messages.at(-1);
+    if (message?.id !== messageId || !(message.toolCalls ?? []).every((c) => ANSWERED.has(c.state))) return false;
+    return stepsSinceUser(messages) < (this.#options.maxSteps ?? DEFAULT_MAX_STEPS);
+  }
+
+  /** Runs the message's calls that have an `execute`, all at once; stop() leaves their results to land later. */
+  async #runTools(turn: Turn, messageId: string): Promise<void> {
+    const tools = this.#options.tools ?? {};
+    const calls = this.#state.messages.find((m) => m.id === messageId)?.toolCalls ?? [];
+    const runs = calls
+      .filter((call) => call.state === 'call' && tools[call.name]?.execute)
+      .map(async (call) => {
+        try {
+          const result = await tools[call.name]!.execute!(call.args, { toolCallId: call.id, signal: turn.abort.signal });
+          this.#patchCall(messageId, call.id, { state: 'result', result });
+        } catch (error) {
+          this.#patchCall(messageId, call.id, { state: 'error', error: error instanceof Error ? error.message : String(error) });
+        }
+      });
+    if (runs.length === 0) return;
+    const stopped = new Promise<void>((resolve) => turn.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
+    await Promise.race([Promise.all(runs), stopped]);
+  }
+
+  /** One answer: chat.start, its first events, then chat.stream. Resolves with the assistant message when it ends. */
+  async #answer(): Promise<KeyrackMessage | undefined> {
+    const request = this.#request();
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    const run: Run = { assistantId: nextId('assistant'), seen: new Set(), callAt: new Map(), resumes: 0, stopped: false, settle };
+    this.#run = run;
+
+    let first: readonly TrackedStreamEvent[];
+    try {
+      const started = await this.#options.transport.start(request);
+      run.streamId = started.streamId;
+      first = started.events ?? [];
+    } catch (error) {
+      if (!run.stopped) this.#fail(run, toKeyrackError(error));
+      await settled;
+      return this.#assistant(run);
+    }
+    if (run.stopped) {
+      // Stopped while the gateway was accepting the request: attach and leave at once, so the
+      // gateway sees the last subscriber go and cancels the upstream call.
+      this.#options.transport.stream({ streamId: run.streamId }, { onEvent() {}, onError() {}, onComplete() {} })();
+      await settled;
+      return this.#assistant(run);
+    }
+    // The events chat.start brought (the first text, usually) show now; the stream resumes
+    // after the last of them. If they hold the end, the answer is over without a stream.
+    for (const tracked of first) this.#onEvent(run, tracked);
+    if (this.#run === run) this.#open(run);
+    await settled;
+    return this.#state.status === 'error' ? undefined : this.#assistant(run);
+  }
+
+  #request(): ChatRequest {
+    const { model, tools, request } = this.#options;
+    const messages = this.#state.messages;
+    const declared = Object.entries(tools ?? {}).map(([name, t]) => ({
+      type: 'function' as const,
+      name,
+      ...(t.description !== undefined ? { description: t.description } : {}),
+      ...(t.parameters !== undefined ? { parameters: t.parameters } : {}),
+    }));
+    const { toolChoice, ...rest } = request ?? {};
+    const forced = toolChoice !== undefined && toolChoice !== 'auto' && toolChoice !== 'none';
+    const choice = forced && stepsSinceUser(messages) > 0 ? 'auto' : toolChoice;
+    return {
+      ...(rest as Omit<ChatRequest, 'model' | 'messages'>),
+      model,
+      messages: toRequestMessages(messages),
+      ...(declared.length > 0 ? { tools: declared } : {}),
+      ...(choice !== undefined ? { toolChoice: choice } : {}),
+    };
   }
 
   #open(run: Run): void {
@@ -197,6 +378,27 @@ export class ChatController {
         if (this.#state.status !== 'streaming') this.#set({ status: 'streaming' });
         return;
       }
+      case 'reasoning': {
+        const reasoning = (this.#assistant(run)?.reasoning ?? '') + event.text;
+        this.#patchAssistant(run, { reasoning });
+        if (this.#state.status !== 'streaming') this.#set({ status: 'streaming' });
+        return;
+      }
+      case 'tool_call_delta': {
+        const calls = [...(this.#assistant(run)?.toolCalls ?? [])];
+        const at = run.callAt.get(event.index);
+        if (at === undefined) {
+          run.callAt.set(event.index, calls.length);
+          // The first fragment names the call; an id only a later fragment brings replaces this one.
+          calls.push({ id: event.id ?? `call_${event.index}`, name: event.name ?? '', argumentsText: event.argumentsDelta, state: 'partial' });
+        } else {
+          const call = calls[at]!;
+          calls[at] = { ...call, ...(event.id ? { id: event.id } : {}), ...(event.name ? { name: event.name } : {}), argumentsText: call.argumentsText + event.argumentsDelta };
+        }
+        this.#patchAssistant(run, { toolCalls: calls });
+        if (this.#state.status !== 'streaming') this.#set({ status: 'streaming' });
+        return;
+      }
       case 'usage':
         this.#patchAssistant(run, { usage: event.usage, ...(event.cost ? { cost: event.cost } : {}) });
         this.#set({ usage: event.usage, cost: event.cost ?? null });
@@ -226,16 +428,21 @@ export class ChatController {
   }
 
   #finish(run: Run, finishReason: FinishReason): void {
-    if (this.#assistant(run)) this.#patchAssistant(run, { finishReason });
-    this.#end(run, { status: 'ready' });
     const message = this.#assistant(run);
-    if (message) this.#options.onFinish?.(message);
+    if (message) {
+      const toolCalls = message.toolCalls ? completeCalls(message.toolCalls, this.#options.tools ?? {}) : undefined;
+      this.#patchAssistant(run, { finishReason, ...(toolCalls ? { toolCalls } : {}) });
+    }
+    const finished = this.#assistant(run);
+    // Tools run next: still busy, not ready.
+    this.#end(run, { status: finished && wantsTools(finished) ? 'submitted' : 'ready' });
+    if (finished) this.#options.onFinish?.(finished);
   }
 
   #fail(run: Run, error: KeyrackError): void {
     const message = this.#assistant(run);
     // Keep a partial answer (marked), drop an empty placeholder.
-    if (message && message.content === '') {
+    if (message && message.content === '' && !message.reasoning && !message.toolCalls) {
       this.#set({ messages: this.#state.messages.filter((m) => m.id !== run.assistantId) });
     } else if (message) {
       this.#patchAssistant(run, { finishReason: 'error' });
@@ -265,8 +472,51 @@ export class ChatController {
     this.#set({ messages });
   }
 
+  /** A call's outcome; ignored when the conversation no longer holds it (setMessages). */
+  #patchCall(messageId: string, callId: string, patch: Partial<KeyrackToolCall>): void {
+    let found = false;
+    const messages = this.#state.messages.map((m) => {
+      if (m.id !== messageId || !m.toolCalls) return m;
+      found = true;
+      return { ...m, toolCalls: m.toolCalls.map((c) => (c.id === callId ? { ...c, ...patch } : c)) };
+    });
+    if (found) this.#set({ messages });
+  }
+
   #set(patch: Partial<ChatSnapshot>): void {
     this.#state = { ...this.#state, ...patch };
     for (const listener of this.#listeners) listener();
   }
+}
+
+/** An answer that ended with complete calls asks for their results (finishReason tool_calls; some providers say stop). */
+function wantsTools(message: KeyrackMessage): boolean {
+  return (message.finishReason === 'tool_calls' || message.finishReason === 'stop') && (message.toolCalls ?? []).some((c) => c.state !== 'partial');
+}
+
+/** Answers since the last user message: the steps this turn took. */
+function stepsSinceUser(messages: readonly KeyrackMessage[]): number {
+  let steps = 0;
+  for (let i = messages.length - 1; i >= 0 && messages[i]!.role !== 'user'; i -= 1) if (messages[i]!.role === 'assistant') steps += 1;
+  return steps;
+}
+
+/** At the end of an answer its calls are whole: parsed, or an error the model gets back. */
+function completeCalls(calls: readonly KeyrackToolCall[], tools: KeyrackTools): KeyrackToolCall[] {
+  return calls.map((call) => {
+    if (call.state !== 'partial') return call;
+    if (!Object.hasOwn(tools, call.name)) return { ...call, state: 'error', error: `no tool named ${call.name}` };
+    try {
+      return { ...call, state: 'call', args: call.argumentsText.trim() === '' ? {} : (JSON.parse(call.argumentsText) as unknown) };
+    } catch {
+      return { ...call, state: 'error', error: 'the arguments are not valid JSON' };
+    }
+  });
+}
+
+function settleUnanswered(messages: readonly KeyrackMessage[]): readonly KeyrackMessage[] {
+  if (!messages.some((m) => m.toolCalls?.some((c) => c.state === 'call'))) return messages;
+  return messages.map((m) =>
+    m.toolCalls?.some((c) => c.state === 'call') ? { ...m, toolCalls: m.toolCalls.map((c) => (c.state === 'call' ? { ...c, state: 'error' as const, error: UNANSWERED } : c)) } : m,
+  );
 }
