@@ -79,15 +79,18 @@ export function createDocStoreByokRecords(store: DocStore): ByokRecords {
      * are indexed here, so a rotation run by an older version finds them too.
      */
     async users() {
-      const users = new Set([...(await store.mapGetAll(USERS)).keys()].map(decodeId));
-      for (const userId of await usersUnder(store, KEYS_PREFIX, keysOf)) {
-        if (users.has(userId)) continue;
-        await store.mapSet(USERS, encodeId(userId), 1);
-        users.add(userId);
-      }
-      return [...users];
+      const { indexed, unindexed } = await docStoreByokUsers(store);
+      for (const userId of unindexed) await store.mapSet(USERS, encodeId(userId), 1);
+      return [...indexed, ...unindexed];
     },
   };
+}
+
+/** Users with BYOK records in a DocStore: those in the index, and those a version before issue 24.10 left out of it. Reads only. */
+export async function docStoreByokUsers(store: DocStore): Promise<{ indexed: string[]; unindexed: string[] }> {
+  const indexed = new Set([...(await store.mapGetAll(USERS)).keys()].map(decodeId));
+  const unindexed = (await usersUnder(store, KEYS_PREFIX, keysOf)).filter((userId) => !indexed.has(userId));
+  return { indexed: [...indexed], unindexed: [...new Set(unindexed)] };
 }
 
 /** Users with stored BYOK settings in a DocStore (maintenance: `npm run migrate-store`). */
