@@ -16,11 +16,13 @@ import { providerIdSchema } from '../../shared/providers';
 import type { DocStore } from '../store/DocStore';
 import { NotifiedCache } from '../store/NotifiedCache';
 import { BusinessConfigError } from './BusinessConfigError';
+import { createDocStoreBusinessRecords, type BusinessConfigRecords } from './BusinessConfigRecords';
 import defaultsFile from './defaults.json';
 import type { ModelCatalog, ResolvedModel } from './types';
 
 /**
- * Limits, pricing and the model list, kept in the DocStore so admins change them at run time.
+ * Limits, pricing and the model list, kept in the database of record (`records`: the DocStore,
+ * or PostgreSQL with DATABASE_URL) so admins change them at run time.
  * Seeded once from defaults.json (the first instance to start writes it; later starts and other
  * instances leave admin changes alone).
  *
@@ -32,13 +34,11 @@ import type { ModelCatalog, ResolvedModel } from './types';
  * is reloaded anyway, in case a notification was lost. Until `init()` has subscribed, nothing
  * is cached: every read goes to the store.
  *
- * Store layout: `business:seeded` (marker), `business:settings` (map: setting -> number),
- * `business:models` (map: model id -> ModelEntry).
+ * Change notifications and the snapshot's cache always go through `store` (Redis pub/sub when
+ * REDIS_URL is set), wherever the records live. Layouts: BusinessConfigRecords.ts, and
+ * server/db/migrations/0001_business.ts for PostgreSQL.
  */
 
-const SEEDED = 'business:seeded';
-const SETTINGS = 'business:settings';
-const MODELS = 'business:models';
 export const BUSINESS_CHANNEL = 'business';
 /**
  * The snapshot's key in the cache, which is also what a change announces on the channel: the
@@ -49,7 +49,10 @@ const SNAPSHOT = 'changed';
 export const DEFAULT_BUSINESS_CONFIG: BusinessConfigDocument = businessConfigSchema.parse(defaultsFile);
 
 export interface BusinessConfigOptions {
+  /** Carries change notifications; holds the records too unless `records` is given. */
   store: DocStore;
+  /** Where settings and models live. Default: the DocStore `store` (createDocStoreBusinessRecords). */
+  records?: BusinessConfigRecords;
   /** What a fresh store is seeded with. Default: server/business/defaults.json. */
   defaults?: BusinessConfigDocument;
   /** Longest a snapshot is trusted without a notification. Default 1000 ms. */
@@ -78,6 +81,7 @@ function issuesOf(error: z.ZodError): { path: string; message: string }[] {
 
 export class BusinessConfig implements ModelCatalog {
   private readonly store: DocStore;
+  private readonly records: BusinessConfigRecords;
   private readonly defaults: BusinessConfigDocument;
   private readonly onReseed: () => void;
   private readonly cache: NotifiedCache<Snapshot>;
@@ -85,6 +89,7 @@ export class BusinessConfig implements ModelCatalog {
 
   constructor(options: BusinessConfigOptions) {
     this.store = options.store;
+    this.records = options.records ?? createDocStoreBusinessRecords(options.store);
     this.defaults = options.defaults ?? DEFAULT_BUSINESS_CONFIG;
     this.onReseed = options.onReseed ?? (() => {});
     this.cache = new NotifiedCache({
@@ -113,15 +118,7 @@ export class BusinessConfig implements ModelCatalog {
    * away, a value was refused) leaves no marker over a partial catalog, so the next start seeds.
    */
   private async seedIfAbsent(): Promise<boolean> {
-    const first = await this.store.transaction(
-      [
-        { op: 'setJson', key: SEEDED, value: { at: new Date().toISOString() } },
-        ...BUSINESS_SETTING_KEYS.map((key) => ({ op: 'mapSet' as const, key: SETTINGS, field: key, value: this.defaults.settings[key] })),
-        ...this.defaults.models.map((model) => ({ op: 'mapSet' as const, key: MODELS, field: model.id, value: model })),
-      ],
-      { ifAbsent: SEEDED },
-    );
-    if (!first) return false;
+    if (!(await this.records.seed(this.defaults))) return false;
     await this.cache.changed(SNAPSHOT);
     return true;
   }
@@ -145,8 +142,8 @@ export class BusinessConfig implements ModelCatalog {
     return (await this.current()).settings;
   }
 
-  private async readSettings(): Promise<BusinessSettings> {
-    const stored = await this.store.mapGetAll(SETTINGS);
+  private async readSettings(stored?: Map<string, unknown>): Promise<BusinessSettings> {
+    stored ??= await this.records.settings();
     const merged: Record<string, unknown> = { ...this.defaults.settings };
     for (const key of BUSINESS_SETTING_KEYS) if (stored.has(key)) merged[key] = stored.get(key);
     const parsed = businessSettingsSchema.safeParse(merged);
@@ -161,7 +158,7 @@ export class BusinessConfig implements ModelCatalog {
     const next = { ...(await this.readSettings()), [input.data.key]: input.data.value };
     const checked = businessSettingsSchema.safeParse(next);
     if (!checked.success) throw new BusinessConfigError('invalid', checked.error.issues.map((i) => i.message).join('; '), issuesOf(checked.error));
-    await this.store.mapSet(SETTINGS, input.data.key, input.data.value);
+    await this.records.setSetting(input.data.key, input.data.value);
     await this.cache.changed(SNAPSHOT);
     return checked.data;
   }
@@ -171,12 +168,12 @@ export class BusinessConfig implements ModelCatalog {
     const parsed = modelEntrySchema.safeParse(input);
     if (!parsed.success) throw new BusinessConfigError('invalid', 'invalid model', issuesOf(parsed.error));
     const model = parsed.data;
-    const known = await this.store.mapGetAll(MODELS);
+    const known = await this.records.modelIds();
     const problems = model.fallbacks.flatMap((id, i) =>
       id === model.id ? [{ path: `fallbacks.${i}`, message: 'a model cannot fall back to itself' }] : known.has(id) ? [] : [{ path: `fallbacks.${i}`, message: `unknown model: ${id}` }],
     );
     if (problems.length > 0) throw new BusinessConfigError('invalid', problems.map((p) => p.message).join('; '), problems);
-    await this.store.mapSet(MODELS, model.id, model);
+    await this.records.putModel(model);
     await this.cache.changed(SNAPSHOT);
     return model;
   }
@@ -187,7 +184,7 @@ export class BusinessConfig implements ModelCatalog {
     const current = await this.storedModel(input.data.id);
     if (!current) throw new BusinessConfigError('not_found', `unknown model: ${input.data.id}`);
     const next = { ...current, is_active: input.data.is_active };
-    if (!(await this.store.mapSetIfPresent(MODELS, next.id, next))) throw new BusinessConfigError('not_found', `unknown model: ${next.id}`);
+    if (!(await this.records.putModelIfPresent(next))) throw new BusinessConfigError('not_found', `unknown model: ${next.id}`);
     await this.cache.changed(SNAPSHOT);
     return next;
   }
@@ -233,14 +230,15 @@ export class BusinessConfig implements ModelCatalog {
   }
 
   private async load(): Promise<Snapshot> {
-    const [settings, models, seeded] = await Promise.all([this.readSettings(), this.allModels(), this.store.getJson(SEEDED)]);
+    const stored = await this.records.read();
+    const [settings, models] = [await this.readSettings(stored.settings), validModels(stored.models)];
     // The marker gone while running means the store lost everything (a Redis restarted without
     // persistence): an empty catalog would refuse every model, so the defaults go back in (admin
     // changes since are lost; the README's operations section says to run Redis with persistence).
     // This load answers from the defaults themselves (what is being written, in one step). The
     // instance that writes them announces them, which drops this answer here and everywhere
     // (it is not kept past that).
-    if (seeded === null && this.started) {
+    if (!stored.seeded && this.started) {
       if (await this.seedIfAbsent()) this.onReseed();
       return snapshotOf(this.defaults.settings, [...this.defaults.models]);
     }
@@ -248,22 +246,22 @@ export class BusinessConfig implements ModelCatalog {
   }
 
   private async storedModel(id: string): Promise<ModelEntry | null> {
-    const stored = await this.store.mapGet(MODELS, id);
-    if (stored === null) return null;
+    const stored = await this.records.model(id);
+    if (stored === null || stored === undefined) return null;
     const parsed = modelEntrySchema.safeParse(stored);
     return parsed.success ? parsed.data : null;
   }
 
-  /** Every model, active or not, sorted by provider then id; entries that fail validation are skipped. */
-  private async allModels(): Promise<ModelEntry[]> {
-    const out: ModelEntry[] = [];
-    for (const value of (await this.store.mapGetAll(MODELS)).values()) {
-      const parsed = modelEntrySchema.safeParse(value);
-      if (parsed.success) out.push(parsed.data);
-    }
-    return out.sort((a, b) => a.provider.localeCompare(b.provider) || a.id.localeCompare(b.id));
-  }
+}
 
+/** The stored models that validate (an entry edited by hand into something invalid is skipped). */
+function validModels(values: readonly unknown[]): ModelEntry[] {
+  const out: ModelEntry[] = [];
+  for (const value of values) {
+    const parsed = modelEntrySchema.safeParse(value);
+    if (parsed.success) out.push(parsed.data);
+  }
+  return out;
 }
 
 function snapshotOf(settings: BusinessSettings, models: ModelEntry[]): Snapshot {

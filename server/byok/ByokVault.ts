@@ -1,39 +1,33 @@
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import type { ProviderId } from '../../shared';
 import {
   addByokKeyInputSchema,
   byokKeyIdSchema,
   byokSettingsSchema,
-  byokTestResultSchema,
   DEFAULT_BYOK_SETTINGS,
   type ByokKey,
   type ByokSettings,
   type ByokTestResult,
 } from '../../shared/byok';
-import { providerIdSchema } from '../../shared/providers';
 import type { Logger } from '../observability/logger';
 import { maskOf } from '../pool/keyIdentity';
 import { systemClock, type Clock, type DocStore } from '../store/DocStore';
 import { EVERY_ENTRY, NotifiedCache } from '../store/NotifiedCache';
-import { type Sealed, sealedEnvelopeSchema } from '../store/Sealed';
 import { SecretGuardError } from '../store/secretGuard';
-import { decodeId, encodeId } from '../store/storeIds';
 import { ByokError } from './ByokError';
+import { byokRecordSchema as recordSchema, createDocStoreByokRecords, type ByokRecords, type ByokRecordToWrite as RecordToWrite, type StoredByokRecord as StoredRecord } from './ByokRecords';
 import { Keyring } from './Keyring';
 
 /**
  * Users' own provider keys. The store only ever sees ciphertext (a `Sealed` envelope), the
  * mask and metadata; plaintexts exist in this process while a request uses them.
  *
- * Every operation is scoped to the caller's own map (`byok:keys:<userId>`), so another user's
- * key id is simply not found: users cannot read, test, use or remove each other's keys, and
- * the AAD binding makes a ciphertext copied between records useless.
+ * Every operation is scoped to the caller's own records, so another user's key id is simply
+ * not found: users cannot read, test, use or remove each other's keys, and the AAD binding
+ * makes a ciphertext copied between records useless.
  *
- * Store layout: `byok:keys:<userId>` (map: record id -> record), `byok:users` (map: user id -> 1,
- * the index rotation walks), `byok:settings:<userId>` (doc). In keys the user id is URI-encoded;
- * in the index it is as storeIds.encodeId stores it (a hex or key-shaped id encoded: issue
- * 24.10). A record and its index entry are written together or not at all.
+ * The records live in `records` (ByokRecords.ts: the DocStore, or PostgreSQL with DATABASE_URL);
+ * the routing cache's change notifications always go through `store` (Redis pub/sub with REDIS_URL).
  */
 
 /** Answers whether a provider accepts a key; injected by the gateway (it owns the provider adapters). */
@@ -57,7 +51,10 @@ export interface RotationReport {
 }
 
 export interface ByokVaultOptions {
+  /** Carries change notifications; holds the records too unless `records` is given. */
   store: DocStore;
+  /** Where records and settings live. Default: the DocStore `store` (createDocStoreByokRecords). */
+  records?: ByokRecords;
   /**
    * 32 bytes (GatewayEnv.encryptionKey; in demo mode the gateway passes an ephemeral random one).
    * Null: BYOK is off. Adding, testing and rotating keys fail with `not_configured`, stored
@@ -71,21 +68,6 @@ export interface ByokVaultOptions {
   logger?: Logger;
 }
 
-const recordSchema = z.object({
-  id: z.string(),
-  provider: providerIdSchema,
-  label: z.string().nullable(),
-  mask: z.string(),
-  createdAt: z.string(),
-  lastTest: z.object({ result: byokTestResultSchema, at: z.string() }).nullable(),
-  sealed: sealedEnvelopeSchema,
-});
-type StoredRecord = z.infer<typeof recordSchema>;
-/** What is written: the envelope as a `Sealed`, the one type the secret guard lets through. */
-type RecordToWrite = Omit<StoredRecord, 'sealed'> & { sealed: Sealed };
-
-const USERS = 'byok:users';
-const KEYS_PREFIX = 'byok:keys:';
 /** Carries the user id whose keys or settings changed (or '*' for all, after a rotation). */
 export const BYOK_CHANNEL = 'byok';
 
@@ -94,8 +76,6 @@ export interface ByokRouting {
   providers: ReadonlySet<ProviderId>;
   fallbackToSharedPool: boolean;
 }
-const keysOf = (userId: string) => `${KEYS_PREFIX}${encodeURIComponent(userId)}`;
-const settingsOf = (userId: string) => `byok:settings:${encodeURIComponent(userId)}`;
 /** Binds a ciphertext to its owner, record and provider. */
 const aadOf = (userId: string, id: string, provider: ProviderId) => `keyrack-byok:v1\u0000${userId}\u0000${id}\u0000${provider}`;
 const notFound = () => new ByokError('not_found', 'no such key');
@@ -104,7 +84,7 @@ const notFound = () => new ByokError('not_found', 'no such key');
 const BYOK_OFF: ByokRouting = Object.freeze({ providers: new Set<ProviderId>(), fallbackToSharedPool: true });
 
 export class ByokVault {
-  private readonly store: DocStore;
+  private readonly storage: ByokRecords;
   private readonly keyring: Keyring | null;
   private readonly clock: Clock;
   private readonly maxKeysPerUser: number;
@@ -113,7 +93,7 @@ export class ByokVault {
   private readonly routings: NotifiedCache<ByokRouting>;
 
   constructor(options: ByokVaultOptions) {
-    this.store = options.store;
+    this.storage = options.records ?? createDocStoreByokRecords(options.store);
     this.routings = new NotifiedCache({ store: options.store, channel: BYOK_CHANNEL });
     this.keyring = options.encryptionKey ? new Keyring(options.encryptionKey, options.previousEncryptionKey) : null;
     this.clock = options.clock ?? systemClock;
@@ -166,12 +146,8 @@ export class ByokVault {
       lastTest: null,
       sealed: keyring.seal(apiKey, aadOf(userId, id, provider)),
     };
-    // One write: a record outside the index would be skipped by every rotation (issue 24.10).
     try {
-      await this.store.transaction([
-        { op: 'mapSet', key: keysOf(userId), field: id, value: record },
-        { op: 'mapSet', key: USERS, field: encodeId(userId), value: 1 },
-      ]);
+      await this.storage.add(userId, record);
     } catch (error) {
       // The record's only free text is its label (the index entry is never refused).
       if (error instanceof SecretGuardError) throw new ByokError('invalid_input', 'the label looks like a secret; labels are stored unencrypted');
@@ -191,7 +167,7 @@ export class ByokVault {
 
   async remove(userId: string, id: string): Promise<void> {
     if (!byokKeyIdSchema.safeParse(id).success) throw notFound();
-    if (!(await this.store.mapDelete(keysOf(userId), id))) throw notFound();
+    if (!(await this.storage.remove(userId, id))) throw notFound();
     await this.routings.changed(userId);
   }
 
@@ -218,19 +194,19 @@ export class ByokVault {
     const result: ByokTestResult = secret === null ? 'corrupt' : await tester(record.provider, secret);
     // The envelope is written back unchanged, wrapped again as a Sealed for the guard.
     const next: RecordToWrite = { ...record, lastTest: { result, at: new Date(this.clock()).toISOString() }, sealed: keyring.wrap(record.sealed) };
-    await this.store.mapSetIfPresent(keysOf(userId), id, next);
+    await this.storage.replaceIfPresent(userId, id, next);
     return result;
   }
 
   async getSettings(userId: string): Promise<ByokSettings> {
-    const parsed = byokSettingsSchema.safeParse(await this.store.getJson(settingsOf(userId)));
+    const parsed = byokSettingsSchema.safeParse(await this.storage.settings(userId));
     return parsed.success ? parsed.data : { ...DEFAULT_BYOK_SETTINGS };
   }
 
   async setSettings(userId: string, settings: unknown): Promise<ByokSettings> {
     const parsed = byokSettingsSchema.safeParse(settings);
     if (!parsed.success) throw new ByokError('invalid_input', parsed.error.issues.map((i) => i.message).join('; '));
-    await this.store.setJson(settingsOf(userId), parsed.data);
+    await this.storage.setSettings(userId, parsed.data);
     await this.routings.changed(userId);
     return parsed.data;
   }
@@ -243,7 +219,7 @@ export class ByokVault {
   async rotateEncryptionKey(): Promise<RotationReport> {
     const keyring = this.requireKeyring();
     const report: RotationReport = { users: 0, rotated: 0, alreadyCurrent: 0, failed: 0 };
-    for (const userId of await this.usersWithRecords()) {
+    for (const userId of await this.storage.users()) {
       report.users++;
       for (const record of await this.records(userId)) {
         if (record.sealed.kid === keyring.currentKeyId) {
@@ -256,7 +232,7 @@ export class ByokVault {
           continue;
         }
         const next: RecordToWrite = { ...record, sealed: keyring.seal(secret, aadOf(userId, record.id, record.provider)) };
-        if (await this.store.mapSetIfPresent(keysOf(userId), record.id, next)) report.rotated++;
+        if (await this.storage.replaceIfPresent(userId, record.id, next)) report.rotated++;
       }
     }
     // A record that opened under no key may open now (or the reverse): every instance re-reads.
@@ -264,30 +240,9 @@ export class ByokVault {
     return report;
   }
 
-  /**
-   * The index, and every user with a records map: a version before issue 24.10 stored the
-   * records of a user whose id looked like a secret (hex) without indexing them. Those users are
-   * indexed here, so a rotation run by an older version finds them too.
-   */
-  private async usersWithRecords(): Promise<string[]> {
-    const users = new Set([...(await this.store.mapGetAll(USERS)).keys()].map(decodeId));
-    for (const key of await this.store.keysWithPrefix(KEYS_PREFIX)) {
-      let userId: string;
-      try {
-        userId = decodeURIComponent(key.slice(KEYS_PREFIX.length));
-      } catch {
-        continue; // not a key this vault wrote
-      }
-      if (keysOf(userId) !== key || users.has(userId)) continue;
-      await this.store.mapSet(USERS, encodeId(userId), 1);
-      users.add(userId);
-    }
-    return [...users];
-  }
-
   private async records(userId: string): Promise<StoredRecord[]> {
     const out: StoredRecord[] = [];
-    for (const value of (await this.store.mapGetAll(keysOf(userId))).values()) {
+    for (const value of await this.storage.list(userId)) {
       const parsed = recordSchema.safeParse(value);
       if (parsed.success) out.push(parsed.data);
       else this.logger?.warn({ userId }, 'unreadable BYOK record skipped');
@@ -297,7 +252,7 @@ export class ByokVault {
 
   private async record(userId: string, id: string): Promise<StoredRecord> {
     if (!byokKeyIdSchema.safeParse(id).success) throw notFound();
-    const parsed = recordSchema.safeParse(await this.store.mapGet(keysOf(userId), id));
+    const parsed = recordSchema.safeParse(await this.storage.get(userId, id));
     if (!parsed.success) throw notFound();
     return parsed.data;
   }

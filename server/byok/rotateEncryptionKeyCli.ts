@@ -1,5 +1,8 @@
 import { Redis } from 'ioredis';
 import { loadEnvironmentOrExit } from '../config/loadEnvironment';
+import { openDatabaseOfRecord, type DatabaseOfRecord } from '../db/openDatabaseOfRecord';
+import { silentLogger } from '../observability/logger';
+import { createMemoryDocStore } from '../store/memoryDocStore';
 import { createRedisDocStore } from '../store/redisDocStore';
 import { ByokVault } from './ByokVault';
 
@@ -9,15 +12,16 @@ import { ByokVault } from './ByokVault';
  * Procedure, with no downtime:
  *  1. Deploy every instance with ENCRYPTION_KEY=<new> and ENCRYPTION_KEY_PREVIOUS=<old>
  *     (both keys open records; new records are sealed under the new one).
- *  2. Run this once, against the same REDIS_URL / REDIS_PREFIX.
+ *  2. Run this once, against the same REDIS_URL / REDIS_PREFIX, or DATABASE_URL when the
+ *     records live in PostgreSQL (then REDIS_URL, when set, only carries the change notice).
  *  3. When it reports `failed: 0`, remove ENCRYPTION_KEY_PREVIOUS and redeploy.
  * It is safe to run again: records already under the new key are left alone.
  */
 async function main(): Promise<number> {
   // It opens and re-seals records only: no token is verified, so JWT_SECRET need not be given.
   const { env } = loadEnvironmentOrExit(2, { requireJwtSecret: false });
-  if (!env.redisUrl) {
-    console.error('REDIS_URL is not set. Without Redis, BYOK keys live only in the gateway process (in-memory store) and vanish on restart, so there is nothing to rotate. Set REDIS_URL to the Redis your gateways use.');
+  if (!env.redisUrl && !env.databaseUrl) {
+    console.error('REDIS_URL is not set, nor DATABASE_URL. Without either, BYOK keys live only in the gateway process (in-memory store) and vanish on restart, so there is nothing to rotate. Set DATABASE_URL or REDIS_URL to what your gateways use.');
     return 2;
   }
   if (!env.encryptionKey) {
@@ -26,10 +30,14 @@ async function main(): Promise<number> {
   }
   if (!env.encryptionKeyPrevious) console.warn('ENCRYPTION_KEY_PREVIOUS is not set: records sealed under any other key will be reported as failed and left untouched.');
 
-  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: 3 });
-  redis.on('error', () => {}); // failures surface as rejected commands below
+  const redis = env.redisUrl ? new Redis(env.redisUrl, { maxRetriesPerRequest: 3 }) : null;
+  redis?.on('error', () => {}); // failures surface as rejected commands below
+  let database: DatabaseOfRecord | null = null;
   try {
-    const vault = new ByokVault({ store: createRedisDocStore({ redis, prefix: env.redisPrefix }), encryptionKey: env.encryptionKey, previousEncryptionKey: env.encryptionKeyPrevious });
+    // With DATABASE_URL the records are in PostgreSQL; Redis (when set) tells the gateways to re-read.
+    database = env.databaseUrl ? await openDatabaseOfRecord(env.databaseUrl, { logger: silentLogger, max: 2 }) : null;
+    const store = redis ? createRedisDocStore({ redis, prefix: env.redisPrefix }) : createMemoryDocStore();
+    const vault = new ByokVault({ store, ...(database ? { records: database.byok } : {}), encryptionKey: env.encryptionKey, previousEncryptionKey: env.encryptionKeyPrevious });
     const report = await vault.rotateEncryptionKey();
     console.log(`Re-encrypted BYOK keys under key id ${vault.currentKeyId}: ${report.rotated} rotated, ${report.alreadyCurrent} already current, ${report.failed} failed, across ${report.users} users.`);
     if (report.failed > 0) {
@@ -38,7 +46,8 @@ async function main(): Promise<number> {
     }
     return 0;
   } finally {
-    await redis.quit().catch(() => redis.disconnect());
+    await database?.close();
+    await redis?.quit().catch(() => redis.disconnect());
   }
 }
 

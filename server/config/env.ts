@@ -52,6 +52,12 @@ export interface GatewayEnv extends TokenEnv {
   host: string;
   redisUrl: string | null;
   redisPrefix: string;
+  /**
+   * DATABASE_URL (postgres:// or postgresql://): PostgreSQL is then the database of record for
+   * business config, the model catalog and BYOK records (issue 23). It may hold a password:
+   * never print it (server/db/createPgPool.ts redactedDatabaseUrl for log lines).
+   */
+  databaseUrl: string | null;
   jwtSecret: string | null;
   encryptionKey: Buffer | null;
   encryptionKeyPrevious: Buffer | null;
@@ -85,7 +91,7 @@ export interface GatewayEnv extends TokenEnv {
 }
 
 /** Variables only a real deployment sets: any of them (or a provider key) means "not a demo". */
-const DEPLOYMENT_VARIABLES = ['JWT_SECRET', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS', 'REDIS_URL'] as const;
+const DEPLOYMENT_VARIABLES = ['JWT_SECRET', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS', 'REDIS_URL', 'DATABASE_URL'] as const;
 
 /** A day: long enough for a working session, short enough that a leaked token dies soon. */
 export const DEFAULT_JWT_MAX_AGE_SECONDS = 24 * 3600;
@@ -250,6 +256,8 @@ export function parseGatewayEnv(env: Env, options: ParseGatewayEnvOptions = {}):
     port: read('PORT', intSchema(0, 65_535), 3002),
     host: read('HOST', z.string().trim().min(1), '127.0.0.1'),
     redisUrl: read<string | null>('REDIS_URL', z.string().trim().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://'), null),
+    // zod's regex message is fixed text: a malformed URL (password and all) is never echoed.
+    databaseUrl: read<string | null>('DATABASE_URL', z.string().trim().regex(/^postgres(?:ql)?:\/\/[^\s]+$/, 'must start with postgres:// or postgresql://'), null),
     redisPrefix: read('REDIS_PREFIX', z.string().trim().regex(/^[A-Za-z0-9._-]{1,40}$/, 'must be 1-40 letters, digits, . _ -'), 'keyrack'),
     jwtSecret,
     encryptionKey: read<Buffer | null>('ENCRYPTION_KEY', encryptionKeySchema, null),

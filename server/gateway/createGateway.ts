@@ -8,6 +8,8 @@ import { ephemeralJwtSecret, TokenService } from '../auth/tokens';
 import { randomBytes } from 'node:crypto';
 import { BusinessConfig } from '../business/BusinessConfig';
 import { ByokVault } from '../byok/ByokVault';
+import type { BusinessConfigRecords } from '../business/BusinessConfigRecords';
+import { openDatabaseOfRecord, type DatabaseOfRecord } from '../db/openDatabaseOfRecord';
 import { createAdapters } from '../providers/createAdapters';
 import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
@@ -88,6 +90,8 @@ export interface Gateway {
   /** Business data (config, models, BYOK records, usage): Redis when REDIS_URL is set. */
   docStore: DocStore;
   business: BusinessConfig;
+  /** PostgreSQL, the database of record for config, catalog and BYOK records (DATABASE_URL); null without it. */
+  database: DatabaseOfRecord | null;
   tokens: TokenService;
   deps: GatewayDeps;
   metrics: GatewayMetrics;
@@ -200,7 +204,11 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
 
     const docStore = redis ? createRedisDocStore({ redis, prefix: env.redisPrefix }) : createMemoryDocStore();
     cleanups.push(() => docStore.close());
-    const business = await startBusinessConfig(docStore, redis, redisUpAtStart, logger, cleanups);
+    // With DATABASE_URL the records live in PostgreSQL; the DocStore still carries the change
+    // notifications and the caches' invalidation (Redis pub/sub, or in process without REDIS_URL).
+    const database = env.databaseUrl ? await openDatabaseOfRecord(env.databaseUrl, { logger }) : null;
+    if (database) cleanups.push(() => database.close());
+    const business = await startBusinessConfig(docStore, redis, redisUpAtStart, logger, cleanups, database?.business);
     const catalog = options.catalog ?? business;
     let encryptionKey = env.encryptionKey;
     if (!encryptionKey) {
@@ -211,7 +219,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         logger.warn('ENCRYPTION_KEY is unset: BYOK keys are encrypted with a random key for this process only');
       } else logger.error('ENCRYPTION_KEY is unset: BYOK is off (users cannot add their own keys) until it is set');
     }
-    const vault = new ByokVault({ store: docStore, encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
+    const vault = new ByokVault({ store: docStore, ...(database ? { records: database.byok } : {}), encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
     const ledger = new UsageLedger({ store: docStore, logger });
     // The per-user caches on the chat path turn on once their change channel is subscribed; not
     // awaited, so a Redis away at start-up delays only the caching (reads go to the store meanwhile).
@@ -291,6 +299,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       const checks: ReadinessReport['checks'] = {};
       if (redis) checks.store = await storeReadiness(redis);
       else checks.store = await store.now().then(() => 'ok', () => 'unreachable');
+      if (database) checks.database = await database.ping();
       if (checks.store === 'ok' && resilientStore?.isDegraded()) checks.store = 'degraded: serving from the local fallback limiter';
       // Read from the pool, not the start-up config: a reload may add or remove every shared key.
       const sharedKeys = env.providers.some((p) => pool.has(p.provider));
@@ -402,6 +411,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       pool,
       docStore,
       business,
+      database,
       tokens,
       deps,
       metrics,
@@ -455,10 +465,17 @@ async function startBusinessConfig(
   redisUp: boolean,
   logger: Logger,
   cleanups: (() => Promise<void> | void)[],
+  records?: BusinessConfigRecords,
 ): Promise<BusinessConfig> {
   const shared = new BusinessConfig({
     store: docStore,
-    onReseed: () => logger.error('BUSINESS DATA WAS GONE FROM REDIS (restarted without persistence?): the model catalog and settings were re-seeded from defaults.json; admin changes are lost'),
+    ...(records ? { records } : {}),
+    onReseed: () =>
+      logger.error(
+        records?.kind === 'postgres'
+          ? "BUSINESS DATA WAS GONE FROM POSTGRESQL (system_config's seeded_at row deleted?): the model catalog and settings were re-seeded from defaults.json"
+          : 'BUSINESS DATA WAS GONE FROM REDIS (restarted without persistence?): the model catalog and settings were re-seeded from defaults.json; admin changes are lost',
+      ),
   });
   // defaults.json in memory: what reads fall back to while the shared store is away.
   const local = new BusinessConfig({ store: createMemoryDocStore() });

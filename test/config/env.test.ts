@@ -175,3 +175,22 @@ describe('issue 24.11: token lifetime and iss/aud settings', () => {
     expect(errorOf(() => parseGatewayEnv({ JWT_MAX_AGE: '400d' })).problems.map((p) => p.variable)).toEqual(['JWT_MAX_AGE']);
   });
 });
+
+describe('issue 23: DATABASE_URL', () => {
+  it('issue 23: takes postgres:// and postgresql:// URLs, refuses anything else naming the variable and never printing the value', () => {
+    const JWT = { JWT_SECRET };
+    expect(parseGatewayEnv(JWT).databaseUrl).toBeNull();
+    expect(parseGatewayEnv({ ...JWT, DATABASE_URL: 'postgres://keyrack:pw-test-only@db:5432/keyrack' }).databaseUrl).toBe('postgres://keyrack:pw-test-only@db:5432/keyrack');
+    expect(parseGatewayEnv({ ...JWT, DATABASE_URL: ' postgresql://db/keyrack ' }).databaseUrl).toBe('postgresql://db/keyrack');
+    for (const bad of ['mysql://keyrack:pw-test-only@db/keyrack', 'keyrack:pw-test-only@db', 'postgres://has space:pw-test-only@db']) {
+      const error = errorOf(() => parseGatewayEnv({ ...JWT, DATABASE_URL: bad }));
+      expect(error.problems.map((p) => p.variable)).toEqual(['DATABASE_URL']);
+      expect(error.message).not.toContain('pw-test-only');
+    }
+  });
+
+  it('issue 23: DATABASE_URL is a deployment setting: with it alone the instance is not a demo and asks for JWT_SECRET', () => {
+    expect(errorOf(() => parseGatewayEnv({ DATABASE_URL: 'postgres://db/keyrack' })).problems.map((p) => p.variable)).toEqual(['JWT_SECRET']);
+    expect(parseGatewayEnv({ JWT_SECRET, DATABASE_URL: 'postgres://db/keyrack' }).demoMode).toBe(false);
+  });
+});

@@ -1,0 +1,63 @@
+import { Redis } from 'ioredis';
+import { BUSINESS_CHANNEL } from '../business/BusinessConfig';
+import { BYOK_CHANNEL } from '../byok/ByokVault';
+import { loadEnvironmentOrExit } from '../config/loadEnvironment';
+import { silentLogger } from '../observability/logger';
+import { EVERY_ENTRY } from '../store/NotifiedCache';
+import { createRedisDocStore } from '../store/redisDocStore';
+import { describeMigration, migrateStore, type StoreMigrationStep } from './migrateStore';
+import { openDatabaseOfRecord } from './openDatabaseOfRecord';
+
+/**
+ * `npm run migrate-store`: copies the business data of a Redis-held store (REDIS_URL,
+ * REDIS_PREFIX) into PostgreSQL (DATABASE_URL), applying the schema migrations first.
+ *
+ * Procedure: run it once with the gateways' REDIS_URL, REDIS_PREFIX and DATABASE_URL, then
+ * restart the gateways with DATABASE_URL set (they then read and write PostgreSQL). Running it
+ * again is safe: identical rows are left alone (it prints "0 written"), so it can be re-run just
+ * before the switch to pick up what changed meanwhile. Redis is only read; it prints counts,
+ * never a value or a URL's password.
+ */
+
+/**
+ * Further copies run in the same transaction. TODO(issue 23, usage ledger): add the usage
+ * ledger's copy step here (the usage helper's module exports it).
+ */
+const EXTRA_STEPS: StoreMigrationStep[] = [];
+
+async function main(): Promise<number> {
+  // It serves no request and verifies no token: JWT_SECRET need not be given.
+  const { env } = loadEnvironmentOrExit(2, { requireJwtSecret: false });
+  if (!env.redisUrl || !env.databaseUrl) {
+    console.error('migrate-store copies the store in Redis (REDIS_URL, REDIS_PREFIX) into PostgreSQL (DATABASE_URL): set both.');
+    return 2;
+  }
+  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: 3 });
+  redis.on('error', () => {}); // failures surface as rejected commands below
+  const store = createRedisDocStore({ redis, prefix: env.redisPrefix });
+  try {
+    const database = await openDatabaseOfRecord(env.databaseUrl, { logger: silentLogger, max: 2 });
+    try {
+      const report = await migrateStore(store, database.pool, EXTRA_STEPS);
+      console.log(`Copied the store under REDIS_PREFIX ${env.redisPrefix} into PostgreSQL:`);
+      for (const line of describeMigration(report)) console.log(`  ${line}`);
+      // Gateways already on PostgreSQL drop their cached catalog and BYOK routing (best effort).
+      await store.publish(BUSINESS_CHANNEL, 'changed').catch(() => {});
+      await store.publish(BYOK_CHANNEL, EVERY_ENTRY).catch(() => {});
+      return 0;
+    } finally {
+      await database.close();
+    }
+  } finally {
+    await store.close().catch(() => {});
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error('migrate-store failed:', error instanceof Error ? error.message : 'unknown error');
+    process.exit(1);
+  },
+);
