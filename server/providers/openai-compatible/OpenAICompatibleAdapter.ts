@@ -102,10 +102,11 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
       const reasoning = delta?.reasoning_content ?? delta?.reasoning;
       if (reasoning) events.push({ type: 'reasoning', text: reasoning });
       if (delta?.content) events.push({ type: 'delta', text: delta.content });
-      for (const [i, call] of (delta?.tool_calls ?? []).entries()) {
-        const index = call.index ?? i;
-        if (index > MAX_TOOL_CALLS) throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: a tool call index past ${MAX_TOOL_CALLS}` });
+      for (const call of delta?.tool_calls ?? []) {
         state.toolCalls ??= new Set();
+        // Without an index (servers that send each call whole): a fragment naming a call begins the next one.
+        const index = call.index ?? (call.id || call.function?.name ? state.toolCalls.size : Math.max(0, state.toolCalls.size - 1));
+        if (index > MAX_TOOL_CALLS) throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: a tool call index past ${MAX_TOOL_CALLS}` });
         const first = !state.toolCalls.has(index);
         state.toolCalls.add(index);
         events.push({
