@@ -65,6 +65,8 @@ beforeAll(async () => {
       testModel('gpt-4o', 'openai'),
       // No vision in the catalog: images are refused before any upstream call.
       testModel('text-only', 'openai', { upstream_model: 'gpt-4o', capabilities: { tools: true, vision: false, json_schema: true, reasoning: false } }),
+      // No anthropic key here: its fallbacks serve, those that can take the request.
+      testModel('claude-keyless', 'anthropic', { fallbacks: ['text-only', 'gpt-4o'] }),
     ],
   });
   token = await gw.token('surface-user');
@@ -272,6 +274,14 @@ describe('/v1 refuses what it does not carry, naming the field, before any upstr
     const reasoning = (await client.chat.completions.create({ model: 'text-only', messages: [{ role: 'user', content: 'x' }], reasoning_effort: 'high' }).catch((x: unknown) => x)) as InstanceType<typeof OpenAI.BadRequestError>;
     expect(reasoning.error).toMatchObject({ param: 'reasoning_effort' });
     expect(upstreamBodies.length).toBe(before);
+  });
+
+  it('issue 20: a fallback model that lacks a capability the request needs is skipped', async () => {
+    const image = { role: 'user' as const, content: [{ type: 'image_url' as const, image_url: { url: PNG } }] };
+    const served = await client.chat.completions.create({ model: 'claude-keyless', messages: [image] });
+    expect(served.model).toBe('gpt-4o');
+    const plain = await client.chat.completions.create({ model: 'claude-keyless', messages: [{ role: 'user', content: 'hi' }] });
+    expect(plain.model).toBe('text-only');
   });
 
   it('issue 20: random invalid requests get a 400 naming the field and no upstream call (property)', async () => {
