@@ -3,7 +3,7 @@ import { http, HttpResponse } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chatRequestSchema, type ChatRequest } from '../../shared';
-import { readOpenAIChatRequest, refusalOf, wirePath } from '../../server/gateway/openai/openaiWire';
+import { openaiChatRequestSchema, readOpenAIChatRequest, refusalOf, toChatRequest, wirePath } from '../../server/gateway/openai/openaiWire';
 import { createAdapters } from '../../server/providers/createAdapters';
 import { UpstreamHttp } from '../../server/providers/http/UpstreamHttp';
 import { convertToOpenAIChatRequest } from '../../server/providers/openai-compatible/convertToOpenAIChatRequest';
@@ -118,6 +118,34 @@ describe('the OpenAI wire both ways (issue 20)', () => {
     fc.assert(
       fc.property(validRequest, fc.constantFrom('stream' as const, 'whole' as const), (req, delivery) => {
         expect(roundTrip(req, delivery)).toEqual(req);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('issue 20: the plain-chat fast path reads a body exactly as the wire schema does (property)', () => {
+    const plainBody = fc.record(
+      {
+        model: fc.constant('gpt-4o'),
+        messages: fc.array(fc.record({ role: fc.constantFrom('system', 'developer', 'user', 'assistant'), content: text }), { minLength: 1, maxLength: 4 }),
+        stream: fc.option(fc.boolean()),
+        stream_options: fc.option(fc.record({ include_usage: fc.option(fc.boolean()) }, { requiredKeys: [] })),
+        max_tokens: fc.option(fc.integer({ min: -5, max: 1000 })),
+        max_completion_tokens: fc.option(fc.integer({ min: 1, max: 1000 })),
+        temperature: fc.option(fc.double({ min: -1, max: 3, noNaN: true })),
+        top_p: fc.option(fc.double({ min: 0, max: 2, noNaN: true })),
+      },
+      { requiredKeys: ['model', 'messages'] },
+    );
+    fc.assert(
+      fc.property(plainBody, (body) => {
+        const read = readOpenAIChatRequest(body);
+        const schema = openaiChatRequestSchema.safeParse(body);
+        // The shared rules decide the same way on both readings.
+        const viaSchema = schema.success ? chatRequestSchema.safeParse(toChatRequest(schema.data)) : null;
+        const viaRead = read.ok ? chatRequestSchema.safeParse(read.chat) : null;
+        expect(viaRead?.success ?? false).toBe(viaSchema?.success ?? false);
+        if (viaRead?.success && viaSchema?.success) expect(viaRead.data).toEqual(viaSchema.data);
       }),
       { numRuns: 300 },
     );
