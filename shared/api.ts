@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { chatRequestSchema, costSchema, finishReasonSchema, streamEventSchema, tokenUsageSchema } from './chat';
+import { modelCapabilitiesSchema } from './business';
 import { poolStatusSchema } from './pool';
 import { providerIdSchema } from './providers';
 
@@ -90,6 +91,8 @@ export const modelInfoSchema = z.object({
   inputPrice: z.number().nonnegative(),
   /** USD per 1M output tokens. */
   outputPrice: z.number().nonnegative(),
+  /** What it takes beyond plain text (issue 20): a UI offers image upload only with vision, and so on. */
+  capabilities: modelCapabilitiesSchema,
 });
 export type ModelInfo = z.infer<typeof modelInfoSchema>;
 export const modelsListOutputSchema = z.array(modelInfoSchema);

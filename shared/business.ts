@@ -43,6 +43,21 @@ export const modelIdSchema = z
   .max(100)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]*$/, 'model ids use letters, digits and . _ : @ - (no slash)');
 
+/**
+ * What a model can take, per the provider's public docs (set in defaults.json, edited by admins):
+ * a request that needs one the model lacks is refused (400 naming the field) before any upstream
+ * call, and a fallback lacking it is skipped. `json_schema` covers both JSON response formats.
+ */
+export const modelCapabilitiesSchema = z.object({
+  tools: z.boolean(),
+  vision: z.boolean(),
+  json_schema: z.boolean(),
+  reasoning: z.boolean(),
+});
+export type ModelCapabilities = z.infer<typeof modelCapabilitiesSchema>;
+/** Plain text chat only: what a model without a record can do (every model could before issue 20). */
+export const NO_CAPABILITIES: ModelCapabilities = Object.freeze({ tools: false, vision: false, json_schema: false, reasoning: false });
+
 export const modelEntrySchema = z.object({
   id: modelIdSchema,
   provider: providerIdSchema,
@@ -59,6 +74,11 @@ export const modelEntrySchema = z.object({
   is_active: z.boolean(),
   /** Catalog ids tried in order when this model's provider cannot serve. */
   fallbacks: z.array(modelIdSchema).max(5).default([]),
+  /**
+   * Absent (an entry stored before issue 20, an upsert without it): the shipped defaults.json's
+   * for the same id when it has that model, else NO_CAPABILITIES (BusinessConfig fills it in).
+   */
+  capabilities: modelCapabilitiesSchema.default(NO_CAPABILITIES),
 });
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
 export type ModelEntryInput = z.input<typeof modelEntrySchema>;

@@ -48,6 +48,19 @@ const SNAPSHOT = 'changed';
 
 export const DEFAULT_BUSINESS_CONFIG: BusinessConfigDocument = businessConfigSchema.parse(defaultsFile);
 
+/** The shipped capabilities of each model defaults.json knows, for entries stored without any. */
+const SHIPPED_CAPABILITIES = new Map(DEFAULT_BUSINESS_CONFIG.models.map((m) => [m.id, m.capabilities]));
+
+/**
+ * A stored or upserted entry as modelEntrySchema reads it, its capabilities filled in when it
+ * has none (written before issue 20, or upserted without them): the shipped ones for its id.
+ */
+function withCapabilities(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || 'capabilities' in value) return value;
+  const shipped = SHIPPED_CAPABILITIES.get(String((value as { id?: unknown }).id));
+  return shipped ? { ...value, capabilities: shipped } : value;
+}
+
 export interface BusinessConfigOptions {
   /** Carries change notifications; holds the records too unless `records` is given. */
   store: DocStore;
@@ -165,7 +178,7 @@ export class BusinessConfig implements ModelCatalog {
 
   /** Adds or replaces a model. Fallbacks must name other models already in the list. */
   async upsertModel(input: ModelEntryInput): Promise<ModelEntry> {
-    const parsed = modelEntrySchema.safeParse(input);
+    const parsed = modelEntrySchema.safeParse(withCapabilities(input));
     if (!parsed.success) throw new BusinessConfigError('invalid', 'invalid model', issuesOf(parsed.error));
     const model = parsed.data;
     const known = await this.records.modelIds();
@@ -248,7 +261,7 @@ export class BusinessConfig implements ModelCatalog {
   private async storedModel(id: string): Promise<ModelEntry | null> {
     const stored = await this.records.model(id);
     if (stored === null || stored === undefined) return null;
-    const parsed = modelEntrySchema.safeParse(stored);
+    const parsed = modelEntrySchema.safeParse(withCapabilities(stored));
     return parsed.success ? parsed.data : null;
   }
 
@@ -258,7 +271,7 @@ export class BusinessConfig implements ModelCatalog {
 function validModels(values: readonly unknown[]): ModelEntry[] {
   const out: ModelEntry[] = [];
   for (const value of values) {
-    const parsed = modelEntrySchema.safeParse(value);
+    const parsed = modelEntrySchema.safeParse(withCapabilities(value));
     if (parsed.success) out.push(parsed.data);
   }
   return out;
@@ -279,5 +292,6 @@ export function toResolved(model: ModelEntry): ResolvedModel {
     inputPrice: model.input_price,
     outputPrice: model.output_price,
     fallbacks: Object.freeze([...model.fallbacks]),
+    capabilities: Object.freeze({ ...model.capabilities }),
   });
 }

@@ -1,4 +1,5 @@
 import type { ProviderId } from '../../shared';
+import type { ModelCapabilities } from '../../shared/business';
 
 /** A model as the catalog resolves it: which provider serves it, under which upstream id, at what price. */
 export interface ResolvedModel {
@@ -14,6 +15,8 @@ export interface ResolvedModel {
   outputPrice: number;
   /** Catalog ids to try, in order, when this model's provider has no usable key. */
   fallbacks: readonly string[];
+  /** What requests it takes beyond plain text (tools, images, JSON output, reasoning). */
+  capabilities: Readonly<ModelCapabilities>;
 }
 
 export interface ModelCatalog {

@@ -1,4 +1,4 @@
-import type { ChatRequest, GatewayErrorCode, ProviderId, StreamEvent, TokenUsage } from '../../shared';
+import { requiredCapabilities, type ChatRequest, type GatewayErrorCode, type ModelCapability, type ProviderId, type StreamEvent, type TokenUsage } from '../../shared';
 import type { ModelCatalog, ResolvedModel } from '../business/types';
 import { lazyChild, type Logger } from '../observability/logger';
 import { ECHO_REDACTED, SecretMatcher } from '../observability/SecretMatcher';
@@ -113,6 +113,14 @@ export class Dispatcher {
       return out({ type: 'error', code: 'internal', message: 'model catalog unavailable' });
     }
     if (!model) return out({ type: 'error', code: 'not_found', message: `unknown model: ${req.chat.model}` });
+    // The catalog's capabilities, checked here once for the model and each fallback: a request
+    // the model cannot take is refused before any upstream call (a 400 naming the field), and a
+    // fallback that cannot take it is skipped.
+    const needs = requiredCapabilities(req.chat);
+    const lacking = lackedBy(model, needs);
+    if (lacking) {
+      return out({ type: 'error', code: 'bad_request', message: `${model.id} cannot take ${CAPABILITY_WORDS[lacking.capability]}: the catalog says it has no ${lacking.capability} capability (field ${lacking.field})` });
+    }
 
     const state: RequestState = { attempts: 0, deadline: this.clock() + this.deadlineMs };
     const failures: Failure[] = [];
@@ -132,7 +140,7 @@ export class Dispatcher {
       try {
         while (!candidate && next < model.fallbacks.length) {
           const resolved = await this.deps.catalog.resolve(model.fallbacks[next++]!);
-          if (resolved && !tried.has(resolved.id)) candidate = resolved;
+          if (resolved && !tried.has(resolved.id) && !lackedBy(resolved, needs)) candidate = resolved;
         }
       } catch (error) {
         log.error({ err: describe(error) }, 'model catalog failed');
@@ -345,6 +353,19 @@ export class Dispatcher {
       if (!reported) await report({ kind: 'transient' }, 'aborted');
     }
   }
+}
+
+const CAPABILITY_WORDS: Record<ModelCapability, string> = {
+  tools: 'tools or tool messages',
+  vision: 'images',
+  json_schema: 'a JSON response format',
+  reasoning: 'a reasoning effort',
+};
+
+/** The first capability the request needs that the model lacks, or null. */
+function lackedBy(model: ResolvedModel, needs: readonly { capability: ModelCapability; field: string }[]): { capability: ModelCapability; field: string } | null {
+  for (const need of needs) if (!model.capabilities[need.capability]) return need;
+  return null;
 }
 
 type AttemptOutcome = LeaseOutcome['kind'] | 'bad_request' | 'aborted' | 'interrupted';

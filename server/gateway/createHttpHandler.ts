@@ -43,6 +43,16 @@ export interface HttpHandlerOptions {
   corsOrigins: readonly string[];
   /** Requests with larger bodies are refused with 413. Default 1 MiB. */
   maxBodyBytes?: number;
+  /**
+   * The body limit of a chat request (`/v1/chat/completions`, tRPC `chat.start` / `chat.complete`),
+   * whose images come as data URLs: default 16 MiB (one image data URL at its largest,
+   * MAX_IMAGE_DATA_URL_CHARS, and the conversation). Over `maxBodyBytes` it applies only to a
+   * request that states its `content-length`, within `largeBodyBudgetBytes`, and is read only
+   * once its token checked out.
+   */
+  maxChatBodyBytes?: number;
+  /** Bytes of large chat bodies (over `maxBodyBytes`) held at once; past it such a request gets 503 + retry-after. Default 128 MiB. */
+  largeBodyBudgetBytes?: number;
   /** The built demo client (dist/client); null or missing = `/` answers 404. */
   clientDir?: string | null;
   /** Present only in demo mode: `POST /dev/token` mints tokens for the demo's login screen. */
@@ -56,13 +66,24 @@ export interface HttpHandlerOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_CHAT_BODY_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_LARGE_BODY_BUDGET_BYTES = 128 * 1024 * 1024;
+const CHAT_PATHS = new Set(['/v1/chat/completions', '/trpc/chat.start', '/trpc/chat.complete']);
 
 /** The gateway's one request listener: health, tRPC, the OpenAI-compatible /v1, and the demo client. */
 export function createHttpHandler(options: HttpHandlerOptions): RequestListener {
   const { deps } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxChatBodyBytes = Math.max(maxBodyBytes, options.maxChatBodyBytes ?? DEFAULT_MAX_CHAT_BODY_BYTES);
+  // Requests allowed a body over maxBodyBytes: a chat request that stated its length and got
+  // room in the budget. Everything else (chunked bodies, other paths) is read to maxBodyBytes.
+  // The budget bounds what many large uploads at once can hold in memory (each is parsed too);
+  // the 30 s request timeout bounds how long a slow one holds its share.
+  const largeBodies = new WeakSet<IncomingMessage>();
+  let largeBodyBudget = options.largeBodyBudgetBytes ?? DEFAULT_LARGE_BODY_BUDGET_BYTES;
+  const bodyLimitOf = (req: IncomingMessage) => (largeBodies.has(req) ? maxChatBodyBytes : maxBodyBytes);
   // Once, not per request: /v1 logs nothing of its own (the engine's layers log with the request id).
-  const openaiOptions = { deps, maxBodyBytes };
+  const openaiOptions = { deps, bodyLimitOf };
   const requestIds = new WeakMap<IncomingMessage, string>();
   const contextFor = (req: IncomingMessage, requestId: string) =>
     // Every line a procedure logs carries the request id.
@@ -75,11 +96,13 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
   // chat.start, before every chat's first token, skips tRPC's HTTP adapter (see trpcCallFastPath.ts).
   const callFastPath = createTrpcCallFastPath({
     router: appRouter,
-    paths: new Set(['chat.start']),
+    paths: new Set(['chat.start', 'chat.complete']),
     createContext: contextFor,
     onError,
     errorHeaders: (error) => retryAfterHeadersOfErrors([error]),
     maxBodyBytes,
+    // A large chat body is read only for a signed-in caller.
+    maxBodyBytesFor: (req, ctx) => (ctx.user ? bodyLimitOf(req) : maxBodyBytes),
   });
   // Contexts of requests whose client asked for the connection to close after the answer.
   const closing = new WeakSet<GatewayContext>();
@@ -118,16 +141,28 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     res.setHeader('x-request-id', requestId);
 
     if (!applyCors(req, res, options.corsOrigins)) return;
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     // Refused before reading a byte; chunked bodies are cut by the readers (tRPC's maxBodySize, readBody).
     const length = Number(req.headers['content-length'] ?? 0);
-    if (length > maxBodyBytes) {
+    const limit = CHAT_PATHS.has(path) ? maxChatBodyBytes : maxBodyBytes;
+    if (length > limit) {
       res.setHeader('connection', 'close');
-      sendJson(res, 413, { error: { message: `request body over ${maxBodyBytes} bytes`, type: 'invalid_request_error', param: null, code: 'request_too_large' } });
+      sendJson(res, 413, { error: { message: `request body over ${limit} bytes`, type: 'invalid_request_error', param: null, code: 'request_too_large' } });
       req.resume();
       return;
     }
+    if (length > maxBodyBytes) {
+      if (length > largeBodyBudget) {
+        res.setHeader('connection', 'close');
+        sendJson(res, 503, { error: { message: 'too many large requests at once; retry shortly', type: 'server_error', param: null, code: 'busy' } }, { 'retry-after': '1' });
+        req.resume();
+        return;
+      }
+      largeBodyBudget -= length;
+      largeBodies.add(req);
+      res.once('close', () => void (largeBodyBudget += length));
+    }
 
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
     void route(req, res, path, requestId).catch((error: unknown) => {
       deps.logger.error({ requestId, path, err: error instanceof Error ? error.message : String(error) }, 'request failed');
       if (!res.headersSent) sendJson(res, 500, { error: { message: 'internal error', type: 'server_error', param: null, code: null } });
@@ -154,7 +189,7 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     }
     if (path === '/metrics' && options.metrics) return metrics(req, res, options.metrics);
     if (path.startsWith('/trpc/') && refuseLargeBatch(req, res, path, requestId)) return;
-    if (path === '/trpc/chat.start' && options.trpcFastPath !== false && (await callFastPath(req, res, requestId))) return;
+    if ((path === '/trpc/chat.start' || path === '/trpc/chat.complete') && options.trpcFastPath !== false && (await callFastPath(req, res, requestId))) return;
     if (path === '/trpc' || path.startsWith('/trpc/')) return trpc(req, res);
     if (path.startsWith('/v1/') && (await handleOpenAIRequest(req, res, path, requestId, openaiOptions))) return;
     if (path === '/admin/api-keys/status') return adminKeyStatus(req, res);

@@ -1,5 +1,31 @@
-import { PROVIDERS, type ProviderId } from '../../shared';
+import { PROVIDERS, type ProviderId, type ReasoningEffort } from '../../shared';
 import type { WireFormat } from './types';
+
+/**
+ * What an OpenAI-compatible provider's Chat Completions takes beyond the core every one of them
+ * has (text and image messages, max tokens, temperature, top_p, stop): from each provider's API
+ * reference. A request field the provider does not take is refused (400 naming it) before any
+ * upstream call, never sent to be rejected or silently ignored there. Whether a *model* can do
+ * tools, vision, structured output or reasoning is the catalog's (`capabilities`), not this.
+ */
+export interface OpenAIChatQuirks {
+  /** Takes the `developer` role (only OpenAI); elsewhere it is sent as `system`. */
+  developerRole: boolean;
+  /**
+   * Rejects two messages of one role in a row (Perplexity): consecutive plain text messages of
+   * one role are joined. Never across tool calls, tool results or images.
+   */
+  mergeConsecutiveRoles: boolean;
+  tools: boolean;
+  parallelToolCalls: boolean;
+  /** The field the sampling seed goes in (Mistral calls it `random_seed`); null: not taken. */
+  seedField: 'seed' | 'random_seed' | null;
+  penalties: boolean;
+  /** `response_format` types taken besides `text`. */
+  responseFormats: readonly ('json_object' | 'json_schema')[];
+  /** `reasoning_effort` values taken; empty: the field is not taken. */
+  reasoningEfforts: readonly ReasoningEffort[];
+}
 
 /**
  * Every provider as data: which wire format it speaks and where its quirks are. Adding an
@@ -24,7 +50,11 @@ export interface ProviderSpec {
    * Matching messages on a 400 classify as rejected.
    */
   rejectedKeyMessage?: RegExp;
+  /** OpenAI-compatible only (required there): see OpenAIChatQuirks. */
+  chat?: OpenAIChatQuirks;
 }
+
+const ALL_FORMATS = ['json_object', 'json_schema'] as const;
 
 const OPENAI_KEY_TEST = { method: 'GET', path: '/models' } as const;
 
@@ -36,6 +66,7 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     maxTokensField: 'max_completion_tokens',
     streamUsageOption: true,
     keyTest: OPENAI_KEY_TEST,
+    chat: { developerRole: true, mergeConsecutiveRoles: false, tools: true, parallelToolCalls: true, seedField: 'seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: ['none', 'minimal', 'low', 'medium', 'high'] },
   },
   groq: {
     id: 'groq',
@@ -45,6 +76,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     // Groq reports usage in `x_groq.usage` of the last chunk, and also honours stream_options.
     streamUsageOption: true,
     keyTest: OPENAI_KEY_TEST,
+    // Groq's reasoning models (gpt-oss, qwen3) take reasoning_effort.
+    chat: { developerRole: false, mergeConsecutiveRoles: true, tools: true, parallelToolCalls: true, seedField: 'seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: ['none', 'low', 'medium', 'high'] },
   },
   mistral: {
     id: 'mistral',
@@ -54,6 +87,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     // Mistral puts usage in the last chunk on its own and rejects fields it does not know.
     streamUsageOption: false,
     keyTest: OPENAI_KEY_TEST,
+    // Mistral names the seed `random_seed`; its reasoning (Magistral) has no effort knob.
+    chat: { developerRole: false, mergeConsecutiveRoles: true, tools: true, parallelToolCalls: true, seedField: 'random_seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: [] },
   },
   perplexity: {
     id: 'perplexity',
@@ -65,6 +100,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     // Perplexity has no model list. The key is checked before the body, so an empty request
     // costs nothing: 401 for a bad key, 400 for a good one.
     keyTest: { method: 'POST', path: '/chat/completions', body: { model: 'sonar', messages: [] } },
+    // Sonar has no function calling and no seed; structured output is json_schema only; sonar-deep-research takes reasoning_effort.
+    chat: { developerRole: false, mergeConsecutiveRoles: true, tools: false, parallelToolCalls: false, seedField: null, penalties: true, responseFormats: ['json_schema'], reasoningEfforts: ['low', 'medium', 'high'] },
   },
   deepseek: {
     id: 'deepseek',
@@ -73,6 +110,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     maxTokensField: 'max_tokens',
     streamUsageOption: true,
     keyTest: OPENAI_KEY_TEST,
+    // DeepSeek: JSON output is json_object only; no seed, no reasoning_effort (deepseek-reasoner always thinks).
+    chat: { developerRole: false, mergeConsecutiveRoles: true, tools: true, parallelToolCalls: false, seedField: null, penalties: true, responseFormats: ['json_object'], reasoningEfforts: [] },
   },
   xai: {
     id: 'xai',
@@ -82,6 +121,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     streamUsageOption: true,
     keyTest: OPENAI_KEY_TEST,
     rejectedKeyMessage: /incorrect api key|invalid api key/i,
+    // grok-3-mini takes reasoning_effort low or high.
+    chat: { developerRole: false, mergeConsecutiveRoles: true, tools: true, parallelToolCalls: true, seedField: 'seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: ['low', 'high'] },
   },
   kimi: {
     id: 'kimi',
@@ -91,6 +132,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     // Moonshot puts usage inside the last chunk's choice (`choices[0].usage`).
     streamUsageOption: false,
     keyTest: OPENAI_KEY_TEST,
+    // Moonshot: JSON mode is json_object only; no seed, no reasoning_effort.
+    chat: { developerRole: false, mergeConsecutiveRoles: true, tools: true, parallelToolCalls: false, seedField: null, penalties: true, responseFormats: ['json_object'], reasoningEfforts: [] },
   },
   anthropic: {
     id: 'anthropic',

@@ -10,6 +10,7 @@ const model = (provider: ResolvedModel['provider'], inputPrice: number, outputPr
   inputPrice,
   outputPrice,
   fallbacks: [],
+  capabilities: { tools: false, vision: false, json_schema: false, reasoning: false },
 });
 const settings = { expected_output_tokens: 1000, markup_percentage: 30 };
 

@@ -101,8 +101,8 @@ class RecordingPool implements DispatchKeyPool {
 }
 
 const MODELS: ResolvedModel[] = [
-  { id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test', displayName: 'GPT test', inputPrice: 1, outputPrice: 2, fallbacks: [] },
-  { id: 'mistral-first', provider: 'mistral', upstreamModel: 'm', displayName: 'M', inputPrice: 1, outputPrice: 1, fallbacks: ['gpt-test'] },
+  { id: 'gpt-test', provider: 'openai', upstreamModel: 'gpt-test', displayName: 'GPT test', inputPrice: 1, outputPrice: 2, fallbacks: [], capabilities: { tools: true, vision: true, json_schema: true, reasoning: true } },
+  { id: 'mistral-first', provider: 'mistral', upstreamModel: 'm', displayName: 'M', inputPrice: 1, outputPrice: 1, fallbacks: ['gpt-test'], capabilities: { tools: true, vision: true, json_schema: true, reasoning: true } },
 ];
 const catalog: ModelCatalog = {
   resolve: async (name) => MODELS.find((m) => m.id === name || `${m.provider}/${m.id}` === name) ?? null,

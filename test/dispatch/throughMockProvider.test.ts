@@ -28,9 +28,9 @@ const NOW = 1_800_000_000_000;
 const clock = () => NOW;
 
 const MODELS: ResolvedModel[] = [
-  { id: 'gpt-4o', provider: 'openai', upstreamModel: 'gpt-4o', displayName: 'GPT-4o', inputPrice: 2.5, outputPrice: 10, fallbacks: ['claude-sonnet-4'] },
-  { id: 'claude-sonnet-4', provider: 'anthropic', upstreamModel: 'claude-sonnet-4-20250514', displayName: 'Claude Sonnet 4', inputPrice: 3, outputPrice: 15, fallbacks: [] },
-  { id: 'gemini-2.5-flash', provider: 'google', upstreamModel: 'gemini-2.5-flash', displayName: 'Gemini 2.5 Flash', inputPrice: 0.3, outputPrice: 2.5, fallbacks: [] },
+  { id: 'gpt-4o', provider: 'openai', upstreamModel: 'gpt-4o', displayName: 'GPT-4o', inputPrice: 2.5, outputPrice: 10, fallbacks: ['claude-sonnet-4'], capabilities: { tools: true, vision: true, json_schema: true, reasoning: true } },
+  { id: 'claude-sonnet-4', provider: 'anthropic', upstreamModel: 'claude-sonnet-4-20250514', displayName: 'Claude Sonnet 4', inputPrice: 3, outputPrice: 15, fallbacks: [], capabilities: { tools: true, vision: true, json_schema: true, reasoning: true } },
+  { id: 'gemini-2.5-flash', provider: 'google', upstreamModel: 'gemini-2.5-flash', displayName: 'Gemini 2.5 Flash', inputPrice: 0.3, outputPrice: 2.5, fallbacks: [], capabilities: { tools: true, vision: true, json_schema: true, reasoning: true } },
 ];
 const catalog: ModelCatalog = {
   resolve: async (name) => MODELS.find((m) => m.id === name || `${m.provider}/${m.id}` === name) ?? null,

@@ -26,8 +26,8 @@ describe('OpenAI-compatible /v1', () => {
     const completion = await client.chat.completions.create({
       model: 'anthropic/claude-sonnet-4',
       messages: [{ role: 'user', content: 'plain answer' }],
-      // An unknown extra field is tolerated and ignored.
-      ...({ user_tag: 'ignored' } as object),
+      // An end-user id is accepted (and not forwarded); an unknown field is a 400 (test/gateway/v1RequestSurface.test.ts).
+      user: 'end-user-7',
     });
     expect(completion.object).toBe('chat.completion');
     expect(completion.model).toBe('claude-sonnet-4');

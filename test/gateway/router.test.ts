@@ -8,7 +8,7 @@ import { createCaller } from '../../server/gateway/router';
 import { silentLogger } from '../../server/observability/logger';
 import { pushEach, type ChatEngine, type ChatEngineRequest, type EventSink } from '../../server/streams/ChatEngine';
 import { ChatStreams } from '../../server/streams/ChatStreams';
-import { catalogOf, testModel } from '../support/gatewayHarness';
+import { ALL_CAPABILITIES, catalogOf, testModel } from '../support/gatewayHarness';
 
 const ANSWER: StreamEvent[] = [
   { type: 'start', provider: 'openai', model: 'gpt-4o', keyFingerprint: 'f1' },
@@ -149,7 +149,7 @@ describe('appRouter via createCaller', () => {
 
   it('models.list shows active models with names and prices', async () => {
     const { alice } = await setup();
-    expect(await alice.models.list()).toEqual([{ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2 }]);
+    expect(await alice.models.list()).toEqual([{ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2, capabilities: ALL_CAPABILITIES }]);
   });
 
   it('pool.status and pool.setKeyEnabled for admins; an unknown key is NOT_FOUND', async () => {

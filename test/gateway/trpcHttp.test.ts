@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StreamEvent } from '../../shared';
-import { startTestGateway, testModel, trpcClientFor, type TestGateway } from '../support/gatewayHarness';
+import { ALL_CAPABILITIES, startTestGateway, testModel, trpcClientFor, type TestGateway } from '../support/gatewayHarness';
 
 /**
  * The gateway over real HTTP in demo mode (real mock provider, key pool and dispatcher), called
@@ -183,7 +183,7 @@ describe('tRPC over HTTP', () => {
   it('models.list lists the catalog', async () => {
     const models = await gw.trpc(alice).models.list.query();
     expect(models.map((m) => m.id).sort()).toEqual(['claude-sonnet-4', 'endless', 'gpt-4o', 'long']);
-    expect(models.find((m) => m.id === 'gpt-4o')).toEqual({ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2 });
+    expect(models.find((m) => m.id === 'gpt-4o')).toEqual({ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2, capabilities: ALL_CAPABILITIES });
   });
 
   it('pool.watch pushes at once, then on change; pool.setKeyEnabled takes a key out', async () => {

@@ -103,7 +103,10 @@ export async function catalogOf(models: ModelEntryInput[]): Promise<BusinessConf
   return business;
 }
 
-/** A catalog entry for tests. */
+/** Every capability on: the mock provider takes tools, images, JSON output and thinking in every wire format. */
+export const ALL_CAPABILITIES = { tools: true, vision: true, json_schema: true, reasoning: true } as const;
+
+/** A catalog entry for tests; every capability on unless `extra` says otherwise. */
 export function testModel(id: string, provider: ModelEntryInput['provider'], extra: Partial<ModelEntryInput> = {}): ModelEntryInput {
-  return { id, provider, display_name: id, input_price: 1, output_price: 2, is_active: true, fallbacks: [], ...extra };
+  return { id, provider, display_name: id, input_price: 1, output_price: 2, is_active: true, fallbacks: [], capabilities: ALL_CAPABILITIES, ...extra };
 }

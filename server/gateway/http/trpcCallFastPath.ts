@@ -18,6 +18,8 @@ export interface TrpcCallFastPathOptions<TContext> {
   /** Extra headers of an error answer (`retry-after` of a 429), as the adapter's responseMeta adds them. */
   errorHeaders?(error: TRPCError): Record<string, string>;
   maxBodyBytes: number;
+  /** The body limit once the context is made (a larger one for a signed-in caller's chat); default maxBodyBytes. */
+  maxBodyBytesFor?(req: IncomingMessage, ctx: TContext): number;
 }
 
 const PREFIX = '/trpc/';
@@ -64,7 +66,7 @@ export function createTrpcCallFastPath<TContext>(options: TrpcCallFastPathOption
     try {
       // As tRPC's adapter: the context first, then the body (unreadable JSON is a BAD_REQUEST).
       ctx = await options.createContext(req, requestId);
-      const text = await readBody(req, res, options.maxBodyBytes).catch((error: unknown) => {
+      const text = await readBody(req, res, options.maxBodyBytesFor?.(req, ctx) ?? options.maxBodyBytes).catch((error: unknown) => {
         throw error instanceof BodyTooLargeError
           ? new TRPCError({ code: 'PAYLOAD_TOO_LARGE', message: error.message })
           : new TRPCError({ code: 'CLIENT_CLOSED_REQUEST', message: 'request body cut short', cause: error });

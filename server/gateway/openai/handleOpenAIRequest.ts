@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { chatRequestSchema, type StreamEvent } from '../../../shared';
+import { chatRequestSchema, type StreamEvent, type ToolCall } from '../../../shared';
 import { bearerToken, refusalMessage, type AuthUser } from '../../auth/tokens';
 import type { GatewayDeps } from '../context';
 import type { EventSink } from '../../streams/ChatEngine';
@@ -8,13 +8,14 @@ import { StreamedResponse } from '../../streams/StreamedResponse';
 import { collectAnswer } from '../collectAnswer';
 import { retryAfterHeaders, retryAfterMsOf } from '../gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
-import { OPENAI_ERROR_OF, openaiChatRequestSchema, openaiError, openaiFinishReason, openaiUsage, toChatRequest } from './openaiWire';
+import { OPENAI_ERROR_OF, openaiError, openaiFinishReason, openaiToolCalls, openaiUsage, readOpenAIChatRequest, refusalOf, wireField, wirePath, type OpenAIChatRequest } from './openaiWire';
 
 type ErrorEvent = Extract<StreamEvent, { type: 'error' }>;
 
 export interface OpenAIHandlerOptions {
   deps: GatewayDeps;
-  maxBodyBytes: number;
+  /** A request's body limit (a chat's may be large: images as data URLs); read only once the token checked out. */
+  bodyLimitOf(req: IncomingMessage): number;
 }
 
 /**
@@ -24,7 +25,7 @@ export interface OpenAIHandlerOptions {
  */
 export async function handleOpenAIRequest(req: IncomingMessage, res: ServerResponse, path: string, requestId: string, options: OpenAIHandlerOptions): Promise<boolean> {
   const { deps } = options;
-  const route = path === '/v1/chat/completions' ? 'chat' : path === '/v1/models' ? 'models' : null;
+  const route = path === '/v1/chat/completions' ? 'chat' : path === '/v1/models' ? 'models' : path.startsWith('/v1/models/') ? 'model' : null;
   if (!route) {
     if (!path.startsWith('/v1/')) return false;
     sendJson(res, 404, openaiError(`unknown endpoint ${path}`, 'invalid_request_error', 'unknown_url'));
@@ -43,29 +44,47 @@ export async function handleOpenAIRequest(req: IncomingMessage, res: ServerRespo
   }
   if (route === 'models') {
     const models = await deps.catalog.list();
-    sendJson(res, 200, { object: 'list', data: models.map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: m.provider })) });
+    sendJson(res, 200, { object: 'list', data: models.map(openaiModel) });
+    return true;
+  }
+  if (route === 'model') {
+    // As the client asked for it: an id, or `provider/model` (its slash is a path segment or %2F).
+    let name: string;
+    try {
+      name = decodeURIComponent(path.slice('/v1/models/'.length));
+    } catch {
+      name = '';
+    }
+    const model = name === '' ? null : await deps.catalog.resolve(name);
+    if (!model) sendJson(res, 404, openaiError(`The model '${name}' does not exist`, 'invalid_request_error', 'model_not_found', 'model'));
+    else sendJson(res, 200, openaiModel(model));
     return true;
   }
   await chatCompletions(req, res, verified.user, requestId, options);
   return true;
 }
 
-async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: AuthUser, requestId: string, { deps, maxBodyBytes }: OpenAIHandlerOptions): Promise<void> {
+/** OpenAI's model object. */
+function openaiModel(m: { id: string; provider: string }) {
+  return { id: m.id, object: 'model', created: 0, owned_by: m.provider };
+}
+
+async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: AuthUser, requestId: string, { deps, bodyLimitOf }: OpenAIHandlerOptions): Promise<void> {
   let raw: unknown;
   try {
-    raw = JSON.parse(await readBody(req, res, maxBodyBytes));
+    raw = JSON.parse(await readBody(req, res, bodyLimitOf(req)));
   } catch (error) {
     if (error instanceof BodyTooLargeError) sendJson(res, 413, openaiError(error.message, 'invalid_request_error', 'request_too_large'));
     else sendJson(res, 400, openaiError('body must be JSON', 'invalid_request_error', 'invalid_json'));
     return;
   }
-  const body = openaiChatRequestSchema.safeParse(raw);
-  const chat = body.success ? chatRequestSchema.safeParse(toChatRequest(body.data)) : null;
-  if (!body.success || !chat?.success) {
-    const issue = (body.success ? chat!.error! : body.error).issues[0];
-    sendJson(res, 400, openaiError(issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'invalid request', 'invalid_request_error', 'invalid_value', issue?.path.join('.') || null));
-    return;
-  }
+  // The wire's shape, then the shared model's rules (ranges, tool calls answered, ...), both
+  // refused with the wire's field names.
+  const read = readOpenAIChatRequest(raw);
+  if (!read.ok) return sendRefusal(res, read.refusal);
+  const wire = read.wire;
+  const chat = chatRequestSchema.safeParse(read.chat);
+  if (!chat.success) return sendRefusal(res, refusalOf(chat.error.issues[0], (path) => wirePath(path, wire)));
 
   // The client going away aborts the upstream call.
   const upstream = new AbortController();
@@ -73,27 +92,45 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
   res.on('close', () => {
     if (!res.writableFinished) upstream.abort();
   });
-  const delivery = body.data.stream ? 'stream' : 'whole';
+  const delivery = wire.stream ? 'stream' : 'whole';
   const run = (emit: EventSink) => deps.engine.run({ chat: chat.data, userId: user.id, signal: upstream.signal, controller: upstream, requestId, delivery }, emit);
   const id = `chatcmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
 
-  if (!body.data.stream) {
-    const answer = await collectAnswer(run);
-    if (!answer.ok) return sendError(res, answer.error);
+  if (!wire.stream) {
+    // Tool calls and reasoning are taken off the events on their way to collectAnswer (which keeps the text).
+    const calls = new ToolCallAssembler();
+    let reasoning = '';
+    const answer = await collectAnswer((emit) =>
+      run((event) => {
+        if (event.type === 'tool_call_delta') calls.add(event);
+        else if (event.type === 'reasoning') reasoning += event.text;
+        return emit(event);
+      }),
+    );
+    if (!answer.ok) return sendError(res, answer.error, wire);
     const a = answer.value;
+    const toolCalls = calls.calls();
+    const message = {
+      role: 'assistant',
+      // OpenAI's: null when the turn is only tool calls.
+      content: a.text === '' && toolCalls.length > 0 ? null : a.text,
+      refusal: null,
+      ...(reasoning !== '' ? { reasoning_content: reasoning } : {}),
+      ...(toolCalls.length > 0 ? { tool_calls: openaiToolCalls(toolCalls) } : {}),
+    };
     sendJson(res, 200, {
       id,
       object: 'chat.completion',
       created,
       model: a.model,
-      choices: [{ index: 0, message: { role: 'assistant', content: a.text, refusal: null }, logprobs: null, finish_reason: openaiFinishReason(a.finishReason) }],
+      choices: [{ index: 0, message, logprobs: null, finish_reason: openaiFinishReason(a.finishReason) }],
       ...(a.usage ? { usage: openaiUsage(a.usage) } : {}),
     });
     return;
   }
 
-  const includeUsage = body.data.stream_options?.include_usage === true;
+  const includeUsage = wire.stream_options?.include_usage === true;
   let model = chat.data.model;
   let usage: ReturnType<typeof openaiUsage> | null = null;
   let headersSent = false;
@@ -115,7 +152,7 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
       // real HTTP status with retry-after rather than a 200 stream carrying an error.
       if (event.type === 'error') {
         ended = true;
-        return sendError(res, event);
+        return sendError(res, event, wire);
       }
       headersSent = true;
       res.writeHead(200, SSE_HEADERS);
@@ -132,6 +169,18 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
         return textChunk
           ? send(textChunk[0] + JSON.stringify(event.text) + textChunk[1])
           : chunk([{ index: 0, delta: { content: event.text }, logprobs: null, finish_reason: null }]);
+      case 'reasoning':
+        // As DeepSeek and other OpenAI-compatible servers send thinking text; the openai client keeps unknown delta fields.
+        return chunk([{ index: 0, delta: { reasoning_content: event.text }, logprobs: null, finish_reason: null }]);
+      case 'tool_call_delta': {
+        // As OpenAI streams a call: its first chunk with id, type and name (arguments ''), then argument fragments by index.
+        const fragment = { index: event.index, function: { arguments: event.argumentsDelta } };
+        if (event.id === undefined && event.name === undefined) return chunk([{ index: 0, delta: { tool_calls: [fragment] }, logprobs: null, finish_reason: null }]);
+        const opening = chunkText([
+          { index: 0, delta: { tool_calls: [{ index: event.index, id: event.id ?? '', type: 'function', function: { name: event.name ?? '', arguments: '' } }] }, logprobs: null, finish_reason: null },
+        ]);
+        return send(event.argumentsDelta === '' ? opening : opening + chunkText([{ index: 0, delta: { tool_calls: [fragment] }, logprobs: null, finish_reason: null }]));
+      }
       case 'usage':
         usage = openaiUsage(event.usage);
         return;
@@ -164,7 +213,42 @@ const TEXT_MARK_JSON = JSON.stringify(TEXT_MARK);
 // overrode a client's `Connection: close` (the socket stayed open after the answer).
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };
 
-function sendError(res: ServerResponse, event: ErrorEvent): void {
+function sendRefusal(res: ServerResponse, refusal: { param: string; message: string }): void {
+  sendJson(res, 400, openaiError(refusal.message, 'invalid_request_error', 'invalid_value', refusal.param));
+}
+
+/** A field a refusal names, `(field topP)`, in the gateway's and adapters' words (see Dispatcher failureFor). */
+const NAMED_FIELD = /\(field ([A-Za-z0-9_.[\]]+)\)/;
+
+function sendError(res: ServerResponse, event: ErrorEvent, wire: OpenAIChatRequest): void {
   const { status, type } = OPENAI_ERROR_OF[event.code];
-  sendJson(res, status, openaiError(event.message, type, event.code === 'not_found' ? 'model_not_found' : event.code), retryAfterHeaders(retryAfterMsOf(event)));
+  let message = event.message;
+  let param: string | null = null;
+  // A request refused for a field (a capability the model lacks, a field the provider cannot
+  // take) names it as the /v1 body does, in the message and in `param`.
+  const named = event.code === 'bad_request' ? NAMED_FIELD.exec(message) : null;
+  if (named) {
+    param = wireField(named[1]!, wire);
+    message = message.replace(NAMED_FIELD, `(field ${param})`);
+  }
+  sendJson(res, status, openaiError(message, type, event.code === 'not_found' ? 'model_not_found' : event.code, param), retryAfterHeaders(retryAfterMsOf(event)));
+}
+
+/** A whole answer's tool calls from their streamed fragments, by index. */
+class ToolCallAssembler {
+  private readonly byIndex = new Map<number, ToolCall>();
+
+  add(event: Extract<StreamEvent, { type: 'tool_call_delta' }>): void {
+    const call = this.byIndex.get(event.index);
+    if (!call) this.byIndex.set(event.index, { id: event.id ?? '', name: event.name ?? '', arguments: event.argumentsDelta });
+    else {
+      if (event.id) call.id = event.id;
+      if (event.name) call.name = event.name;
+      call.arguments += event.argumentsDelta;
+    }
+  }
+
+  calls(): ToolCall[] {
+    return [...this.byIndex.entries()].sort(([a], [b]) => a - b).map(([, call]) => call);
+  }
 }

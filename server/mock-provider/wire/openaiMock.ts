@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { formatGoDuration, retryAfterHeader } from '../durations';
-import { textOf, type MockAnswerPlan } from '../mockAnswer';
+import { textOf, type MockAnswerPlan, type MockChatInput, type MockToolCall } from '../mockAnswer';
 import { jsonReply, type MockDialect, type MockErrorInfo, type MockReply } from '../mockDialect';
 import type { RateWindow } from '../RpmLimiter';
 
@@ -13,7 +13,11 @@ import type { RateWindow } from '../RpmLimiter';
  * `usage: null`. Errors are `{ error: { message, type, param, code } }`.
  */
 
-const messageSchema = z.object({ role: z.string(), content: z.unknown().optional() });
+const messageSchema = z.object({ role: z.string(), content: z.unknown().optional(), tool_call_id: z.string().nullish() });
+const toolSchema = z.object({
+  type: z.literal('function'),
+  function: z.object({ name: z.string().min(1), description: z.string().nullish(), parameters: z.record(z.string(), z.unknown()).nullish(), strict: z.boolean().nullish() }),
+});
 const requestSchema = z.object({
   model: z.string({ error: 'you must provide a model parameter' }).min(1, 'you must provide a model parameter'),
   messages: z.array(messageSchema, { error: "Missing required parameter: 'messages'." }),
@@ -21,6 +25,17 @@ const requestSchema = z.object({
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   max_tokens: z.number().int().nullish(),
   max_completion_tokens: z.number().int().nullish(),
+  tools: z.array(toolSchema).nullish(),
+  tool_choice: z.union([z.enum(['auto', 'none', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) })]).nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
+  response_format: z
+    .discriminatedUnion('type', [
+      z.object({ type: z.literal('text') }),
+      z.object({ type: z.literal('json_object') }),
+      z.object({ type: z.literal('json_schema'), json_schema: z.object({ name: z.string(), schema: z.record(z.string(), z.unknown()).nullish(), strict: z.boolean().nullish() }) }),
+    ])
+    .nullish(),
+  reasoning_effort: z.string().nullish(),
 });
 
 const MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'o4-mini'];
@@ -91,7 +106,23 @@ function usageOf(plan: MockAnswerPlan) {
 }
 
 const idOf = (plan: MockAnswerPlan) => `chatcmpl-mock${plan.serial}`;
-const finishOf = (plan: MockAnswerPlan) => (plan.truncated ? 'length' : 'stop');
+const finishOf = (plan: MockAnswerPlan) => (plan.toolCalls.length > 0 ? 'tool_calls' : plan.truncated ? 'length' : 'stop');
+const wireCall = (call: MockToolCall) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } });
+
+/** Images in user messages (`image_url` parts), as OpenAI counts what it was shown. */
+function imagesIn(content: unknown): number {
+  if (!Array.isArray(content)) return 0;
+  let count = 0;
+  for (const part of content) if (part && typeof part === 'object' && (part as { type?: unknown }).type === 'image_url') count += 1;
+  return count;
+}
+
+/** Argument text of a streamed call in fragments of about 8 characters, as models stream them. */
+function argumentPieces(text: string): string[] {
+  const pieces: string[] = [];
+  for (let i = 0; i < text.length; i += 8) pieces.push(text.slice(i, i + 8));
+  return pieces;
+}
 
 export const openaiMock: MockDialect = {
   provider: 'openai',
@@ -116,19 +147,41 @@ export const openaiMock: MockDialect = {
     const r = parsed.data;
     let promptChars = 0;
     let lastUserText = '';
+    let imageCount = 0;
     for (const m of r.messages) {
       const text = textOf(m.content);
       promptChars += text.length;
-      if (m.role === 'user') lastUserText = text;
+      if (m.role === 'user') {
+        lastUserText = text;
+        imageCount += imagesIn(m.content);
+      }
+      if (m.role === 'tool' && !m.tool_call_id) return { error: "Missing required parameter: 'messages[].tool_call_id'." };
     }
-    return {
+    const tools = r.tools ?? [];
+    const choice = r.tool_choice;
+    // As OpenAI: a named choice must name one of the tools.
+    if (typeof choice === 'object' && choice && !tools.some((t) => t.function.name === choice.function.name)) {
+      return { error: `Invalid value for 'tool_choice': function '${choice.function.name}' not found in 'tools'.` };
+    }
+    const format = r.response_format;
+    const input: MockChatInput = {
       model: r.model,
       stream: r.stream === true,
       includeUsage: r.stream_options?.include_usage === true,
       maxTokens: r.max_completion_tokens ?? r.max_tokens ?? undefined,
       lastUserText,
       promptChars,
+      lastIsToolResult: r.messages[r.messages.length - 1]?.role === 'tool',
     };
+    if (tools.length > 0) input.tools = tools.map((t) => ({ name: t.function.name, ...(t.function.parameters ? { parameters: t.function.parameters } : {}) }));
+    if (choice) input.toolChoice = typeof choice === 'string' ? choice : { name: choice.function.name };
+    if (r.parallel_tool_calls !== undefined && r.parallel_tool_calls !== null) input.parallelToolCalls = r.parallel_tool_calls;
+    if (format?.type === 'json_object') input.responseFormat = { type: 'json_object' };
+    if (format?.type === 'json_schema') input.responseFormat = format.json_schema.schema ? { type: 'json_schema', schema: format.json_schema.schema } : { type: 'json_object' };
+    if (imageCount > 0) input.imageCount = imageCount;
+    // A reasoning model asked to think shows its thought as `reasoning_content` (DeepSeek's field).
+    if (r.reasoning_effort && r.reasoning_effort !== 'none') input.thinking = true;
+    return input;
   },
 
   error: errorOf,
@@ -142,7 +195,22 @@ export const openaiMock: MockDialect = {
       object: 'chat.completion',
       created: plan.created,
       model: plan.model,
-      choices: [{ index: 0, message: { role: 'assistant', content: plan.text, refusal: null, annotations: [] }, logprobs: null, finish_reason: finishOf(plan) }],
+      choices: [
+        {
+          index: 0,
+          message: {
+            role: 'assistant',
+            // OpenAI's: null when the answer is only tool calls.
+            content: plan.toolCalls.length > 0 && plan.text === '' ? null : plan.text,
+            ...(plan.reasoning !== null ? { reasoning_content: plan.reasoning } : {}),
+            ...(plan.toolCalls.length > 0 ? { tool_calls: plan.toolCalls.map(wireCall) } : {}),
+            refusal: null,
+            annotations: [],
+          },
+          logprobs: null,
+          finish_reason: finishOf(plan),
+        },
+      ],
       usage: usageOf(plan),
       service_tier: 'default',
       system_fingerprint: 'fp_mock',
@@ -154,11 +222,23 @@ export const openaiMock: MockDialect = {
     const open = `data: {"id":"${idOf(plan)}","object":"chat.completion.chunk","created":${plan.created},"model":${JSON.stringify(plan.model)},"service_tier":"default","system_fingerprint":"fp_mock","choices":`;
     const deltaOpen = `${open}[{"index":0,"delta":{"content":`;
     const deltaClose = `},"logprobs":null,"finish_reason":null}]${usageField}}\n\n`;
+    const chunkOf = (delta: unknown) => `${open}[${JSON.stringify({ index: 0, delta, logprobs: null, finish_reason: null })}]${usageField}}\n\n`;
+    // Thinking first, as DeepSeek streams it (content null beside it).
+    const thought = plan.reasoning !== null ? chunkOf({ content: null, reasoning_content: plan.reasoning }) : '';
+    // Each call as OpenAI streams it: a chunk with its index, id, type and name (arguments ''),
+    // then its arguments in fragments, each chunk carrying only the index and the fragment.
+    let calls = '';
+    for (const [index, call] of plan.toolCalls.entries()) {
+      calls += chunkOf({ tool_calls: [{ index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }] });
+      for (const piece of argumentPieces(call.arguments)) calls += chunkOf({ tool_calls: [{ index, function: { arguments: piece } }] });
+    }
     return {
       contentType: 'text/event-stream; charset=utf-8',
-      head: () => `${open}[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]${usageField}}\n\n`,
+      head: () =>
+        `${open}[{"index":0,"delta":{"role":"assistant","content":${plan.toolCalls.length > 0 ? 'null' : '""'},"refusal":null},"logprobs":null,"finish_reason":null}]${usageField}}\n\n` + thought,
       delta: (text) => deltaOpen + JSON.stringify(text) + deltaClose,
       tail: () =>
+        calls +
         `${open}[{"index":0,"delta":{},"logprobs":null,"finish_reason":"${finishOf(plan)}"}]${usageField}}\n\n` +
         (plan.includeUsage ? `${open}[],"usage":${JSON.stringify(usageOf(plan))}}\n\n` : '') +
         'data: [DONE]\n\n',

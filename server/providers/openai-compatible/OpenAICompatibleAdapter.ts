@@ -1,6 +1,7 @@
-import type { FinishReason, TokenUsage } from '../../../shared';
+import { randomUUID } from 'node:crypto';
+import { MAX_TOOL_CALLS, type FinishReason, type TokenUsage } from '../../../shared';
 import { ProviderError } from '../ProviderError';
-import { addText, emitEach, emitTexts, type ChunkTexts } from '../emitEach';
+import { emitEach } from '../emitEach';
 import { safeParseValue } from '../http/parseJson';
 import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
@@ -41,12 +42,14 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     }
     if (req.delivery === 'whole') return emitEach(this.readWhole(await readAnswerBody(response, ctx.apiKey), ctx.apiKey), emit);
 
-    const state: ChunkState = { finishReason: undefined, usage: undefined, done: false };
+    const state: ChunkState = { finishReason: undefined, usage: undefined, done: false, toolCalls: undefined };
     await readSseEvents(
       response.body,
       ctx.apiKey,
       (data) => {
-        return emitTexts(this.readEvent(data, state, ctx.apiKey), emit);
+        const read = this.readEvent(data, state, ctx.apiKey);
+        if (read === undefined) return undefined;
+        return typeof read === 'string' ? emit({ type: 'delta', text: read }) : emitEach(read, emit);
       },
       () => state.done,
     );
@@ -62,8 +65,11 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     await emit({ type: 'done', finishReason: finishReason ?? 'stop' });
   }
 
-  /** One SSE event's data: returns its texts, puts finish reason and usage into `state`. Throws ProviderError. */
-  private readEvent(data: string, state: ChunkState, apiKey: string): ChunkTexts {
+  /**
+   * One SSE event's data: its text (the common chunk) or its events (anything else), finish
+   * reason and usage into `state`. Throws ProviderError.
+   */
+  private readEvent(data: string, state: ChunkState, apiKey: string): string | AdapterEvent[] | undefined {
     if (data === '[DONE]' || (data.charCodeAt(0) !== 123 /* { */ && data.trim() === '[DONE]')) {
       state.done = true;
       return;
@@ -90,13 +96,30 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     // cumulatively, so the last one seen wins.
     const reported = chunk.usage ?? chunk.x_groq?.usage ?? chunk.choices?.find((c) => c.usage)?.usage;
     if (reported) state.usage = convertOpenAIUsage(reported);
-    let texts: ChunkTexts;
+    const events: AdapterEvent[] = [];
     for (const choice of chunk.choices ?? []) {
-      const text = choice.delta?.content;
-      if (text) texts = addText(texts, text);
+      const delta = choice.delta;
+      const reasoning = delta?.reasoning_content ?? delta?.reasoning;
+      if (reasoning) events.push({ type: 'reasoning', text: reasoning });
+      if (delta?.content) events.push({ type: 'delta', text: delta.content });
+      for (const call of delta?.tool_calls ?? []) {
+        state.toolCalls ??= new Set();
+        // Without an index (servers that send each call whole): a fragment naming a call begins the next one.
+        const index = call.index ?? (call.id || call.function?.name ? state.toolCalls.size : Math.max(0, state.toolCalls.size - 1));
+        if (index > MAX_TOOL_CALLS) throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: a tool call index past ${MAX_TOOL_CALLS}` });
+        const first = !state.toolCalls.has(index);
+        state.toolCalls.add(index);
+        events.push({
+          type: 'tool_call_delta',
+          index,
+          // A call's first fragment names it; a server that sends no id gets one (a tool result must answer it).
+          ...(first ? { id: call.id || callId(), name: call.function?.name ?? '' } : call.function?.name ? { name: call.function.name } : {}),
+          argumentsDelta: call.function?.arguments ?? '',
+        });
+      }
       if (choice.finish_reason) state.finishReason = mapOpenAIFinishReason(choice.finish_reason);
     }
-    return texts;
+    return events.length > 0 ? events : undefined;
   }
 
   /** A one-piece answer as the same events a stream gives: its text, usage, done. Throws ProviderError. */
@@ -117,8 +140,14 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     const choice = answer.choices?.[0];
     if (!choice) throw new ProviderError({ kind: 'transient', message: `${this.spec.id}: answer without a choice`, providerCode: 'truncated' });
     const events: AdapterEvent[] = [];
-    const text = choice.message?.content;
+    const message = choice.message;
+    const reasoning = message?.reasoning_content ?? message?.reasoning;
+    if (reasoning) events.push({ type: 'reasoning', text: reasoning });
+    const text = message?.content;
     if (text) events.push({ type: 'delta', text });
+    for (const [index, call] of (message?.tool_calls ?? []).slice(0, MAX_TOOL_CALLS).entries()) {
+      events.push({ type: 'tool_call_delta', index, id: call.id || callId(), name: call.function.name, argumentsDelta: call.function.arguments ?? '' });
+    }
     const reported = answer.usage ?? answer.x_groq?.usage ?? choice.usage;
     if (reported) events.push({ type: 'usage', usage: convertOpenAIUsage(reported) });
     events.push({ type: 'done', finishReason: choice.finish_reason ? mapOpenAIFinishReason(choice.finish_reason) : 'stop' });
@@ -144,4 +173,11 @@ interface ChunkState {
   usage: TokenUsage | undefined;
   /** [DONE] was read. */
   done: boolean;
+  /** Indexes of the tool calls begun so far (made at the first). */
+  toolCalls: Set<number> | undefined;
+}
+
+/** An id for a tool call a server sent without one, in OpenAI's form. */
+function callId(): string {
+  return `call_${randomUUID().replace(/-/g, '').slice(0, 24)}`;
 }

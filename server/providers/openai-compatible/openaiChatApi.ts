@@ -52,25 +52,82 @@ const answerFields = {
   error: z.union([openaiErrorObjectSchema, z.string()]).nullish(),
 };
 
+/** A streamed tool call fragment: the first of an index has id, type and name; later ones argument text. */
+const toolCallDeltaSchema = z.object({
+  /** Absent from some servers' one-chunk calls (the call's place in the list then). */
+  index: z.number().int().nonnegative().nullish(),
+  id: z.string().nullish(),
+  function: z.object({ name: z.string().nullish(), arguments: z.string().nullish() }).nullish(),
+});
+
+/**
+ * Thinking text: `reasoning_content` (DeepSeek, Kimi, xAI's grok-3-mini, vLLM and others) or
+ * `reasoning` (Groq with reasoning_format parsed, OpenRouter-style servers).
+ */
+const reasoningFields = { reasoning_content: z.string().nullish(), reasoning: z.string().nullish() };
+
 export const openaiChunkSchema = z.object({
-  choices: z.array(z.object({ delta: z.object({ content: z.string().nullish() }).nullish(), ...choiceFields })).nullish(),
+  choices: z
+    .array(z.object({ delta: z.object({ content: z.string().nullish(), tool_calls: z.array(toolCallDeltaSchema).nullish(), ...reasoningFields }).nullish(), ...choiceFields }))
+    .nullish(),
   ...answerFields,
 });
 export type OpenAIChunk = z.infer<typeof openaiChunkSchema>;
 
 /** A one-piece answer (`stream: false`): the same fields, with `message` for `delta`. */
 export const openaiCompletionSchema = z.object({
-  choices: z.array(z.object({ message: z.object({ content: z.string().nullish() }).nullish(), ...choiceFields })).nullish(),
+  choices: z
+    .array(
+      z.object({
+        message: z
+          .object({
+            content: z.string().nullish(),
+            tool_calls: z.array(z.object({ id: z.string().nullish(), function: z.object({ name: z.string(), arguments: z.string().nullish() }) })).nullish(),
+            ...reasoningFields,
+          })
+          .nullish(),
+        ...choiceFields,
+      }),
+    )
+    .nullish(),
   ...answerFields,
 });
 export type OpenAICompletion = z.infer<typeof openaiCompletionSchema>;
 
+export type OpenAIContentPart = { type: 'text'; text: string } | { type: 'image_url'; image_url: { url: string; detail?: 'auto' | 'low' | 'high' } };
+export interface OpenAIToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export type OpenAIRequestMessage =
+  | { role: 'system' | 'developer'; content: string | { type: 'text'; text: string }[] }
+  | { role: 'user'; content: string | OpenAIContentPart[] }
+  | { role: 'assistant'; content: string | null; tool_calls?: OpenAIToolCall[] }
+  | { role: 'tool'; tool_call_id: string; content: string | { type: 'text'; text: string }[] };
+
+/** The request Keyrack sends (the same wire /v1 reads: server/gateway/openai/openaiWire.ts). */
 export interface OpenAIChatRequestBody {
   model: string;
-  messages: { role: 'system' | 'user' | 'assistant'; content: string }[];
+  messages: OpenAIRequestMessage[];
   stream: boolean;
   stream_options?: { include_usage: true };
   max_tokens?: number;
   max_completion_tokens?: number;
   temperature?: number;
+  top_p?: number;
+  stop?: string[];
+  seed?: number;
+  /** Mistral's name for `seed`. */
+  random_seed?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  tools?: { type: 'function'; function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean } }[];
+  tool_choice?: 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
+  parallel_tool_calls?: boolean;
+  response_format?:
+    | { type: 'text' | 'json_object' }
+    | { type: 'json_schema'; json_schema: { name: string; description?: string; schema: Record<string, unknown>; strict?: boolean } };
+  reasoning_effort?: string;
 }

@@ -15,7 +15,8 @@ export interface PlainChoice {
 
 /**
  * The common streamed chunk, `{"choices":[{"delta":{"content":"..."},"finish_reason":null}], ...}`.
- * Undefined for usage, errors, several choices or any unexpected type (openaiChunkSchema's).
+ * Undefined for usage, errors, several choices, tool calls, reasoning text or any unexpected
+ * type (openaiChunkSchema's).
  */
 export function plainDeltaChunk(raw: unknown): PlainChoice | undefined {
   if (typeof raw !== 'object' || raw === null) return undefined;
@@ -27,10 +28,12 @@ export function plainDeltaChunk(raw: unknown): PlainChoice | undefined {
   if (typeof choice !== 'object' || choice === null || Array.isArray(choice) || choice.usage != null) return undefined;
   const finish = choice.finish_reason;
   if (finish != null && typeof finish !== 'string') return undefined;
-  const delta = choice.delta as { content?: unknown } | null | undefined;
+  const delta = choice.delta as { content?: unknown; tool_calls?: unknown; reasoning_content?: unknown; reasoning?: unknown } | null | undefined;
   if (delta != null) {
     if (typeof delta !== 'object' || Array.isArray(delta)) return undefined;
     if (delta.content != null && typeof delta.content !== 'string') return undefined;
+    // Tool calls and thinking text are read by the schema (rare next to text chunks).
+    if (delta.tool_calls != null || delta.reasoning_content != null || delta.reasoning != null) return undefined;
   }
   return choice as PlainChoice;
 }
@@ -50,10 +53,11 @@ export function plainAnswer(raw: unknown): OpenAICompletion | undefined {
   const choice = choices[0] as { message?: unknown; finish_reason?: unknown; usage?: unknown } | null;
   if (typeof choice !== 'object' || choice === null || Array.isArray(choice) || choice.usage != null) return undefined;
   if (choice.finish_reason != null && typeof choice.finish_reason !== 'string') return undefined;
-  const message = choice.message as { content?: unknown } | null | undefined;
+  const message = choice.message as { content?: unknown; tool_calls?: unknown; reasoning_content?: unknown; reasoning?: unknown } | null | undefined;
   if (message != null) {
     if (typeof message !== 'object' || Array.isArray(message)) return undefined;
     if (message.content != null && typeof message.content !== 'string') return undefined;
+    if (message.tool_calls != null || message.reasoning_content != null || message.reasoning != null) return undefined;
   }
   return raw as OpenAICompletion;
 }
