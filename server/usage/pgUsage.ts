@@ -33,6 +33,11 @@ const NANO = 1e9;
  */
 export async function commitUsageBatch(pool: UsagePool, batchId: string, rows: readonly UsageRow[]): Promise<boolean> {
   const client = await pool.connect();
+  // A connection that dies between two of these queries (a server restart, a cut line) makes
+  // the checked-out client emit 'error' with no query to fail: without a listener, an uncaught
+  // exception. The next query fails instead, and the batch is retried.
+  const ignore = () => {};
+  client.on('error', ignore);
   let failed = false;
   try {
     await client.query('BEGIN');
@@ -78,6 +83,7 @@ export async function commitUsageBatch(pool: UsagePool, batchId: string, rows: r
     throw error;
   } finally {
     // A client whose transaction failed may have a broken connection: not back into the pool.
+    client.off('error', ignore);
     client.release(failed);
   }
 }
