@@ -11,6 +11,7 @@ import { ByokVault } from '../byok/ByokVault';
 import { createAdapters } from '../providers/createAdapters';
 import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
+import type { UsagePool } from '../usage/pgUsage';
 import { createMetrics, type GatewayMetrics } from '../observability/metrics';
 import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
 import { createGatewayRedis, isStalled } from '../ops/createGatewayRedis';
@@ -56,6 +57,11 @@ export interface CreateGatewayOptions {
   dispatcher?: Partial<Omit<DispatcherDeps, 'pool' | 'catalog' | 'logger'>>;
   /** KeyPool settings (windowMs, cooldowns). */
   pool?: Omit<KeyPoolOptions, 'logger'>;
+  /**
+   * Issue 23 (usage on PostgreSQL), wiring for the lead: the migrated pool the usage ledger
+   * records into. The DATABASE_URL pool should go here; absent, usage stays in the DocStore.
+   */
+  usagePool?: UsagePool;
   /** Stream buffer settings (detachGraceMs, attachTimeoutMs, retainMs; maxStreamsPerUser over MAX_STREAMS_PER_USER). */
   streams?: Pick<ChatStreamsOptions, 'detachGraceMs' | 'attachTimeoutMs' | 'retainMs' | 'maxStreamsPerUser'>;
   /** The Redis stream copy's reader and heartbeat timings (tests). */
@@ -212,7 +218,8 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       } else logger.error('ENCRYPTION_KEY is unset: BYOK is off (users cannot add their own keys) until it is set');
     }
     const vault = new ByokVault({ store: docStore, encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
-    const ledger = new UsageLedger({ store: docStore, logger });
+    // Issue 23: with a pool, usage and limits live in PostgreSQL (Redis: windows, holds, spend mirror).
+    const ledger = new UsageLedger({ store: docStore, ...(options.usagePool ? { pool: options.usagePool } : {}), logger });
     // The per-user caches on the chat path turn on once their change channel is subscribed; not
     // awaited, so a Redis away at start-up delays only the caching (reads go to the store meanwhile).
     for (const cached of [vault, ledger]) void cached.init().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : 'error' }, 'per-user cache stays off'));
