@@ -166,9 +166,8 @@ export interface UsageLedgerOptions {
 interface Pending {
   date: string;
   userId: string;
-  /** '' unknown; always '' without a pool (the Redis layout has no model). */
-  model: string;
-  provider: string | null;
+  /** PostgreSQL mode: the same usage per model ('' unknown); the Redis layout has no model. */
+  perModel: Map<string, ModelPart> | null;
   requests: number;
   inputTokens: number;
   outputTokens: number;
@@ -187,7 +186,16 @@ interface Batch {
   entries: Map<string, Pending>;
 }
 
-const entryId = (date: string, userId: string, model = '') => `${date}\u0000${userId}\u0000${model}`;
+/** One model's part of a user-day entry. */
+interface ModelPart {
+  provider: string | null;
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  costNano: number;
+}
+
+const entryId = (date: string, userId: string) => `${date}\u0000${userId}`;
 
 export function utcDateOf(ms: number): string {
   // Asked for on every request with "now": the last day's string is kept with its bounds.
@@ -284,7 +292,7 @@ export class UsageLedger {
 
   /** Gives back a hold whose request produced nothing to bill (refused, failed before any answer). */
   release(userId: string, hold: UsageHold): void {
-    this.buffer({ ...this.entryOf(userId, { inputTokens: 0, outputTokens: 0, costUsd: 0 }, hold), requests: 0 });
+    this.buffer(this.entryOf(userId, { inputTokens: 0, outputTokens: 0, costUsd: 0 }, hold, 0));
     this.scheduleWrite();
   }
 
@@ -458,22 +466,17 @@ export class UsageLedger {
   /**
    * This instance's records of a user-day the store does not count yet (neither written nor
    * covered by a live hold). With PostgreSQL: not yet in the mirror (the outbox, and committed
-   * batches whose mirror write waits), over every model.
+   * batches whose mirror write waits: none, unless Redis is away).
    */
   private unwrittenNano(date: string, userId: string, now: number): number {
+    const id = entryId(date, userId);
     let total = 0;
     const count = (entry: Pending | undefined) => {
       if (entry) total += entry.costNano - (entry.coverExpiresAt > now ? entry.coveredNano : 0);
     };
-    if (!this.pool) {
-      const id = entryId(date, userId);
-      count(this.outbox.get(id));
-      count(this.sealed?.entries.get(id));
-      return total;
-    }
-    for (const batch of [{ entries: this.outbox }, ...(this.sealed ? [this.sealed] : []), ...this.mirrorBacklog]) {
-      for (const entry of batch.entries.values()) if (entry.date === date && entry.userId === userId) count(entry);
-    }
+    count(this.outbox.get(id));
+    count(this.sealed?.entries.get(id));
+    for (const batch of this.mirrorBacklog) count(batch.entries.get(id));
     return total;
   }
 
@@ -548,14 +551,13 @@ export class UsageLedger {
     if (this.pending > 0) await this.flush();
   }
 
-  private entryOf(userId: string, usage: UsageRecordInput, hold: UsageHold | null): Pending {
+  private entryOf(userId: string, usage: UsageRecordInput, hold: UsageHold | null, requests = 1): Pending {
     const costNano = Math.max(0, Math.round(usage.costUsd * NANO));
-    return {
+    const entry: Pending = {
       date: utcDateOf(this.clock()),
       userId,
-      model: this.pool ? (usage.model ?? '') : '',
-      provider: this.pool ? (usage.provider ?? null) : null,
-      requests: 1,
+      perModel: null,
+      requests,
       inputTokens: Math.max(0, Math.round(usage.inputTokens)),
       outputTokens: Math.max(0, Math.round(usage.outputTokens)),
       costNano,
@@ -563,11 +565,16 @@ export class UsageLedger {
       coverExpiresAt: hold ? hold.expiresAtMs : Infinity,
       releases: hold ? [hold.ref] : [],
     };
+    if (this.pool) {
+      const { requests, inputTokens, outputTokens } = entry;
+      entry.perModel = new Map([[usage.model ?? '', { provider: usage.provider ?? null, requests, inputTokens, outputTokens, costNano }]]);
+    }
+    return entry;
   }
 
   /** Into the open outbox, merged per user-day; returns the entry's id. */
   private buffer(entry: Pending): string {
-    const id = entryId(entry.date, entry.userId, entry.model);
+    const id = entryId(entry.date, entry.userId);
     const existing = this.outbox.get(id);
     if (existing) {
       existing.requests += entry.requests;
@@ -577,9 +584,22 @@ export class UsageLedger {
       existing.coveredNano += entry.coveredNano;
       existing.coverExpiresAt = Math.min(existing.coverExpiresAt, entry.coverExpiresAt);
       existing.releases.push(...entry.releases);
+      if (existing.perModel && entry.perModel) {
+        for (const [model, part] of entry.perModel) {
+          const known = existing.perModel.get(model);
+          if (!known) existing.perModel.set(model, { ...part });
+          else {
+            known.provider ??= part.provider;
+            known.requests += part.requests;
+            known.inputTokens += part.inputTokens;
+            known.outputTokens += part.outputTokens;
+            known.costNano += part.costNano;
+          }
+        }
+      }
       return id;
     }
-    this.outbox.set(id, { ...entry, releases: [...entry.releases] });
+    this.outbox.set(id, { ...entry, releases: [...entry.releases], perModel: entry.perModel ? new Map([...entry.perModel].map(([m, p]) => [m, { ...p }])) : null });
     if (this.outbox.size + (this.sealed?.entries.size ?? 0) > this.maxOutbox) {
       const oldest = this.outbox.keys().next().value!;
       this.outbox.delete(oldest);
@@ -704,9 +724,11 @@ function compareUsers(a: UserUsage, b: { costNano: number; userId: string }): nu
 function rowsOf(batch: Batch): UsageRow[] {
   const rows: UsageRow[] = [];
   for (const e of batch.entries.values()) {
-    // A hold given back without any usage: nothing to record, only its release to mirror.
-    if (e.requests === 0 && e.inputTokens === 0 && e.outputTokens === 0 && e.costNano === 0) continue;
-    rows.push({ userId: e.userId, date: e.date, model: e.model, provider: e.provider, requests: e.requests, inputTokens: e.inputTokens, outputTokens: e.outputTokens, costNano: e.costNano });
+    for (const [model, p] of e.perModel ?? []) {
+      // A hold given back without any usage: nothing to record, only its release to mirror.
+      if (p.requests === 0 && p.inputTokens === 0 && p.outputTokens === 0 && p.costNano === 0) continue;
+      rows.push({ userId: e.userId, date: e.date, model, provider: p.provider, requests: p.requests, inputTokens: p.inputTokens, outputTokens: p.outputTokens, costNano: p.costNano });
+    }
   }
   return rows;
 }

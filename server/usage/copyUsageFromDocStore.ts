@@ -12,7 +12,7 @@ export interface UsageCopyReport {
   skippedDays: number;
   /** User-days copied. */
   rows: number;
-  /** Users whose limits were copied (limits already in PostgreSQL are kept). */
+  /** Users with limits in the DocStore (written to PostgreSQL unless it already had theirs: kept). */
   limits: number;
 }
 
