@@ -124,13 +124,13 @@ export async function usageOfUser(pool: UsagePool, userId: string, from: string,
  * their rows.
  */
 export async function usageByUser(pool: UsagePool, from: string, to: string, page: { limit?: number; cursor?: UsageCursor }): Promise<{ users: UserUsage[]; next: UsageCursor | null }> {
-  const { rows: totals } = await pool.query<{ user_id: string; cost: string }>(
+  const { rows: totals } = await pool.query<{ user_id: string; cost_text: string }>(
     `WITH totals AS (
        SELECT user_id, sum(cost_nano) AS cost FROM usage_daily WHERE day BETWEEN $1::date AND $2::date GROUP BY user_id
      )
-     SELECT user_id, cost::text AS cost FROM totals
+     SELECT user_id, cost::text AS cost_text FROM totals
      WHERE $3::numeric IS NULL OR cost < $3::numeric OR (cost = $3::numeric AND user_id COLLATE "C" > $4::text COLLATE "C")
-     ORDER BY cost DESC, user_id COLLATE "C" ASC
+     ORDER BY totals.cost DESC, user_id COLLATE "C" ASC
      LIMIT $5`,
     [from, to, page.cursor ? String(page.cursor.costNano) : null, page.cursor?.userId ?? '', page.limit === undefined ? null : page.limit + 1],
   );
@@ -146,7 +146,7 @@ export async function usageByUser(pool: UsagePool, from: string, to: string, pag
   for (const row of rows) perUser.get(row.user_id)?.push(row);
   const users = chosen.map((t) => summarise(t.user_id, perUser.get(t.user_id) ?? []));
   const last = chosen.at(-1)!;
-  return { users, next: more ? { costNano: Number(last.cost), userId: last.user_id } : null };
+  return { users, next: more ? { costNano: Number(last.cost_text), userId: last.user_id } : null };
 }
 
 export async function readUserLimits(pool: UsagePool, userId: string): Promise<unknown> {

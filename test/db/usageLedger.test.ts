@@ -95,8 +95,8 @@ describe('usage ledger on PostgreSQL (issue 23)', () => {
   it('issue 23: byUser pages with limit and cursor, highest cost first, and refuses a bad cursor', async () => {
     now = Date.UTC(2025, 6, 1, 12);
     const ledger = ledgerOn(`pgusage-page-${randomUUID()}`);
-    // 7 users; two tie on cost (order by id then).
-    const costs: Record<string, number> = { p1: 0.7, p2: 0.6, p3: 0.5, p4: 0.5, p5: 0.3, p6: 0.2, p7: 0.1 };
+    // 9 users; two tie on cost (order by id then); costs of 8, 9 and 10 digits of nano-USD (ordered as numbers, not text).
+    const costs: Record<string, number> = { p0: 1.5, p1: 0.7, p2: 0.6, p3: 0.5, p4: 0.5, p5: 0.3, p6: 0.2, p7: 0.1, p8: 0.05 };
     for (const [user, cost] of Object.entries(costs)) ledger.recordSoon(user, { inputTokens: 1, outputTokens: 1, costUsd: cost });
     await ledger.flush();
     const range = { from: '2025-07-01', to: '2025-07-01' };
@@ -111,9 +111,9 @@ describe('usage ledger on PostgreSQL (issue 23)', () => {
       pages += 1;
     } while (cursor);
     expect(pages).toBe(3);
-    expect(seen).toEqual(['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7']);
-    expect((await ledger.byUserPage(range, { limit: 7 })).nextCursor).toBeNull();
-    expect((await ledger.byUser(range)).length).toBe(7);
+    expect(seen).toEqual(['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8']);
+    expect((await ledger.byUserPage(range, { limit: 9 })).nextCursor).toBeNull();
+    expect((await ledger.byUser(range)).map((u) => u.userId)).toEqual(seen);
     await expect(ledger.byUserPage(range, { cursor: 'not a cursor!' })).rejects.toMatchObject({ name: 'UsageError', code: 'invalid' });
     await expect(ledger.byUserPage(range, { limit: 0 })).rejects.toMatchObject({ code: 'invalid' });
     await ledger.close();
