@@ -83,7 +83,8 @@ export async function commitUsageBatch(pool: UsagePool, batchId: string, rows: r
     throw error;
   } finally {
     // A client whose transaction failed may have a broken connection: not back into the pool.
-    client.off('error', ignore);
+    // A failed client is ended by the pool and may still report its broken line: keep listening.
+    if (!failed) client.off('error', ignore);
     client.release(failed);
   }
 }
