@@ -47,11 +47,61 @@ export const usageTotalsSchema = z.object({
 });
 export type UsageTotals = z.infer<typeof usageTotalsSchema>;
 
-export const usageDaySchema = usageTotalsSchema.extend({ date: utcDateSchema });
+/** A day's usage of one model (the catalog id that served it), where the record said which. */
+export const usageModelSchema = usageTotalsSchema.extend({ model: z.string() });
+export type UsageModel = z.infer<typeof usageModelSchema>;
+
+/** `models`: the day per model, where known (the PostgreSQL ledger keeps it; the Redis one does not). */
+export const usageDaySchema = usageTotalsSchema.extend({ date: utcDateSchema, models: z.array(usageModelSchema).optional() });
 export type UsageDay = z.infer<typeof usageDaySchema>;
 
 export const userUsageSchema = usageTotalsSchema.extend({ userId: z.string(), days: z.array(usageDaySchema) });
 export type UserUsage = z.infer<typeof userUsageSchema>;
+
+/**
+ * Where a page of usage.byUser starts: opaque to callers (base64url of the last row's cost and
+ * user id: keyset pagination, so a page is one indexed query however deep it is). Decoded here so
+ * the router refuses a bad one as input (400) before the resolver runs.
+ */
+export interface UsageCursor {
+  costNano: number;
+  userId: string;
+}
+
+export function encodeUsageCursor(cursor: UsageCursor): string {
+  const bytes = new TextEncoder().encode(JSON.stringify([cursor.costNano, cursor.userId]));
+  return btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+export function decodeUsageCursor(text: string): UsageCursor | null {
+  if (!/^[A-Za-z0-9_-]{1,1400}$/.test(text)) return null;
+  try {
+    const binary = atob(text.replaceAll('-', '+').replaceAll('_', '/'));
+    const parsed: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(binary, (ch) => ch.charCodeAt(0))));
+    if (!Array.isArray(parsed) || parsed.length !== 2) return null;
+    const [costNano, userId] = parsed as unknown[];
+    if (typeof costNano !== 'number' || !Number.isSafeInteger(costNano) || costNano < 0 || typeof userId !== 'string' || userId.length > 1000) return null;
+    return { costNano, userId };
+  } catch {
+    return null;
+  }
+}
+
+/** Most users in one page of usage.byUser. */
+export const MAX_USAGE_PAGE = 500;
+export const usagePageSchema = z.object({
+  /** Users per page; absent: all of them (one page). */
+  limit: z.number().int().min(1).max(MAX_USAGE_PAGE).optional(),
+  /** The previous page's `nextCursor`. */
+  cursor: z
+    .string()
+    .refine((c) => decodeUsageCursor(c) !== null, 'not a usage cursor')
+    .optional(),
+});
+export type UsagePage = z.infer<typeof usagePageSchema>;
+
+export const userUsagePageSchema = z.object({ users: z.array(userUsageSchema), nextCursor: z.string().nullable() });
+export type UserUsagePage = z.infer<typeof userUsagePageSchema>;
 
 export const userLimitsSchema = z.object({
   /** Requests per minute (sliding window, shared by every gateway instance). Absent: unlimited. */

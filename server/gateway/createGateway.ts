@@ -13,6 +13,7 @@ import { openDatabaseOfRecord, type DatabaseOfRecord } from '../db/openDatabaseO
 import { createAdapters } from '../providers/createAdapters';
 import { baseUrlFor } from '../providers/registry';
 import { UsageLedger } from '../usage/UsageLedger';
+import type { UsagePool } from '../usage/pgUsage';
 import { createMetrics, type GatewayMetrics } from '../observability/metrics';
 import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
 import { createGatewayRedis, isStalled } from '../ops/createGatewayRedis';
@@ -58,6 +59,11 @@ export interface CreateGatewayOptions {
   dispatcher?: Partial<Omit<DispatcherDeps, 'pool' | 'catalog' | 'logger'>>;
   /** KeyPool settings (windowMs, cooldowns). */
   pool?: Omit<KeyPoolOptions, 'logger'>;
+  /**
+   * The migrated pool the usage ledger records into (tests); default the DATABASE_URL pool, and
+   * without DATABASE_URL usage stays in the DocStore (issue 23).
+   */
+  usagePool?: UsagePool;
   /** Stream buffer settings (detachGraceMs, attachTimeoutMs, retainMs; maxStreamsPerUser over MAX_STREAMS_PER_USER). */
   streams?: Pick<ChatStreamsOptions, 'detachGraceMs' | 'attachTimeoutMs' | 'retainMs' | 'maxStreamsPerUser'>;
   /** The Redis stream copy's reader and heartbeat timings (tests). */
@@ -220,7 +226,9 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       } else logger.error('ENCRYPTION_KEY is unset: BYOK is off (users cannot add their own keys) until it is set');
     }
     const vault = new ByokVault({ store: docStore, ...(database ? { records: database.byok } : {}), encryptionKey, ...(env.encryptionKeyPrevious ? { previousEncryptionKey: env.encryptionKeyPrevious } : {}), logger });
-    const ledger = new UsageLedger({ store: docStore, logger });
+    // Issue 23: with DATABASE_URL, usage and limits live in PostgreSQL (Redis: windows, holds, spend mirror).
+    const usagePool = options.usagePool ?? database?.pool;
+    const ledger = new UsageLedger({ store: docStore, ...(usagePool ? { pool: usagePool } : {}), logger });
     // The per-user caches on the chat path turn on once their change channel is subscribed; not
     // awaited, so a Redis away at start-up delays only the caching (reads go to the store meanwhile).
     for (const cached of [vault, ledger]) void cached.init().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : 'error' }, 'per-user cache stays off'));

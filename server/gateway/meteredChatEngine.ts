@@ -87,7 +87,8 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
         recorded = true;
         // Into the ledger's outbox before the event leaves (a client gone after this point
         // cannot lose the record); the store write happens off the answer's path.
-        if (usage) deps.ledger.recordSoon(userId, usage, hold);
+        // The model and provider that served it: kept per model by the PostgreSQL ledger (issue 23).
+        if (usage) deps.ledger.recordSoon(userId, { ...usage, ...(priced ? { model: priced.id } : {}), ...(servedBy ? { provider: servedBy } : {}) }, hold);
         else if (hold) deps.ledger.release(userId, hold);
       };
       /** The end of an answer without the provider's usage: bill what was produced, if anything was. */

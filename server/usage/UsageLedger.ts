@@ -4,13 +4,19 @@ import { systemClock, type Clock, type CounterWrite, type DocStore, type HoldRef
 import { NotifiedCache } from '../store/NotifiedCache';
 import { decodeId, encodeId } from '../store/storeIds';
 import {
+  decodeUsageCursor,
+  encodeUsageCursor,
+  usagePageSchema,
   usageRangeSchema,
   userLimitsSchema,
   type UsageDay,
+  type UsagePage,
   type UsageRange,
   type UserLimits,
   type UserUsage,
+  type UserUsagePage,
 } from '../../shared/usage';
+import { commitUsageBatch, dailySpentNano, pruneUsageBatches, readUserLimits, usageByUser, usageOfUser, writeUserLimits, type UsagePool, type UsageRow } from './pgUsage';
 
 /**
  * Per-user, per-UTC-day usage (requests, tokens, cost) and the per-user limits admins set.
@@ -37,6 +43,27 @@ import {
  * stalled after applying it) is retried with the same id and counted once (issue 24.8). While a
  * batch is unconfirmed it is retried as it is; new records wait in the open part of the outbox.
  * A crashed process loses its outbox.
+ *
+ * With PostgreSQL (`pool`, DATABASE_URL: issue 23) the database is the record and Redis keeps
+ * only the hot state:
+ *  - A batch is committed to PostgreSQL in one transaction that first inserts its id into
+ *    `usage_batches` (already there: applied, skipped), then its `usage_events` and the
+ *    `usage_daily` rollup (pgUsage.ts). It leaves the outbox only once that committed; while
+ *    PostgreSQL is away batches wait in the outbox (bounded by maxOutboxEntries) and are retried
+ *    under the same id, so a lost COMMIT reply counts once. The outage is logged once, at error,
+ *    and once when it ends.
+ *  - Reads (mine, byUser with pagination) and limits (`user_limits`) come from SQL; the limits
+ *    cache is still invalidated across instances through the store's pub/sub.
+ *  - Budgets are still reserved in Redis (one round trip per budgeted request, as before: no
+ *    PostgreSQL on the request path). The reservation counts `usage:spent:<date>`, a mirror of
+ *    each user's cost of the day that the ledger keeps in step: after a batch commits in
+ *    PostgreSQL its cost is added to the mirror and its holds released, in one applyOnce (same
+ *    batch id). A mirror field holds MIRROR_BASE + the day's cost once it has been seeded from
+ *    PostgreSQL; a field below MIRROR_BASE is a mirror that never had the database's part (a new
+ *    day, a budget set mid-day) or lost it (a Redis flush or restart), and the admission that
+ *    finds it reads the day's cost from `usage_daily`, adds it (once, under a seed marker, across
+ *    instances), and reserves again: once per user-day, not per request. A record committed but
+ *    not yet mirrored (Redis away) still counts on this instance, as the outbox does.
  */
 
 const NANO = 1e9;
@@ -52,6 +79,22 @@ export const USAGE_LIMITS_CHANNEL = 'usage-limits';
 const dayKey = (date: string) => `usage:day:${date}`;
 const holdsKey = (date: string, userId: string) => `usage:holds:${date}:${encodeId(userId)}`;
 const batchKey = (id: string) => `usage:batch:${id}`;
+/** PostgreSQL mode: the Redis mirror of each user's cost of the day, counted by the budget reservation. */
+const spentKey = (date: string) => `usage:spent:${date}`;
+const seedKey = (date: string, userId: string) => `usage:seed:${date}:${encodeId(userId)}`;
+/**
+ * Added to a mirror field when it is seeded from PostgreSQL: a field below it lacks the
+ * database's part. 2^52 nano-USD, so base + a day's cost stays an exact double (below 2^53, both
+ * in JavaScript and in Redis' Lua) up to 4.5 million USD per user per day.
+ */
+const MIRROR_BASE = 2 ** 52;
+/** The mirror is today's hot state only; PostgreSQL keeps the history. */
+const MIRROR_TTL_MS = 2 * DAY_MS;
+/** Batches committed to PostgreSQL whose mirror write waits (Redis away); older ones are given up (their holds expire). */
+const MAX_MIRROR_BACKLOG = 1_000;
+/** Batch ids kept this long in `usage_batches`; pruned at most hourly. */
+const BATCH_ID_RETENTION_DAYS = 7;
+const PRUNE_EVERY_MS = 3_600_000;
 
 type UsageCounter = 'r' | 'i' | 'o' | 'c';
 /** The one place a user's counter field is named (requests, input, output, cost). */
@@ -84,10 +127,19 @@ export interface UsageRecordInput {
   inputTokens: number;
   outputTokens: number;
   costUsd: number;
+  /** The catalog model that served it, and its provider: kept per model by the PostgreSQL ledger. */
+  model?: string;
+  provider?: string;
 }
 
 export interface UsageLedgerOptions {
   store: DocStore;
+  /**
+   * PostgreSQL (DATABASE_URL), migrated (server/db/migrate.ts): the database of record for usage
+   * and limits; `store` (Redis) then keeps the RPM windows, budget holds and the spend mirror.
+   * Absent: everything in `store`, as before issue 23.
+   */
+  pool?: UsagePool;
   clock?: Clock;
   /** Day counters expire after this many days. Default 400 (a year of history, and then some). */
   retentionDays?: number;
@@ -114,6 +166,8 @@ export interface UsageLedgerOptions {
 interface Pending {
   date: string;
   userId: string;
+  /** PostgreSQL mode: the same usage per model ('' unknown); the Redis layout has no model. */
+  perModel: Map<string, ModelPart> | null;
   requests: number;
   inputTokens: number;
   outputTokens: number;
@@ -127,8 +181,18 @@ interface Pending {
 
 /** Written once: retried under the same id until the store confirms it. */
 interface Batch {
+  id: string;
   markerKey: string;
   entries: Map<string, Pending>;
+}
+
+/** One model's part of a user-day entry. */
+interface ModelPart {
+  provider: string | null;
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+  costNano: number;
 }
 
 const entryId = (date: string, userId: string) => `${date}\u0000${userId}`;
@@ -170,9 +234,15 @@ export class UsageLedger {
   private writeBehind: NodeJS.Timeout | null = null;
   /** Users' limits, read on every request: in process, dropped on change by any instance. */
   private readonly limits: NotifiedCache<UserLimits>;
+  private readonly pool: UsagePool | null;
+  /** PostgreSQL mode: batches committed whose mirror write (and hold releases) waits, oldest first. */
+  private readonly mirrorBacklog: Batch[] = [];
+  private databaseDown = false;
+  private lastPruneAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: UsageLedgerOptions) {
     this.store = options.store;
+    this.pool = options.pool ?? null;
     this.limits = new NotifiedCache({ store: options.store, channel: USAGE_LIMITS_CHANNEL, ...(options.clock ? { clock: options.clock } : {}) });
     this.clock = options.clock ?? systemClock;
     this.ttlMs = (options.retentionDays ?? 400) * DAY_MS;
@@ -222,7 +292,7 @@ export class UsageLedger {
 
   /** Gives back a hold whose request produced nothing to bill (refused, failed before any answer). */
   release(userId: string, hold: UsageHold): void {
-    this.buffer({ ...this.entryOf(userId, { inputTokens: 0, outputTokens: 0, costUsd: 0 }, hold), requests: 0 });
+    this.buffer(this.entryOf(userId, { inputTokens: 0, outputTokens: 0, costUsd: 0 }, hold, 0));
     this.scheduleWrite();
   }
 
@@ -233,6 +303,11 @@ export class UsageLedger {
   }
 
   async mine(userId: string, range: UsageRange): Promise<UserUsage> {
+    if (this.pool) {
+      const valid = this.validRange(range);
+      await this.settle();
+      return usageOfUser(this.pool, userId, valid.from, valid.to);
+    }
     await this.settle();
     const days = this.validDays(range);
     const fields = (['r', 'i', 'o', 'c'] as const).map((f) => usageField(f, userId));
@@ -245,8 +320,36 @@ export class UsageLedger {
     return summarise(userId, rows);
   }
 
-  /** Every user's usage in the range (admin), highest cost first. */
-  async byUser(range: UsageRange): Promise<UserUsage[]> {
+  /** Every user's usage in the range (admin), highest cost first; with `page.limit`, one page of it. */
+  async byUser(range: UsageRange, page: UsagePage = {}): Promise<UserUsage[]> {
+    return (await this.byUserPage(range, page)).users;
+  }
+
+  /**
+   * A page of byUser: `limit` users (all without it) after `cursor` (the previous page's
+   * `nextCursor`), and the next page's cursor, null on the last page. A bad cursor is a
+   * UsageError('invalid').
+   */
+  async byUserPage(range: UsageRange, page: UsagePage = {}): Promise<UserUsagePage> {
+    const parsed = usagePageSchema.safeParse(page);
+    if (!parsed.success) throw new UsageError('invalid', parsed.error.issues[0]?.message ?? 'invalid usage page');
+    const cursor = parsed.data.cursor === undefined ? undefined : decodeUsageCursor(parsed.data.cursor)!;
+    const { limit } = parsed.data;
+    if (this.pool) {
+      const valid = this.validRange(range);
+      await this.settle();
+      const { users, next } = await usageByUser(this.pool, valid.from, valid.to, { ...(limit !== undefined ? { limit } : {}), ...(cursor ? { cursor } : {}) });
+      return { users, nextCursor: next ? encodeUsageCursor(next) : null };
+    }
+    const all = await this.allByUser(range);
+    // The same order as the list (cost, then id): the page starts after the cursor's row.
+    const rest = cursor ? all.filter((u) => compareUsers(u, cursor) > 0) : all;
+    const users = limit === undefined ? rest : rest.slice(0, limit);
+    const last = users.at(-1);
+    return { users, nextCursor: limit !== undefined && rest.length > limit && last ? encodeUsageCursor({ costNano: Math.round(last.costUsd * NANO), userId: last.userId }) : null };
+  }
+
+  private async allByUser(range: UsageRange): Promise<UserUsage[]> {
     await this.settle();
     const perUser = new Map<string, UsageDay[]>();
     for (const date of this.validDays(range)) {
@@ -257,19 +360,21 @@ export class UsageLedger {
         perUser.set(userId, [...(perUser.get(userId) ?? []), day]);
       }
     }
-    return [...perUser].map(([userId, days]) => summarise(userId, days)).sort((a, b) => b.costUsd - a.costUsd || a.userId.localeCompare(b.userId));
+    return [...perUser].map(([userId, days]) => summarise(userId, days)).sort((a, b) => compareUsers(a, { costNano: Math.round(b.costUsd * NANO), userId: b.userId }));
   }
 
   async setLimits(userId: string, limits: unknown): Promise<UserLimits> {
     const parsed = userLimitsSchema.parse(limits);
-    await this.store.mapSet(LIMITS, encodeId(userId), parsed);
+    if (this.pool) await writeUserLimits(this.pool, userId, parsed);
+    else await this.store.mapSet(LIMITS, encodeId(userId), parsed);
     await this.limits.changed(userId);
     return parsed;
   }
 
   getLimits(userId: string): Promise<UserLimits> {
     return this.limits.get(userId, async () => {
-      const parsed = userLimitsSchema.safeParse(await this.store.mapGet(LIMITS, encodeId(userId)));
+      const stored = this.pool ? await readUserLimits(this.pool, userId) : await this.store.mapGet(LIMITS, encodeId(userId));
+      const parsed = userLimitsSchema.safeParse(stored);
       return parsed.success ? parsed.data : {};
     });
   }
@@ -297,18 +402,30 @@ export class UsageLedger {
       const limit = Math.round(limits.dailyBudgetUsd * NANO);
       const expiresAtMs = now + this.holdTtlMs;
       const amountNano = holdUsd === undefined ? undefined : Math.max(0, Math.ceil(holdUsd * NANO));
-      const reserved = await this.store.reserve({
-        counterKey: dayKey(today),
-        field: usageField('c', userId),
-        extra: this.unwrittenNano(today, userId, now),
-        limit,
-        holdsKey: holdsKey(today, userId),
-        ...(amountNano !== undefined ? { hold: { id: randomUUID(), amount: amountNano, expiresAtMs } } : {}),
-        nowMs: now,
-      });
+      // PostgreSQL mode counts the mirror, whose seeded fields carry MIRROR_BASE (see the top).
+      const base = this.pool ? MIRROR_BASE : 0;
+      const extra = this.unwrittenNano(today, userId, now);
+      const reserve = () =>
+        this.store.reserve({
+          counterKey: this.pool ? spentKey(today) : dayKey(today),
+          field: usageField('c', userId),
+          extra,
+          limit: limit + base,
+          holdsKey: holdsKey(today, userId),
+          ...(amountNano !== undefined ? { hold: { id: randomUUID(), amount: amountNano, expiresAtMs } } : {}),
+          nowMs: now,
+        });
+      let reserved = await reserve();
+      if (this.pool && reserved.spent - extra < MIRROR_BASE) {
+        // The mirror lacks the database's part of the day: seed it, give back what was placed
+        // against the incomplete count, and reserve again. Once per user-day (or Redis flush).
+        await this.seedMirror(this.pool, today, userId, reserved.spent - extra);
+        if (reserved.hold) await this.store.applyOnce({ markerKey: batchKey(randomUUID()), markerTtlMs: 60_000, writes: [], releases: [reserved.hold] });
+        reserved = await reserve();
+      }
       if (!reserved.ok) {
         const untilMidnight = Date.parse(`${today}T00:00:00Z`) + DAY_MS - now;
-        if (reserved.spent >= limit) return { ok: false, refused: 'budget', retryAfterMs: untilMidnight };
+        if (reserved.spent - base >= limit) return { ok: false, refused: 'budget', retryAfterMs: untilMidnight };
         return { ok: false, refused: 'budget', retryAfterMs: Math.min(HOLDS_RETRY_MS, untilMidnight), heldInFlight: true };
       }
       if (reserved.hold && amountNano !== undefined) hold = { ref: reserved.hold, amountNano, expiresAtMs };
@@ -346,14 +463,37 @@ export class UsageLedger {
     this.writeBehind.unref();
   }
 
-  /** This instance's records of a user-day the store does not count yet (neither written nor covered by a live hold). */
+  /**
+   * This instance's records of a user-day the store does not count yet (neither written nor
+   * covered by a live hold). With PostgreSQL: not yet in the mirror (the outbox, and committed
+   * batches whose mirror write waits: none, unless Redis is away).
+   */
   private unwrittenNano(date: string, userId: string, now: number): number {
     const id = entryId(date, userId);
     let total = 0;
-    for (const entry of [this.outbox.get(id), this.sealed?.entries.get(id)]) {
+    const count = (entry: Pending | undefined) => {
       if (entry) total += entry.costNano - (entry.coverExpiresAt > now ? entry.coveredNano : 0);
-    }
+    };
+    count(this.outbox.get(id));
+    count(this.sealed?.entries.get(id));
+    for (const batch of this.mirrorBacklog) count(batch.entries.get(id));
     return total;
+  }
+
+  /**
+   * Adds the day's cost in PostgreSQL to a mirror field that lacks it. `observed` is what the
+   * field held at the reservation: everything in the mirror is in PostgreSQL already (a batch is
+   * mirrored only after it committed), so it is taken off. At most once per user-day across
+   * instances (the seed marker, gone with the field on a flush); a batch mirrored between the
+   * reservation and the read counts twice: over, never under.
+   */
+  private async seedMirror(pool: UsagePool, date: string, userId: string, observed: number): Promise<void> {
+    const spent = await dailySpentNano(pool, userId, date);
+    await this.store.applyOnce({
+      markerKey: seedKey(date, userId),
+      markerTtlMs: MIRROR_TTL_MS,
+      writes: [{ key: spentKey(date), deltas: { [usageField('c', userId)]: MIRROR_BASE + spent - observed }, ttlMs: MIRROR_TTL_MS }],
+    });
   }
 
   /** One store step for a batch: its counters per day, and the holds it settles. */
@@ -380,18 +520,44 @@ export class UsageLedger {
     });
   }
 
+  /**
+   * PostgreSQL mode: a committed batch's cost into the mirror and its holds released, in one
+   * step at most once (the batch's marker), as write() does in the store alone.
+   */
+  private async writeMirror(batch: Batch): Promise<void> {
+    const perDay = new Map<string, Record<string, number>>();
+    const releases: HoldRef[] = [];
+    for (const entry of batch.entries.values()) {
+      releases.push(...entry.releases);
+      if (entry.costNano === 0) continue;
+      let deltas = perDay.get(entry.date);
+      if (!deltas) perDay.set(entry.date, (deltas = {}));
+      const field = usageField('c', entry.userId);
+      deltas[field] = (deltas[field] ?? 0) + entry.costNano;
+    }
+    const writes: CounterWrite[] = [...perDay].map(([date, deltas]) => ({ key: spentKey(date), deltas, ttlMs: MIRROR_TTL_MS }));
+    await this.store.applyOnce({
+      markerKey: batch.markerKey,
+      markerTtlMs: this.markerTtlMs,
+      writes,
+      releases,
+      ...(this.confirmed !== null ? { forget: this.confirmed } : {}),
+    });
+  }
+
   /** This instance's own records written (or found unwritable) before a read, so a reader sees its own requests. */
   private async settle(): Promise<void> {
     if (this.flushing) await this.flushing;
     if (this.pending > 0) await this.flush();
   }
 
-  private entryOf(userId: string, usage: UsageRecordInput, hold: UsageHold | null): Pending {
+  private entryOf(userId: string, usage: UsageRecordInput, hold: UsageHold | null, requests = 1): Pending {
     const costNano = Math.max(0, Math.round(usage.costUsd * NANO));
-    return {
+    const entry: Pending = {
       date: utcDateOf(this.clock()),
       userId,
-      requests: 1,
+      perModel: null,
+      requests,
       inputTokens: Math.max(0, Math.round(usage.inputTokens)),
       outputTokens: Math.max(0, Math.round(usage.outputTokens)),
       costNano,
@@ -399,6 +565,11 @@ export class UsageLedger {
       coverExpiresAt: hold ? hold.expiresAtMs : Infinity,
       releases: hold ? [hold.ref] : [],
     };
+    if (this.pool) {
+      const { requests, inputTokens, outputTokens } = entry;
+      entry.perModel = new Map([[usage.model ?? '', { provider: usage.provider ?? null, requests, inputTokens, outputTokens, costNano }]]);
+    }
+    return entry;
   }
 
   /** Into the open outbox, merged per user-day; returns the entry's id. */
@@ -413,9 +584,22 @@ export class UsageLedger {
       existing.coveredNano += entry.coveredNano;
       existing.coverExpiresAt = Math.min(existing.coverExpiresAt, entry.coverExpiresAt);
       existing.releases.push(...entry.releases);
+      if (existing.perModel && entry.perModel) {
+        for (const [model, part] of entry.perModel) {
+          const known = existing.perModel.get(model);
+          if (!known) existing.perModel.set(model, { ...part });
+          else {
+            known.provider ??= part.provider;
+            known.requests += part.requests;
+            known.inputTokens += part.inputTokens;
+            known.outputTokens += part.outputTokens;
+            known.costNano += part.costNano;
+          }
+        }
+      }
       return id;
     }
-    this.outbox.set(id, { ...entry, releases: [...entry.releases] });
+    this.outbox.set(id, { ...entry, releases: [...entry.releases], perModel: entry.perModel ? new Map([...entry.perModel].map(([m, p]) => [m, { ...p }])) : null });
     if (this.outbox.size + (this.sealed?.entries.size ?? 0) > this.maxOutbox) {
       const oldest = this.outbox.keys().next().value!;
       this.outbox.delete(oldest);
@@ -433,11 +617,13 @@ export class UsageLedger {
       entries.set(id, entry);
     }
     for (const id of entries.keys()) this.outbox.delete(id);
-    this.sealed = { markerKey: batchKey(randomUUID()), entries };
+    const id = randomUUID();
+    this.sealed = { id, markerKey: batchKey(id), entries };
     return this.sealed;
   }
 
   private async drain(): Promise<void> {
+    if (this.pool) return this.drainToDatabase(this.pool);
     // Until empty: what is recorded while a write is out goes in the same drain.
     while (this.sealed || this.outbox.size > 0) {
       const batch = this.nextBatch();
@@ -452,6 +638,63 @@ export class UsageLedger {
       this.confirmed = batch.markerKey;
       this.sealed = null;
     }
+  }
+
+  /**
+   * PostgreSQL mode: each batch committed (the record), then mirrored into the store. A batch
+   * leaves the outbox once committed; its mirror write waits in a backlog while the store is
+   * away, so a Redis outage does not hold up the record, nor a PostgreSQL one the holds' release.
+   */
+  private async drainToDatabase(pool: UsagePool): Promise<void> {
+    let mirrorUp = true;
+    for (;;) {
+      while (mirrorUp && this.mirrorBacklog.length > 0) {
+        const batch = this.mirrorBacklog[0]!;
+        try {
+          await this.writeMirror(batch);
+        } catch (error) {
+          mirrorUp = false;
+          this.logger?.warn({ err: error instanceof Error ? error.message : 'unknown' }, 'usage mirror write failed; retried with the next batch');
+          break;
+        }
+        this.mirrorBacklog.shift();
+        this.confirmed = batch.markerKey;
+      }
+      if (!this.sealed && this.outbox.size === 0) break;
+      const batch = this.nextBatch();
+      try {
+        await commitUsageBatch(pool, batch.id, rowsOf(batch));
+      } catch (error) {
+        // Kept as it is, same id: if PostgreSQL committed it and only the reply was lost, the
+        // retry finds its id and changes nothing. Stop: the database is still away.
+        if (!this.databaseDown) {
+          this.databaseDown = true;
+          this.logger?.error({ code: (error as { code?: unknown }).code ?? 'error', pending: this.pending }, 'usage database unreachable; records wait in the outbox until it answers');
+        }
+        return;
+      }
+      if (this.databaseDown) {
+        this.databaseDown = false;
+        this.logger?.info({ pending: this.pending }, 'usage database answers again; the outbox drains');
+      }
+      this.sealed = null;
+      this.mirrorBacklog.push(batch);
+      if (this.mirrorBacklog.length > MAX_MIRROR_BACKLOG) {
+        this.mirrorBacklog.shift(); // in PostgreSQL already; only its holds are left to expire
+        this.logger?.error({ backlog: MAX_MIRROR_BACKLOG }, 'usage mirror backlog full; the oldest batch is left unmirrored');
+      }
+    }
+    const now = this.clock();
+    if (now - this.lastPruneAt >= PRUNE_EVERY_MS) {
+      this.lastPruneAt = now;
+      await pruneUsageBatches(pool, BATCH_ID_RETENTION_DAYS).catch(() => {});
+    }
+  }
+
+  private validRange(range: UsageRange): UsageRange {
+    const parsed = usageRangeSchema.safeParse(range);
+    if (!parsed.success) throw new UsageError('invalid', parsed.error.issues[0]?.message ?? 'invalid usage range');
+    return parsed.data;
   }
 
   /** The range's days; the range is checked first (schema: real dates, order, length), so no list is built for an absurd one. */
@@ -471,6 +714,23 @@ export class UsageError extends Error {
   ) {
     super(message);
   }
+}
+
+/** byUser's order: cost, highest first, then user id; > 0 when `a` comes after `b`. */
+function compareUsers(a: UserUsage, b: { costNano: number; userId: string }): number {
+  return b.costNano - Math.round(a.costUsd * NANO) || a.userId.localeCompare(b.userId);
+}
+
+function rowsOf(batch: Batch): UsageRow[] {
+  const rows: UsageRow[] = [];
+  for (const e of batch.entries.values()) {
+    for (const [model, p] of e.perModel ?? []) {
+      // A hold given back without any usage: nothing to record, only its release to mirror.
+      if (p.requests === 0 && p.inputTokens === 0 && p.outputTokens === 0 && p.costNano === 0) continue;
+      rows.push({ userId: e.userId, date: e.date, model, provider: p.provider, requests: p.requests, inputTokens: p.inputTokens, outputTokens: p.outputTokens, costNano: p.costNano });
+    }
+  }
+  return rows;
 }
 
 function toDay(date: string, requests = 0, inputTokens = 0, outputTokens = 0, costNano = 0): UsageDay {

@@ -69,6 +69,7 @@ const ADMIN_PROCEDURES: { path: string; type: 'query' | 'mutation'; input?: unkn
   { path: 'pool.setKeyEnabled', type: 'mutation', input: { provider: 'openai', fingerprint: 'x', enabled: false } },
   { path: 'pool.reload', type: 'mutation' },
   { path: 'usage.byUser', type: 'query' },
+  { path: 'usage.byUserPage', type: 'query' },
   { path: 'users.setLimits', type: 'mutation', input: { userId: 'bob', limits: {} } },
   { path: 'users.limits', type: 'query', input: { userId: 'bob' } },
 ];
