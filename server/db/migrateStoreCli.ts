@@ -5,7 +5,8 @@ import { loadEnvironmentOrExit } from '../config/loadEnvironment';
 import { silentLogger } from '../observability/logger';
 import { EVERY_ENTRY } from '../store/NotifiedCache';
 import { createRedisDocStore } from '../store/redisDocStore';
-import { describeMigration, migrateStore, type StoreMigrationStep } from './migrateStore';
+import { copyUsageFromDocStore } from '../usage/copyUsageFromDocStore';
+import { describeMigration, migrateStore } from './migrateStore';
 import { openDatabaseOfRecord } from './openDatabaseOfRecord';
 
 /**
@@ -16,14 +17,8 @@ import { openDatabaseOfRecord } from './openDatabaseOfRecord';
  * restart the gateways with DATABASE_URL set (they then read and write PostgreSQL). Running it
  * again is safe: identical rows are left alone (it prints "0 written"), so it can be re-run just
  * before the switch to pick up what changed meanwhile. Redis is only read; it prints counts,
- * never a value or a URL's password.
+ * never a value or a URL's password. The usage ledger (day counters, limits) is copied too.
  */
-
-/**
- * Further copies run in the same transaction. TODO(issue 23, usage ledger): add the usage
- * ledger's copy step here (the usage helper's module exports it).
- */
-const EXTRA_STEPS: StoreMigrationStep[] = [];
 
 async function main(): Promise<number> {
   // It serves no request and verifies no token: JWT_SECRET need not be given.
@@ -38,9 +33,13 @@ async function main(): Promise<number> {
   try {
     const database = await openDatabaseOfRecord(env.databaseUrl, { logger: silentLogger, max: 2 });
     try {
-      const report = await migrateStore(store, database.pool, EXTRA_STEPS);
+      const report = await migrateStore(store, database.pool);
       console.log(`Copied the store under REDIS_PREFIX ${env.redisPrefix} into PostgreSQL:`);
       for (const line of describeMigration(report)) console.log(`  ${line}`);
+      // The usage ledger after the rest: one transaction per day, each a batch with its own id,
+      // so a second run (or a run cut short and started again) counts no day twice.
+      const usage = await copyUsageFromDocStore(store, database.pool);
+      console.log(`  usage: ${usage.days} days copied (${usage.rows} user-days), ${usage.skippedDays} already copied; limits of ${usage.limits} users`);
       // Gateways already on PostgreSQL drop their cached catalog and BYOK routing (best effort).
       await store.publish(BUSINESS_CHANNEL, 'changed').catch(() => {});
       await store.publish(BYOK_CHANNEL, EVERY_ENTRY).catch(() => {});

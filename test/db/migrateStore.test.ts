@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BusinessConfig } from '../../server/business/BusinessConfig';
 import { ByokVault } from '../../server/byok/ByokVault';
+import { UsageLedger } from '../../server/usage/UsageLedger';
 import { describeMigration, migrateStore } from '../../server/db/migrateStore';
 import { createPgBusinessRecords } from '../../server/db/pgBusinessRecords';
 import { createPgByokRecords } from '../../server/db/pgByokRecords';
@@ -49,7 +50,7 @@ describe('npm run migrate-store (issue 23)', () => {
     expect(out).toContain('DATABASE_URL');
   });
 
-  it('issue 23: copies config, catalog, BYOK keys (ciphertext as is) and settings from Redis; a second run writes nothing; no secret printed', async () => {
+  it('issue 23: copies config, catalog, BYOK keys (ciphertext as is), settings and usage from Redis; a second run writes nothing; no secret printed', async () => {
     const prefix = `test-migrate-${randomUUID().slice(0, 8)}`;
     const encryptionKey = randomBytes(32);
     const source = createRedisDocStore({ redis, prefix });
@@ -66,6 +67,9 @@ describe('npm run migrate-store (issue 23)', () => {
     await vault.setSettings('settings-only', { fallbackToSharedPool: false });
     const models = (await config.getConfig()).models.length;
     await config.close();
+    const ledger = new UsageLedger({ store: source, writeBehindMs: 0, flushIntervalMs: null });
+    await ledger.record('alice', { inputTokens: 10, outputTokens: 20, costUsd: 0.5 });
+    await ledger.close();
 
     const env = { REDIS_URL: inject('redisUrl'), REDIS_PREFIX: prefix, DATABASE_URL: db.url };
     const first = await runCli(env);
@@ -74,7 +78,14 @@ describe('npm run migrate-store (issue 23)', () => {
     expect(first.out).toContain('BYOK keys (2 users): 2 written');
     expect(first.out).toContain('BYOK settings: 2 written');
     expect(first.code).toBe(0);
+    expect(first.out).toContain('usage: 1 days copied (1 user-days), 0 already copied');
     for (const secret of [KEY_A, KEY_B, encryptionKey.toString('hex')]) expect(first.out).not.toContain(secret);
+    const again = await runCli(env);
+    expect(again.out).toContain('usage: 0 days copied (0 user-days), 1 already copied');
+    const pgLedger = new UsageLedger({ store: createMemoryDocStore(), pool: db.pool, flushIntervalMs: null });
+    const today = new Date().toISOString().slice(0, 10);
+    expect(await pgLedger.mine('alice', { from: today, to: today })).toMatchObject({ requests: 1, inputTokens: 10, outputTokens: 20, costUsd: 0.5 });
+    await pgLedger.close();
 
     // The second run in process (the command is this function and a print): the same counts text.
     const second = { out: describeMigration(await migrateStore(source, db.pool)).join('\n') };
