@@ -74,6 +74,8 @@ export interface CreateGatewayOptions {
   clientDir?: string | null;
   poolWatchIntervalMs?: number;
   maxBodyBytes?: number;
+  /** Chat requests' bodies (they may carry images); default DEFAULT_MAX_CHAT_BODY_BYTES (createHttpHandler). */
+  maxChatBodyBytes?: number;
   /**
    * Slow clients (slowloris): a request whose headers are not in within headersTimeoutMs, or whose
    * body is not in within requestTimeoutMs, is cut. Defaults 10 s / 30 s (responses, streams
@@ -329,6 +331,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       deps,
       corsOrigins: env.corsOrigins,
       ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+      ...(options.maxChatBodyBytes !== undefined ? { maxChatBodyBytes: options.maxChatBodyBytes } : {}),
       clientDir: options.clientDir === undefined ? DEFAULT_CLIENT_DIR : options.clientDir,
       devTokens: env.devTokens,
       readiness,

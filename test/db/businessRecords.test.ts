@@ -107,7 +107,8 @@ describe.each(backends)('BusinessConfig on the $name records (issue 23)', (backe
     // A fresh instance reads it all back from the records.
     const other = make(shared);
     await other.init();
-    expect((await other.getConfig()).models.find((m) => m.id === 'my-model')).toEqual({ id: 'my-model', provider: 'openai', upstream_model: 'gpt-4o-2024-11-20', display_name: 'Pinned 4o', input_price: 0.075, output_price: 0.0000001, is_active: true, fallbacks: ['gpt-4o-mini'] });
+    // An entry upserted without capabilities gets none (plain text only; not in defaults.json).
+    expect((await other.getConfig()).models.find((m) => m.id === 'my-model')).toEqual({ id: 'my-model', provider: 'openai', upstream_model: 'gpt-4o-2024-11-20', display_name: 'Pinned 4o', input_price: 0.075, output_price: 0.0000001, is_active: true, fallbacks: ['gpt-4o-mini'], capabilities: { tools: false, vision: false, json_schema: false, reasoning: false } });
     await Promise.all([config.close(), other.close()]);
   });
 

@@ -50,6 +50,8 @@ beforeAll(async () => {
     },
     logger: createLogger({ level: 'debug', destination: logs.destination }),
     maxBodyBytes: MAX_BODY,
+    // Chat bodies have their own, larger limit (images, issue 20): the same small one here.
+    maxChatBodyBytes: MAX_BODY,
   });
   redis = new Redis(inject('redisUrl'));
 });
