@@ -24,6 +24,15 @@ export const TOKENS_PER_REPLY = 3;
  */
 export const ESTIMATED_BYTES_PER_TOKEN = 4;
 
+/**
+ * What one image counts for, in prompt limits and the budget's bound. Providers bill images by
+ * their own rules (OpenAI by 512 px tiles, ~1,100 tokens for a detailed 1024 px image; Anthropic
+ * about width x height / 750, ~1,600 at its 1.15 MP cap; Gemini 258 per tile), reported in the
+ * answer's usage; this is a fixed, generous stand-in. An image's bytes (a data URL can be
+ * megabytes) are no measure of its tokens, and counting them would refuse every image prompt.
+ */
+export const TOKENS_PER_IMAGE = 1_600;
+
 type Tokenizer = typeof import('gpt-tokenizer/encoding/o200k_base');
 let tokenizer: Promise<Tokenizer> | null = null;
 
@@ -41,14 +50,14 @@ export function tokenizerRequested(): boolean {
 /** An upper bound of the o200k count, from UTF-8 byte lengths alone (no tokenizer). */
 export function promptTokensAtMost(messages: readonly ChatMessage[]): number {
   let total = TOKENS_PER_REPLY;
-  for (const message of messages) total += TOKENS_PER_MESSAGE + messageBytes(message);
+  for (const message of messages) total += TOKENS_PER_MESSAGE + messageBytes(message) + imageTokens(message);
   return total;
 }
 
 /** An estimate without the tokenizer (ESTIMATED_BYTES_PER_TOKEN), never above promptTokensAtMost. */
 export function estimatePromptTokens(messages: readonly ChatMessage[]): number {
   let total = TOKENS_PER_REPLY;
-  for (const message of messages) total += TOKENS_PER_MESSAGE + Math.ceil(messageBytes(message) / ESTIMATED_BYTES_PER_TOKEN);
+  for (const message of messages) total += TOKENS_PER_MESSAGE + Math.ceil(messageBytes(message) / ESTIMATED_BYTES_PER_TOKEN) + imageTokens(message);
   return total;
 }
 
@@ -56,7 +65,7 @@ export function estimatePromptTokens(messages: readonly ChatMessage[]): number {
 export async function countPromptTokens(messages: readonly ChatMessage[]): Promise<number> {
   const { countTokens } = await loadTokenizer();
   let total = TOKENS_PER_REPLY;
-  for (const message of messages) total += TOKENS_PER_MESSAGE + countTokens(tokenizedText(message));
+  for (const message of messages) total += TOKENS_PER_MESSAGE + countTokens(tokenizedText(message)) + imageTokens(message);
   return total;
 }
 
@@ -68,7 +77,7 @@ export async function countPromptTokensWithin(messages: readonly ChatMessage[], 
   const { isWithinTokenLimit } = await loadTokenizer();
   let total = TOKENS_PER_REPLY;
   for (const message of messages) {
-    total += TOKENS_PER_MESSAGE;
+    total += TOKENS_PER_MESSAGE + imageTokens(message);
     if (total > limit) return null;
     const within = isWithinTokenLimit(tokenizedText(message), limit - total);
     if (within === false) return null;
@@ -78,15 +87,14 @@ export async function countPromptTokensWithin(messages: readonly ChatMessage[], 
 }
 
 /**
- * What a message weighs before tokenizing, in UTF-8 bytes: its text, its tool calls' names and
- * arguments, a tool result's call id, and each image's URL (a data URL's length bounds its bytes;
- * providers bill images by their own rules, reported in the answer's usage).
+ * What a message's text weighs before tokenizing, in UTF-8 bytes: its text, its tool calls' names
+ * and arguments, a tool result's call id. Images count apart (imageTokens).
  */
 export function messageBytes(message: ChatMessage): number {
   const { content } = message;
   let bytes = 0;
   if (typeof content === 'string') bytes += Buffer.byteLength(content, 'utf8');
-  else for (const part of content) bytes += part.type === 'text' ? Buffer.byteLength(part.text, 'utf8') : part.url.length;
+  else for (const part of content) if (part.type === 'text') bytes += Buffer.byteLength(part.text, 'utf8');
   if (message.role === 'assistant') for (const call of message.toolCalls ?? []) bytes += Buffer.byteLength(call.name, 'utf8') + Buffer.byteLength(call.arguments, 'utf8');
   if (message.role === 'tool') bytes += message.toolCallId.length;
   return bytes;
@@ -97,4 +105,12 @@ function tokenizedText(message: ChatMessage): string {
   const text = messageText(message);
   if (message.role !== 'assistant' || !message.toolCalls) return text;
   return text + message.toolCalls.map((call) => call.name + call.arguments).join('');
+}
+
+/** TOKENS_PER_IMAGE for each image part of a message. */
+function imageTokens(message: ChatMessage): number {
+  if (typeof message.content === 'string') return 0;
+  let images = 0;
+  for (const part of message.content) if (part.type === 'image') images++;
+  return images * TOKENS_PER_IMAGE;
 }

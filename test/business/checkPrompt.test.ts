@@ -71,3 +71,15 @@ describe('prompt limits', () => {
     );
   });
 });
+
+describe('images in prompt counts (issue 20)', () => {
+  it('count a fixed TOKENS_PER_IMAGE each, not their data URL bytes, in the bound, the estimate and the exact count', async () => {
+    const { countPromptTokens, estimatePromptTokens, promptTokensAtMost, TOKENS_PER_IMAGE } = await import('../../server/business/countPromptTokens');
+    const dataUrl = `data:image/png;base64,${'A'.repeat(1_000_000)}`;
+    const text = [{ role: 'user' as const, content: 'what is in this picture?' }];
+    const withImage = [{ role: 'user' as const, content: [{ type: 'text' as const, text: 'what is in this picture?' }, { type: 'image' as const, url: dataUrl }] }];
+    expect(promptTokensAtMost(withImage) - promptTokensAtMost(text)).toBe(TOKENS_PER_IMAGE);
+    expect(estimatePromptTokens(withImage) - estimatePromptTokens(text)).toBe(TOKENS_PER_IMAGE);
+    expect((await countPromptTokens(withImage)) - (await countPromptTokens(text))).toBe(TOKENS_PER_IMAGE);
+  });
+});
