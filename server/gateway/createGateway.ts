@@ -231,6 +231,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     // Issue 23: with DATABASE_URL, usage and limits live in PostgreSQL (Redis: windows, holds, spend mirror).
     const usagePool = options.usagePool ?? database?.pool;
     const ledger = new UsageLedger({ store: docStore, ...(usagePool ? { pool: usagePool } : {}), logger });
+    metrics.usageOutbox.readFrom(() => ledger.pending);
     // The per-user caches on the chat path turn on once their change channel is subscribed; not
     // awaited, so a Redis away at start-up delays only the caching (reads go to the store meanwhile).
     for (const cached of [vault, ledger]) void cached.init().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : 'error' }, 'per-user cache stays off'));

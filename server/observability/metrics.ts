@@ -23,6 +23,8 @@ export interface GatewayMetrics {
   costUsd: LabelledCounter<'provider' | 'model'>;
   /** Answers in flight; the latest count is what a scrape reports. */
   openStreams: { set(count: number): void };
+  /** Usage records (user-days) not yet in the store of record: read from `pending` at scrape time. */
+  usageOutbox: { readFrom(pending: () => number): void };
   storeLatency: LabelledHistogram<'operation'>;
 }
 
@@ -39,6 +41,15 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Gate
     registers,
     collect() {
       this.set(openStreams);
+    },
+  });
+  let usagePending = (): number => 0;
+  new Gauge({
+    name: 'keyrack_usage_outbox_entries',
+    help: 'Usage records (user-days) waiting for the store of record (Redis or PostgreSQL): grows while it is away',
+    registers,
+    collect() {
+      this.set(usagePending());
     },
   });
   return {
@@ -102,6 +113,11 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Gate
     openStreams: {
       set: (count) => {
         openStreams = count;
+      },
+    },
+    usageOutbox: {
+      readFrom: (pending) => {
+        usagePending = pending;
       },
     },
     storeLatency: new LabelledHistogram({

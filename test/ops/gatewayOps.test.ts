@@ -64,7 +64,7 @@ describe('operations', () => {
     const response = await fetch(`${gw.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
     expect(response.status).toBe(200);
     const text = await response.text();
-    for (const name of ['keyrack_requests_total', 'keyrack_time_to_first_token_seconds', 'keyrack_tokens_total', 'keyrack_open_streams', 'keyrack_store_latency_seconds', 'keyrack_upstream_latency_seconds', 'keyrack_keys_disabled', 'keyrack_keys_cooling', 'keyrack_process_nodejs_eventloop_lag_p99_seconds']) {
+    for (const name of ['keyrack_requests_total', 'keyrack_time_to_first_token_seconds', 'keyrack_tokens_total', 'keyrack_open_streams', 'keyrack_usage_outbox_entries', 'keyrack_store_latency_seconds', 'keyrack_upstream_latency_seconds', 'keyrack_keys_disabled', 'keyrack_keys_cooling', 'keyrack_process_nodejs_eventloop_lag_p99_seconds']) {
       expect(text).toContain(name);
     }
     expect(text).toMatch(/keyrack_requests_total\{provider="openai",model="[^"]+",status="ok"\} [1-9]/);
