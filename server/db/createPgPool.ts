@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../observability/logger';
 
 /**
@@ -6,10 +6,12 @@ import type { Logger } from '../observability/logger';
  * model catalog, BYOK records and the usage ledger (issue 23). Redis keeps the hot state.
  *
  * Errors of idle clients (a server restart) are logged by code, never with the URL, which may
- * hold a password.
+ * hold a password. `pg` is loaded here, on first use: a gateway without DATABASE_URL never loads
+ * it (idle RSS is benchmarked, issue #8).
  */
-export function createPgPool(url: string, options: { logger?: Logger; max?: number; statementTimeoutMs?: number } = {}): pg.Pool {
-  const pool = new pg.Pool({
+export async function createPgPool(url: string, options: { logger?: Logger; max?: number; statementTimeoutMs?: number } = {}): Promise<pg.Pool> {
+  const { default: pgModule } = await import('pg');
+  const pool = new pgModule.Pool({
     connectionString: url,
     max: options.max ?? 10,
     // A query on the request path must not hang on a stalled server (cf. issue 24.8 for Redis).

@@ -24,7 +24,7 @@ export interface DatabaseOfRecord {
  * changes and BYOK keys, then diverge from it. The error names the server, never its password.
  */
 export async function openDatabaseOfRecord(url: string, options: { logger: Logger; max?: number }): Promise<DatabaseOfRecord> {
-  const pool = createPgPool(url, { logger: options.logger, ...(options.max !== undefined ? { max: options.max } : {}) });
+  const pool = await createPgPool(url, { logger: options.logger, ...(options.max !== undefined ? { max: options.max } : {}) });
   try {
     const { applied } = await runMigrations(pool);
     if (applied.length > 0) options.logger.info({ applied, database: redactedDatabaseUrl(url) }, 'postgres: schema migrations applied');
