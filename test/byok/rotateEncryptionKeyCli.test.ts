@@ -1,25 +1,12 @@
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ByokVault } from '../../server/byok/ByokVault';
 import { keyIdOf } from '../../server/byok/Keyring';
 import { createRedisDocStore } from '../../server/store/redisDocStore';
+import { runCli as runCliScript } from '../support/runCli';
 
-function runCli(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/byok/rotateEncryptionKeyCli.ts'], {
-      // A path that is not a file: dotenv must not pick up a developer's .env.
-      env: { PATH: process.env.PATH ?? '', DOTENV_CONFIG_PATH: '/nonexistent/.env', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, out }));
-  });
-}
+const runCli = (env: Record<string, string>) => runCliScript('server/byok/rotateEncryptionKeyCli.ts', env);
 
 const redis = new Redis(inject('redisUrl'));
 afterAll(async () => {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -11,23 +10,11 @@ import { createPgByokRecords } from '../../server/db/pgByokRecords';
 import { createMemoryDocStore } from '../../server/store/memoryDocStore';
 import { createRedisDocStore } from '../../server/store/redisDocStore';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { runCli as runCliScript } from '../support/runCli';
 
 /** Issue 23: `npm run migrate-store` copies a Redis-held store into PostgreSQL, idempotently, printing counts only. */
 
-function runCli(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/db/migrateStoreCli.ts'], {
-      // A path that is not a file: dotenv must not pick up a developer's .env.
-      env: { PATH: process.env.PATH ?? '', ENV_FILE: '/nonexistent/.env', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, out }));
-  });
-}
+const runCli = (env: Record<string, string>) => runCliScript('server/db/migrateStoreCli.ts', env);
 
 const KEY_A = 'sk-test-migrate-alice-0123456789abcdef';
 const KEY_B = 'sk-test-migrate-hexuser-0123456789abcdef';

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ByokVault } from '../../server/byok/ByokVault';
@@ -7,6 +6,7 @@ import { runMigrations } from '../../server/db/migrate';
 import { createPgByokRecords } from '../../server/db/pgByokRecords';
 import { createMemoryDocStore } from '../../server/store/memoryDocStore';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { runCli as runCliScript } from '../support/runCli';
 
 /** Issue 23: `npm run rotate-encryption-key` with DATABASE_URL re-seals the records in PostgreSQL. */
 
@@ -19,19 +19,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function runCli(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/byok/rotateEncryptionKeyCli.ts'], {
-      env: { PATH: process.env.PATH ?? '', ENV_FILE: '/nonexistent/.env', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, out }));
-  });
-}
+const runCli = (env: Record<string, string>) => runCliScript('server/byok/rotateEncryptionKeyCli.ts', env);
 
 describe('rotate-encryption-key on PostgreSQL (issue 23)', () => {
   it('issue 23: re-seals every record in user_api_keys under the new key (no REDIS_URL needed), printing no key', async () => {

@@ -1,5 +1,6 @@
 import { messageText, type ChatMessage, type ReasoningEffort } from '../../../shared';
 import { ProviderError } from '../ProviderError';
+import { toolArgumentsObject } from '../request/toolArguments';
 import { refuseUnsupported, type CarriedField } from '../request/refuseUnsupported';
 import type { UpstreamRequest } from '../types';
 import type {
@@ -144,17 +145,11 @@ function contentOf(m: ChatMessage, at: number): string | AnthropicContentBlock[]
   }
 }
 
-/** A tool call's JSON-text arguments as the object Anthropic's `tool_use.input` is; '' (no arguments) is {}. */
+/** A tool call's JSON-text arguments as the object Anthropic's `tool_use.input` is. */
 function toolInput(args: string, param: string): Record<string, unknown> {
-  if (args.trim() === '') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(args);
-  } catch {
-    refuse(param, 'a tool call’s arguments must be JSON (Anthropic takes them as an object)');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) refuse(param, 'a tool call’s arguments must be a JSON object');
-  return value as Record<string, unknown>;
+  const parsed = toolArgumentsObject(args);
+  if (!parsed.ok) refuse(param, parsed.problem === 'not_json' ? "a tool call's arguments must be JSON (Anthropic takes them as an object)" : "a tool call's arguments must be a JSON object");
+  return parsed.value;
 }
 
 const DATA_URL = /^data:(image\/(?:png|jpeg|gif|webp));base64,(.*)$/s;

@@ -1,5 +1,6 @@
 import { messageText, type ChatMessage, type ImagePart, type ReasoningEffort, type Tool } from '../../../shared';
 import { ProviderError } from '../ProviderError';
+import { toolArgumentsObject } from '../request/toolArguments';
 import { refuseUnsupported, type CarriedField } from '../request/refuseUnsupported';
 import type { UpstreamRequest } from '../types';
 import type { GeminiFunctionCallingMode, GeminiGenerateContentRequestBody, GeminiGenerationConfig, GeminiRequestPart } from './geminiApi';
@@ -120,17 +121,11 @@ function imagePartOf(part: ImagePart, param: string): GeminiRequestPart {
   return { fileData: { mimeType, fileUri: part.url } };
 }
 
-/** A call's arguments as the JSON object Gemini's `args` is; '' (a call without arguments) is `{}`. */
+/** A call's arguments as the JSON object Gemini's `args` is. */
 function argumentsOf(text: string, param: string): Record<string, unknown> {
-  if (text.trim() === '') return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    refuse(param, 'Gemini takes a call\'s arguments as a JSON object, and this is not JSON');
-  }
-  if (!isPlainObject(value)) refuse(param, 'Gemini takes a call\'s arguments as a JSON object');
-  return value;
+  const parsed = toolArgumentsObject(text);
+  if (!parsed.ok) refuse(param, parsed.problem === 'not_json' ? "Gemini takes a call's arguments as a JSON object, and this is not JSON" : "Gemini takes a call's arguments as a JSON object");
+  return parsed.value;
 }
 
 /** Gemini names the function a response answers: the name of the call with that id, in the nearest earlier assistant message. */
