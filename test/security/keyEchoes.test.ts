@@ -19,7 +19,7 @@ import { startTestGateway, testModel, TEST_JWT_SECRET, type TestGateway } from '
 
 const KEYS = {
   openai: 'sk-test-echo-openai-Q7f3KpZ9wLx2Vb8N',
-  anthropic: 'sk-ant-test-echo-Rm4Tz8Yq1Hc6Jd0S',
+  anthropic: 'sk-test-echo-anthropic-Rm4Tz8Yq1Hc6Jd0S',
   google: 'AIzaTestEchoGoogle-Wn5Pk2Lx9Vr3Bq7M',
 } as const;
 const BYOK_KEY = 'sk-test-echo-byok-Fj6Hs1Dq8Ga4Ku2Z';
