@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import type { ByokSettings } from '../../shared/byok';
-import { byokTestResultSchema } from '../../shared/byok';
-import { providerIdSchema } from '../../shared/providers';
+import { byokKeySchema } from '../../shared/byok';
 import type { DocStore } from '../store/DocStore';
 import { type Sealed, sealedEnvelopeSchema } from '../store/Sealed';
 import { decodeId, encodeId } from '../store/storeIds';
@@ -32,15 +31,8 @@ export interface ByokRecords {
   users(): Promise<string[]>;
 }
 
-export const byokRecordSchema = z.object({
-  id: z.string(),
-  provider: providerIdSchema,
-  label: z.string().nullable(),
-  mask: z.string(),
-  createdAt: z.string(),
-  lastTest: z.object({ result: byokTestResultSchema, at: z.string() }).nullable(),
-  sealed: sealedEnvelopeSchema,
-});
+/** A stored record: what its owner sees (byokKeySchema) but its status, plus the sealed key. */
+export const byokRecordSchema = byokKeySchema.omit({ status: true }).extend({ sealed: sealedEnvelopeSchema });
 export type StoredByokRecord = z.infer<typeof byokRecordSchema>;
 /** What is written: the envelope as a `Sealed`, the one type the secret guard lets through. */
 export type ByokRecordToWrite = Omit<StoredByokRecord, 'sealed'> & { sealed: Sealed };
