@@ -511,6 +511,11 @@ export class UsageLedger {
       deltas[usageField('c', entry.userId)] = entry.costNano;
     }
     const writes: CounterWrite[] = [...perDay].map(([date, deltas]) => ({ key: dayKey(date), deltas, ttlMs: this.ttlMs }));
+    await this.applyBatch(batch, writes, releases);
+  }
+
+  /** One store step at most once per batch (its marker): the counters and the holds they settle; the last confirmed marker is forgotten in it. */
+  private async applyBatch(batch: Batch, writes: CounterWrite[], releases: HoldRef[]): Promise<void> {
     await this.store.applyOnce({
       markerKey: batch.markerKey,
       markerTtlMs: this.markerTtlMs,
@@ -536,13 +541,7 @@ export class UsageLedger {
       deltas[field] = (deltas[field] ?? 0) + entry.costNano;
     }
     const writes: CounterWrite[] = [...perDay].map(([date, deltas]) => ({ key: spentKey(date), deltas, ttlMs: MIRROR_TTL_MS }));
-    await this.store.applyOnce({
-      markerKey: batch.markerKey,
-      markerTtlMs: this.markerTtlMs,
-      writes,
-      releases,
-      ...(this.confirmed !== null ? { forget: this.confirmed } : {}),
-    });
+    await this.applyBatch(batch, writes, releases);
   }
 
   /** This instance's own records written (or found unwritable) before a read, so a reader sees its own requests. */
