@@ -38,7 +38,7 @@ export interface MockReply {
 }
 
 /** Gemini names model and streaming in the path; OpenAI and Anthropic in the body (`stream` false here). */
-export type MockEndpoint = { kind: 'models' } | { kind: 'chat'; stream: boolean; model?: string };
+export type MockEndpoint = { kind: 'models' } | { kind: 'chat'; stream: boolean; model?: string } | { kind: 'countTokens' };
 
 /**
  * One streamed answer as text frames. Built per request with the constant parts of each frame
@@ -72,6 +72,8 @@ export interface MockDialect {
   /** Headers on every answer (request ids). */
   commonHeaders(serial: number): Record<string, string>;
   models(): string;
+  /** Anthropic's `POST /v1/messages/count_tokens` (issue 21): the reply to a parsed JSON body. */
+  countTokens?(body: unknown): MockReply;
   reply(plan: MockAnswerPlan): string;
   stream(plan: MockAnswerPlan, query: URLSearchParams): MockStreamRenderer;
 }

@@ -191,7 +191,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     };
 
     let bodyJson: unknown;
-    if (endpoint.kind === 'chat') {
+    if (endpoint.kind === 'chat' || endpoint.kind === 'countTokens') {
       const text = await readBody(req);
       try {
         bodyJson = JSON.parse(text);
@@ -232,6 +232,11 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     if (endpoint.kind === 'models') {
       status = 200;
       return send(res, { status, headers: { 'content-type': 'application/json', ...common, ...windowHeaders }, body: dialect.models() });
+    }
+    if (endpoint.kind === 'countTokens') {
+      const reply = dialect.countTokens?.(bodyJson) ?? dialect.error({ kind: 'notFound', detail: `Unknown request URL: ${method} ${path}`, now });
+      status = reply.status;
+      return send(res, { ...reply, headers: { ...common, ...windowHeaders, ...reply.headers } });
     }
     if (!parsed || 'error' in parsed) return fail({ kind: 'badRequest', detail: parsed?.error ?? 'Invalid request' });
 

@@ -68,6 +68,14 @@ const requestSchema = z.object({
     .optional(),
 });
 type AnthropicRequest = z.infer<typeof requestSchema>;
+const countTokensSchema = requestSchema.omit({ max_tokens: true, stream: true, stop_sequences: true });
+
+/** The prompt's characters as the mock counts them: the system prompt and every turn's text. */
+function promptCharsOf(r: Pick<AnthropicRequest, 'system' | 'messages'>): number {
+  let chars = textOf(r.system).length;
+  for (const m of r.messages) chars += turnText(m.content).length;
+  return chars;
+}
 
 /** The checks Anthropic makes that a schema cannot: the tool conversation's shape and the thinking budget. */
 function conversationError(r: AnthropicRequest): string | undefined {
@@ -209,6 +217,7 @@ export const anthropicMock: MockDialect = {
 
   route(method, path) {
     if (method === 'POST' && path === '/v1/messages') return { kind: 'chat', stream: false };
+    if (method === 'POST' && path === '/v1/messages/count_tokens') return { kind: 'countTokens' };
     if (method === 'GET' && path === '/v1/models') return { kind: 'models' };
     return undefined;
   },
@@ -228,13 +237,11 @@ export const anthropicMock: MockDialect = {
     const r = parsed.data;
     const wrong = conversationError(r);
     if (wrong) return { error: wrong };
-    let promptChars = textOf(r.system).length;
+    const promptChars = promptCharsOf(r);
     let lastUserText = '';
     let imageCount = 0;
     for (const m of r.messages) {
-      const text = turnText(m.content);
-      promptChars += text.length;
-      if (m.role === 'user') lastUserText = text;
+      if (m.role === 'user') lastUserText = turnText(m.content);
       if (typeof m.content !== 'string') for (const block of m.content) if (block.type === 'image') imageCount += 1;
     }
     const last = r.messages[r.messages.length - 1];
@@ -255,6 +262,16 @@ export const anthropicMock: MockDialect = {
       imageCount,
       thinking: r.thinking !== undefined && r.thinking.type !== 'disabled',
     };
+  },
+
+  countTokens(body) {
+    // Anthropic's count_tokens takes the create request without max_tokens (and stream); it answers `{ input_tokens }`.
+    const parsed = countTokensSchema.safeParse(body);
+    if (!parsed.success) return err(400, 'invalid_request_error', parsed.error.issues[0]?.message ?? 'Invalid request');
+    const wrong = conversationError({ ...parsed.data, max_tokens: Number.MAX_SAFE_INTEGER });
+    if (wrong) return err(400, 'invalid_request_error', wrong);
+    // The same count an answer's usage reports for this prompt (planAnswer's promptTokens).
+    return jsonReply(200, { input_tokens: Math.max(1, Math.ceil(promptCharsOf(parsed.data) / 4)) });
   },
 
   error: errorOf,
