@@ -19,7 +19,10 @@ export interface StreamRelayState {
   errorRelayed: boolean;
   /** That event's `error` object, classified once the stream ends (the pool learns of an overloaded key). */
   relayedError?: unknown;
-  /** Characters of content_block_delta data relayed, JSON and all: a generous stand-in for output bytes. */
+  /**
+   * Characters of content_block_delta data relayed, less a text delta's JSON framing: what a
+   * stream cut before its usage is billed for (an estimate: escapes and tool JSON count as text).
+   */
   deltaChars: number;
 }
 
@@ -42,6 +45,8 @@ export interface StreamRelayOptions {
 /** The most held back while waiting for the first event (message_start is a few hundred bytes). */
 const MAX_HELD_CHARS = 1024 * 1024;
 const EVENT_END = /\r\n\r\n|\n\n|\r\r/g;
+/** The JSON around a text delta's text: not output. */
+const DELTA_FRAMING = '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}'.length;
 
 /**
  * Relays Anthropic's event stream to the client as Anthropic sent it (issue 21). The events are
@@ -142,7 +147,7 @@ function firstEventText(event: EventSourceMessage, clientModel: string, apiKey: 
 function readEvent(event: EventSourceMessage, state: StreamRelayState): void {
   switch (event.event) {
     case 'content_block_delta':
-      state.deltaChars += event.data.length;
+      state.deltaChars += Math.max(0, event.data.length - DELTA_FRAMING);
       return;
     case 'ping':
     case 'content_block_start':
@@ -171,7 +176,7 @@ function readEvent(event: EventSourceMessage, state: StreamRelayState): void {
       state.relayedError = data;
       return;
     case 'content_block_delta':
-      state.deltaChars += event.data.length;
+      state.deltaChars += Math.max(0, event.data.length - DELTA_FRAMING);
       return;
     default:
       return;
