@@ -14,6 +14,8 @@ import { createContextFor, type GatewayContext, type GatewayDeps } from './conte
 import { retryAfterHeadersOfErrors } from './gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from './http/readBody';
 import { createTrpcCallFastPath } from './http/trpcCallFastPath';
+import { handleAnthropicRequest } from './anthropic/handleAnthropicRequest';
+import { anthropicError } from './anthropic/anthropicWire';
 import { handleOpenAIRequest } from './openai/handleOpenAIRequest';
 import { appRouter } from './router';
 
@@ -68,7 +70,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_CHAT_BODY_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_LARGE_BODY_BUDGET_BYTES = 128 * 1024 * 1024;
-const CHAT_PATHS = new Set(['/v1/chat/completions', '/trpc/chat.start', '/trpc/chat.complete']);
+const CHAT_PATHS = new Set(['/v1/chat/completions', '/trpc/chat.start', '/trpc/chat.complete', '/v1/messages', '/v1/messages/count_tokens']);
 
 /** The gateway's one request listener: health, tRPC, the OpenAI-compatible /v1, and the demo client. */
 export function createHttpHandler(options: HttpHandlerOptions): RequestListener {
@@ -145,6 +147,13 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     // Refused before reading a byte; chunked bodies are cut by the readers (tRPC's maxBodySize, readBody).
     const length = Number(req.headers['content-length'] ?? 0);
     const limit = CHAT_PATHS.has(path) ? maxChatBodyBytes : maxBodyBytes;
+    if (length > limit && path.startsWith('/v1/messages')) {
+      // Anthropic's clients read Anthropic's error shape (issue 21).
+      res.setHeader('connection', 'close');
+      sendJson(res, 413, anthropicError('request_too_large', `request body over ${limit} bytes`, requestId), { 'request-id': requestId });
+      req.resume();
+      return;
+    }
     if (length > limit) {
       res.setHeader('connection', 'close');
       sendJson(res, 413, { error: { message: `request body over ${limit} bytes`, type: 'invalid_request_error', param: null, code: 'request_too_large' } });
@@ -191,6 +200,8 @@ export function createHttpHandler(options: HttpHandlerOptions): RequestListener 
     if (path.startsWith('/trpc/') && refuseLargeBatch(req, res, path, requestId)) return;
     if ((path === '/trpc/chat.start' || path === '/trpc/chat.complete') && options.trpcFastPath !== false && (await callFastPath(req, res, requestId))) return;
     if (path === '/trpc' || path.startsWith('/trpc/')) return trpc(req, res);
+    // Anthropic's Messages API and, for requests with `anthropic-version`, its /v1/models (issue 21).
+    if (path.startsWith('/v1/') && (await handleAnthropicRequest(req, res, path, requestId, openaiOptions))) return;
     if (path.startsWith('/v1/') && (await handleOpenAIRequest(req, res, path, requestId, openaiOptions))) return;
     if (path === '/admin/api-keys/status') return adminKeyStatus(req, res);
     if (path === '/dev/token' && options.devTokens) return devToken(req, res);
@@ -269,11 +280,11 @@ function applyCors(req: IncomingMessage, res: ServerResponse, allowed: readonly 
   }
   res.setHeader('access-control-allow-origin', origin);
   res.setHeader('vary', 'Origin');
-  res.setHeader('access-control-expose-headers', 'x-request-id, retry-after');
+  res.setHeader('access-control-expose-headers', 'x-request-id, retry-after, request-id');
   if (req.method === 'OPTIONS') {
     res.writeHead(204, {
       'access-control-allow-methods': 'GET, POST, OPTIONS',
-      'access-control-allow-headers': 'authorization, content-type, x-request-id, last-event-id, trpc-accept',
+      'access-control-allow-headers': 'authorization, content-type, x-request-id, last-event-id, trpc-accept, x-api-key, anthropic-version, anthropic-beta',
       'access-control-max-age': '600',
     });
     res.end();

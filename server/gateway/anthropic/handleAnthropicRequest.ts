@@ -6,9 +6,9 @@ import { ESTIMATED_BYTES_PER_TOKEN, promptTokensAtMost } from '../../business/co
 import type { ResolvedModel } from '../../business/types';
 import type { PooledAttempt, PooledCallFailure } from '../../dispatch/pooledCall';
 import { ANTHROPIC_VERSION } from '../../providers/anthropic/anthropicMessagesApi';
-import { classifyAnthropicError } from '../../providers/anthropic/classifyAnthropicError';
 import { ProviderError } from '../../providers/ProviderError';
-import { readAnswerBody, readErrorBody, sharedUpstreamHttp, type UpstreamHttp } from '../../providers/http/UpstreamHttp';
+import { postUpstream } from '../../providers/http/postUpstream';
+import { readAnswerBody, sharedUpstreamHttp, type UpstreamHttp } from '../../providers/http/UpstreamHttp';
 import { StreamedResponse } from '../../streams/StreamedResponse';
 import type { GatewayDeps } from '../context';
 import { retryAfterMsOf } from '../gatewayFailure';
@@ -168,16 +168,9 @@ async function serveMessages(route: 'create' | 'count', raw: unknown, headers: R
   const http = options.http ?? sharedUpstreamHttp();
   // The request as the client wrote it, but for the model: Anthropic's id from the catalog.
   const upstreamBody = JSON.stringify({ ...(raw as Record<string, unknown>), model: model.upstreamModel });
-  const post = (attempt: PooledAttempt, endpoint: string, streamed: boolean) =>
-    http.fetch(`${attempt.ctx.baseUrl}${endpoint}`, {
-      method: 'POST',
-      headers: { ...headers, 'x-api-key': attempt.ctx.apiKey, 'content-type': 'application/json', accept: streamed ? 'text/event-stream' : 'application/json' },
-      body: upstreamBody,
-      signal: attempt.ctx.signal,
-      apiKey: attempt.ctx.apiKey,
-      // A stream's headers come at once; a whole answer's only when it is written.
-      ...(streamed && attempt.ctx.firstByteTimeoutMs !== undefined ? { headersTimeoutMs: attempt.ctx.firstByteTimeoutMs } : {}),
-    });
+  // Non-2xx: Anthropic's classified error (cooldowns from its headers), and another key is tried.
+  const post = (attempt: PooledAttempt, endpoint: string, stream: boolean) =>
+    postUpstream(http, { provider: 'anthropic', url: `${attempt.ctx.baseUrl}${endpoint}`, headers: { ...headers, 'x-api-key': attempt.ctx.apiKey }, body: upstreamBody, ctx: attempt.ctx, stream });
   const base = {
     model: body.model,
     kind: 'chat' as const,
@@ -195,7 +188,6 @@ async function serveMessages(route: 'create' | 'count', raw: unknown, headers: R
       bound: { inputTokensAtMost: route === 'count' ? 0 : promptTokensAtMost(messages), outputTokensAtMost: route === 'count' ? 0 : (body.max_tokens ?? 0) },
       attempt: async (attempt) => {
         const response = await post(attempt, endpoint, false);
-        await refuseFailed(response, attempt);
         return readWhole(await readAnswerBody(response, attempt.ctx.apiKey), body.model, route === 'count');
       },
     });
@@ -214,7 +206,6 @@ async function serveMessages(route: 'create' | 'count', raw: unknown, headers: R
     producedOutputTokens: () => Math.ceil(state.deltaChars / ESTIMATED_BYTES_PER_TOKEN),
     attempt: async (attempt) => {
       const response = await post(attempt, '/v1/messages', true);
-      await refuseFailed(response, attempt);
       // Each attempt starts afresh: what a failed one saw before its first event is not this one's.
       Object.assign(state, { usage: {}, stopped: false, errorRelayed: false, relayedError: undefined, deltaChars: 0 });
       await relayMessageStream({
@@ -243,13 +234,6 @@ async function serveMessages(route: 'create' | 'count', raw: unknown, headers: R
 
 // No `connection` header: Node keeps the connection alive by itself (see handleOpenAIRequest).
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };
-
-/** A non-2xx upstream answer as the classified ProviderError (cooldowns from Anthropic's headers, another key tried). */
-async function refuseFailed(response: Response, attempt: PooledAttempt): Promise<void> {
-  if (response.ok && response.body) return;
-  const bodyText = await readErrorBody(response);
-  throw classifyAnthropicError({ status: response.status, headers: response.headers, bodyText, apiKey: attempt.ctx.apiKey, now: (attempt.ctx.now ?? Date.now)() });
-}
 
 /** A whole answer: a Message (its usage read, `model` as the client named it) or count_tokens' `{ input_tokens }` (free: no usage). */
 function readWhole(text: string, clientModel: string, counting: boolean): { value: string; usage: ReturnType<typeof tokenUsageOf> | null } {
