@@ -15,6 +15,9 @@ import { startTestGateway, testModel, type TestGateway } from '../support/gatewa
 
 const KEYS = ['sk-test-anthropic-messages-key-one-0001', 'sk-test-anthropic-messages-key-two-0002'] as const;
 const DIRECT_KEY = 'sk-test-anthropic-direct-to-the-mock-0003';
+const BYOK_KEY = 'sk-test-anthropic-byok-of-carol-0005';
+/** Turns BYOK on (a test value, 32 bytes in hex). */
+const ENCRYPTION_KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 
 let mock: MockProvider;
 let gw: TestGateway;
@@ -32,7 +35,7 @@ function anthropicFor(auth: { apiKey: string } | { authToken: string }): Anthrop
       const res = await fetch(input, init);
       captured.push(JSON.stringify([...res.headers]));
       const copy = res.clone();
-      void copy.text().then((text) => captured.push(text));
+      copy.text().then((text) => captured.push(text), () => undefined);
       return res;
     },
   });
@@ -46,7 +49,7 @@ let client: Anthropic;
 beforeAll(async () => {
   mock = await startMockProvider();
   gw = await startTestGateway({
-    env: { ANTHROPIC_API_KEY_1: KEYS[0], ANTHROPIC_API_KEY_2: KEYS[1], ANTHROPIC_BASE_URL: mock.baseUrls.anthropic, OPENAI_API_KEY: 'sk-test-openai-unused-0000000000004', OPENAI_BASE_URL: mock.baseUrls.openai },
+    env: { ANTHROPIC_API_KEY_1: KEYS[0], ANTHROPIC_API_KEY_2: KEYS[1], ANTHROPIC_BASE_URL: mock.baseUrls.anthropic, OPENAI_API_KEY: 'sk-test-openai-unused-0000000000004', OPENAI_BASE_URL: mock.baseUrls.openai, ENCRYPTION_KEY },
     logger: createLogger({ level: 'debug', destination: logs.destination }),
     models: [
       testModel('claude-sonnet-4', 'anthropic', { upstream_model: 'claude-sonnet-4-20250514', display_name: 'Claude Sonnet 4', input_price: 3, output_price: 15 }),
@@ -217,6 +220,26 @@ describe('issue 21: POST /v1/messages with the official Anthropic SDK', () => {
     expect(unknown).toBeInstanceOf(Anthropic.NotFoundError);
   });
 
+  it('the prompt limits apply: a prompt over the hard limit is a 400 before any upstream call', async () => {
+    const before = mock.stats().total.requests;
+    // ~12,000 o200k tokens against the default hard limit of 10,000, in a tool result's text.
+    const long = 'alpha beta '.repeat(6_000);
+    const error = await client.messages
+      .create({
+        ...ask('x'),
+        messages: [
+          { role: 'user', content: 'look it up' },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'lookup', input: {} }] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: long }] }] },
+        ],
+        tools: [{ name: 'lookup', input_schema: { type: 'object' } }],
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(errorMessage(error)).toMatch(/^prompt is too long: .*10000 tokens/);
+    expect(mock.stats().total.requests).toBe(before);
+  });
+
   it('a 429 on one key moves to the other before the first event reaches the client', async () => {
     mock.faults.inject(KEYS[0], { kind: 'rateLimit', retryAfterSeconds: 30 }, { sticky: true });
     try {
@@ -265,6 +288,41 @@ describe('issue 21: POST /v1/messages with the official Anthropic SDK', () => {
     expect(usage.inputTokens).toBeGreaterThan(0);
     expect(usage.outputTokens).toBeGreaterThan(0);
     expect(usage.costUsd).toBeGreaterThan(0);
+  });
+
+  it('a user\'s own Anthropic key (BYOK) serves their Messages calls before the pool', async () => {
+    const token = await gw.token('carol');
+    await gw.trpc(token).byok.add.mutate({ provider: 'anthropic', apiKey: BYOK_KEY });
+    const pool = () => mock.statsFor(KEYS[0]).total.requests + mock.statsFor(KEYS[1]).total.requests;
+    const [own, shared] = [mock.statsFor(BYOK_KEY).total.requests, pool()];
+    const carol = anthropicFor({ apiKey: token });
+    await carol.messages.create(ask('my own key'));
+    await carol.messages.stream(ask('my own key, streamed')).finalMessage();
+    expect(mock.statsFor(BYOK_KEY).total.requests).toBe(own + 2);
+    expect(pool()).toBe(shared);
+  });
+
+  it('a client that goes away mid-stream stops the upstream call, and what streamed is billed', async () => {
+    mock.configure({ chunkDelayMs: 20, chunkCount: 500 });
+    try {
+      const aborted = mock.nextEvent('aborted', { provider: 'anthropic' });
+      const controller = new AbortController();
+      const user = anthropicFor({ apiKey: await gw.token('leaver') });
+      const stream = await user.messages.create({ ...ask('long answer'), max_tokens: 1000, stream: true }, { signal: controller.signal });
+      let deltas = 0;
+      await (async () => {
+        for await (const event of stream) if (event.type === 'content_block_delta' && ++deltas === 3) controller.abort();
+      })().catch(() => undefined);
+      await aborted;
+      const ledger = gw.gateway.deps.domain!.ledger;
+      const today = new Date().toISOString().slice(0, 10);
+      await waitFor(async () => (await ledger.mine('leaver', { from: today, to: today })).requests === 1, 'the cut answer recorded');
+      const usage = await ledger.mine('leaver', { from: today, to: today });
+      expect(usage.outputTokens).toBeGreaterThan(0);
+      expect(usage.outputTokens).toBeLessThan(500);
+    } finally {
+      mock.configure({ chunkDelayMs: 0, chunkCount: null });
+    }
   });
 
   it('the usage ledger shows the call with its cost', async () => {
@@ -324,7 +382,7 @@ describe('issue 21: POST /v1/messages with the official Anthropic SDK', () => {
 
   it('no provider key appears in any answer or log line', async () => {
     await waitFor(async () => captured.length > 20, 'bodies captured');
-    const secrets = [...KEYS, 'sk-test-openai-unused-0000000000004'];
+    const secrets = [...KEYS, BYOK_KEY, ENCRYPTION_KEY, 'sk-test-openai-unused-0000000000004'];
     for (const text of [...captured, ...logs.lines]) for (const secret of secrets) expect(text).not.toContain(secret);
     expect(logs.lines.length).toBeGreaterThan(0);
   });
