@@ -191,6 +191,8 @@ async function serveMessages(route: 'create' | 'count', raw: unknown, headers: R
         return readWhole(await readAnswerBody(response, attempt.ctx.apiKey), body.model, route === 'count');
       },
     });
+    // A client gone while the answer was written upstream has no one to tell.
+    if (res.destroyed) return;
     if (!result.ok) return sendFailure(res, result, requestId);
     const text = result.value;
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
