@@ -58,6 +58,15 @@ export type ModelCapabilities = z.infer<typeof modelCapabilitiesSchema>;
 /** Plain text chat only: what a model without a record can do (every model could before issue 20). */
 export const NO_CAPABILITIES: ModelCapabilities = Object.freeze({ tools: false, vision: false, json_schema: false, reasoning: false });
 
+/**
+ * What a model does (issue 21): `chat` (/v1/chat/completions, chat.*) or `embedding`
+ * (/v1/embeddings, embeddings.create). A request on a model of the other kind is a 400 naming
+ * `model`. Absent in a stored entry: chat (every model was one before issue 21).
+ */
+export const MODEL_KINDS = ['chat', 'embedding'] as const;
+export const modelKindSchema = z.enum(MODEL_KINDS);
+export type ModelKind = z.infer<typeof modelKindSchema>;
+
 export const modelEntrySchema = z.object({
   id: modelIdSchema,
   provider: providerIdSchema,
@@ -79,6 +88,7 @@ export const modelEntrySchema = z.object({
    * for the same id when it has that model, else NO_CAPABILITIES (BusinessConfig fills it in).
    */
   capabilities: modelCapabilitiesSchema.default(NO_CAPABILITIES),
+  kind: modelKindSchema.default('chat'),
 });
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
 export type ModelEntryInput = z.input<typeof modelEntrySchema>;

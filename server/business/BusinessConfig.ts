@@ -293,5 +293,6 @@ export function toResolved(model: ModelEntry): ResolvedModel {
     outputPrice: model.output_price,
     fallbacks: Object.freeze([...model.fallbacks]),
     capabilities: Object.freeze({ ...model.capabilities }),
+    kind: model.kind,
   });
 }

@@ -1,5 +1,5 @@
 import type { ProviderId } from '../../shared';
-import type { ModelCapabilities } from '../../shared/business';
+import type { ModelCapabilities, ModelKind } from '../../shared/business';
 
 /** A model as the catalog resolves it: which provider serves it, under which upstream id, at what price. */
 export interface ResolvedModel {
@@ -17,6 +17,8 @@ export interface ResolvedModel {
   fallbacks: readonly string[];
   /** What requests it takes beyond plain text (tools, images, JSON output, reasoning). */
   capabilities: Readonly<ModelCapabilities>;
+  /** Absent: 'chat' (catalogs built in code before issue 21). The endpoint that may use it. */
+  kind?: ModelKind;
 }
 
 export interface ModelCatalog {

@@ -1,4 +1,4 @@
-import { requiredCapabilities, type ChatRequest, type GatewayErrorCode, type ModelCapability, type ProviderId, type StreamEvent, type TokenUsage } from '../../shared';
+import { requiredCapabilities, type ChatRequest, type GatewayErrorCode, type ModelCapability, type ModelKind, type ProviderId, type StreamEvent, type TokenUsage } from '../../shared';
 import type { ModelCatalog, ResolvedModel } from '../business/types';
 import { lazyChild, type Logger } from '../observability/logger';
 import { ECHO_REDACTED, SecretMatcher } from '../observability/SecretMatcher';
@@ -9,6 +9,7 @@ import type { AdapterContext, AdapterEvent, ProviderAdapter, UpstreamRequest } f
 import { eventsOf, type EventSink } from '../streams/ChatEngine';
 import { isStoreFailure, STORE_RETRY_AFTER_MS, STORE_UNAVAILABLE_MESSAGE } from '../ops/storeFailure';
 import { abortableSleep, backoffDelay } from './backoff';
+import type { PooledCallFailure, PooledCallRequest, PooledCallResult } from './pooledCall';
 import type { AcquireResult, DispatchHooks, DispatchKeyPool, KeyLease, KeySource, LeaseOutcome } from './types';
 
 export interface DispatchRequest {
@@ -113,6 +114,8 @@ export class Dispatcher {
       return out({ type: 'error', code: 'internal', message: 'model catalog unavailable' });
     }
     if (!model) return out({ type: 'error', code: 'not_found', message: `unknown model: ${req.chat.model}` });
+    // An embedding model cannot chat (issue 21): refused before any upstream call, naming the field.
+    if (model.kind !== undefined && model.kind !== 'chat') return out({ type: 'error', code: 'bad_request', message: wrongKind(model, 'chat') });
     // The catalog's capabilities, checked here once for the model and each fallback: a request
     // the model cannot take is refused before any upstream call (a 400 naming the field), and a
     // fallback that cannot take it is skipped.
@@ -140,7 +143,7 @@ export class Dispatcher {
       try {
         while (!candidate && next < model.fallbacks.length) {
           const resolved = await this.deps.catalog.resolve(model.fallbacks[next++]!);
-          if (resolved && !tried.has(resolved.id) && !lackedBy(resolved, needs)) candidate = resolved;
+          if (resolved && !tried.has(resolved.id) && !lackedBy(resolved, needs) && (resolved.kind ?? 'chat') === 'chat') candidate = resolved;
         }
       } catch (error) {
         log.error({ err: describe(error) }, 'model catalog failed');
@@ -162,6 +165,62 @@ export class Dispatcher {
     });
   }
 
+  /**
+   * A pooled call other than a chat (issue 21; see pooledCall.ts): the same model resolution,
+   * key leasing, outcome reports, retries on other keys, deadline and attempt budget as `run`,
+   * around an attempt the caller writes. Chat keeps `run`, whose per-chunk path is its own
+   * (events relayed without a promise or an allocation each); both share serveOnKeys and the
+   * attempt's report and failure handling. Never rejects: every failure is a result.
+   */
+  async call<T>(req: PooledCallRequest<T>): Promise<PooledCallResult<T>> {
+    const log = lazyChild(this.deps.logger, { requestId: req.requestId, userId: req.userId });
+    const fail = (failure: Omit<Failure, 'final'>, model: ResolvedModel | null, started = false): PooledCallFailure => ({
+      ok: false,
+      code: failure.code,
+      message: req.requestId === undefined ? failure.message : `${failure.message} (request id ${req.requestId})`,
+      ...(failure.retryAfterMs !== undefined ? { retryAfterMs: Math.max(0, Math.ceil(failure.retryAfterMs)) } : {}),
+      started,
+      model,
+    });
+    let model: ResolvedModel | null;
+    try {
+      model = await this.deps.catalog.resolve(req.model);
+    } catch (error) {
+      log.error({ err: describe(error) }, 'model catalog failed');
+      return fail({ code: 'internal', message: 'model catalog unavailable' }, null);
+    }
+    if (!model) return fail({ code: 'not_found', message: `unknown model: ${req.model}` }, null);
+    if ((model.kind ?? 'chat') !== req.kind) return fail({ code: 'bad_request', message: wrongKind(model, req.kind) }, model);
+    const unsupported = req.unsupported?.(model);
+    if (unsupported) return fail({ code: 'bad_request', message: `${unsupported} (field model)` }, model);
+
+    const served = model;
+    const baseUrl = baseUrlFor(served.provider, this.deps.baseUrls);
+    const state: RequestState = { attempts: 0, deadline: this.clock() + this.deadlineMs };
+    let answer: { value: T; usage: TokenUsage | null; keyFingerprint: string } | undefined;
+    let started = false;
+    const result = await this.serveOnKeys(served, req, state, log, async (lease, firstByteTimeoutMs) => {
+      const report = this.reporter(served, lease, req.requestId, log);
+      const ctx: AdapterContext = { apiKey: lease.secret, baseUrl, signal: req.signal, now: this.clock, ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}) };
+      try {
+        const done = await req.attempt({ ctx, model: served, keyFingerprint: lease.fingerprint, started: () => void (started = true) });
+        started = true;
+        const usage = done.usage;
+        // Not awaited, as for chat: the answer need not wait a store round trip (report() logs its own failure).
+        void report({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 });
+        answer = { value: done.value, usage, keyFingerprint: lease.fingerprint };
+        return 'done';
+      } catch (thrown) {
+        return this.failedAttempt(thrown, served, lease, req.signal, started, log, report);
+      } finally {
+        if (!report.done) await report({ kind: 'transient' }, 'aborted');
+      }
+    });
+    if (result === 'done' && answer) return { ok: true, value: answer.value, usage: answer.usage, model: served, keyFingerprint: answer.keyFingerprint };
+    if (result === 'done') return fail({ code: 'internal', message: 'no answer' }, served, started);
+    return fail(result, served, started);
+  }
+
   /** The answer as an async iterable (readers that pull: tests, tools). Stopping early aborts it. */
   stream(req: DispatchRequest): AsyncIterable<StreamEvent> {
     return eventsOf(this, req);
@@ -178,21 +237,40 @@ export class Dispatcher {
     return refusal ?? { ok: false, reason: 'no_keys', retryAfterMs: null };
   }
 
-  /** Serves the request from one model's provider, over as many keys as the attempt budget allows. */
-  private async serve(model: ResolvedModel, req: DispatchRequest, state: RequestState, log: Logger, out: EventSink): Promise<'done' | Failure> {
-    const { signal } = req;
+  /** Serves the chat from one model's provider (see serveOnKeys). */
+  private serve(model: ResolvedModel, req: DispatchRequest, state: RequestState, log: Logger, out: EventSink): Promise<'done' | Failure> {
     const provider = model.provider;
     const adapter = this.adapters[provider];
-    if (!adapter) return { code: 'no_keys', message: `no adapter for ${provider}`, final: false };
+    if (!adapter) return Promise.resolve({ code: 'no_keys', message: `no adapter for ${provider}`, final: false });
     const baseUrl = baseUrlFor(provider, this.deps.baseUrls);
-    const shared: KeySource[] = req.useSharedPool?.(provider) === false ? [] : [(p) => this.deps.pool.acquire(p)];
-    const sources: KeySource[] = [...(req.keySources ?? []), ...shared];
     const upstreamReq: UpstreamRequest = {
       provider,
       model: model.upstreamModel,
       ...upstreamFieldsOf(req.chat),
       ...(req.delivery === 'whole' ? { delivery: 'whole' as const } : {}),
     };
+    return this.serveOnKeys(model, req, state, log, (lease, firstByteTimeoutMs) =>
+      this.attempt(model, adapter, upstreamReq, lease, baseUrl, req.signal, req.requestId, log, out, firstByteTimeoutMs),
+    );
+  }
+
+  /**
+   * Serves one model from its provider's keys, over as many keys as the attempt budget allows:
+   * lease, one attempt (`attemptOn`, which reports the lease's outcome), and on a failure
+   * before anything reached the client, the next key. Shared by chat (serve) and every other
+   * pooled operation (call; issue 21), so both pick, cool down and retry the same way.
+   */
+  private async serveOnKeys(
+    model: ResolvedModel,
+    req: Pick<DispatchRequest, 'signal' | 'keySources' | 'useSharedPool'>,
+    state: RequestState,
+    log: Logger,
+    attemptOn: (lease: KeyLease, firstByteTimeoutMs: number | undefined) => Promise<'done' | Failure | ProviderError>,
+  ): Promise<'done' | Failure> {
+    const { signal } = req;
+    const provider = model.provider;
+    const shared: KeySource[] = req.useSharedPool?.(provider) === false ? [] : [(p) => this.deps.pool.acquire(p)];
+    const sources: KeySource[] = [...(req.keySources ?? []), ...shared];
     let last: Failure | undefined;
     let lastKind: ProviderError['kind'] | undefined;
 
@@ -225,7 +303,7 @@ export class Dispatcher {
       }
 
       state.attempts += 1;
-      const result = await this.attempt(model, adapter, upstreamReq, acquired.lease, baseUrl, signal, req.requestId, log, out, this.firstByteLimit(state));
+      const result = await attemptOn(acquired.lease, this.firstByteLimit(state));
       if (result === 'done') return 'done';
       if ('final' in result) return result;
       lastKind = result.kind;
@@ -258,27 +336,7 @@ export class Dispatcher {
     out: EventSink,
     firstByteTimeoutMs: number | undefined,
   ): Promise<'done' | Failure | ProviderError> {
-    const startedAt = this.clock();
-    let reported = false;
-    const report = async (outcome: LeaseOutcome, recorded: AttemptOutcome = outcome.kind) => {
-      if (reported) return;
-      reported = true;
-      this.deps.hooks?.onAttempt?.({
-        provider: model.provider,
-        model: model.id,
-        keyFingerprint: lease.fingerprint,
-        outcome: recorded,
-        durationMs: this.clock() - startedAt,
-        ...(requestId !== undefined ? { requestId } : {}),
-      });
-      try {
-        await this.deps.pool.report(lease, outcome);
-      } catch (error) {
-        // `fingerprint`, not `key`: the logger redacts any field named `key`.
-        log.warn({ err: describe(error), fingerprint: lease.fingerprint }, 'could not report key outcome');
-      }
-    };
-
+    const report = this.reporter(model, lease, requestId, log);
     let started = false;
     let finished = false;
     let usage: TokenUsage | undefined;
@@ -317,42 +375,90 @@ export class Dispatcher {
         await report({ kind: 'transient' }, 'aborted');
         throw thrown;
       }
-      if (signal.aborted) {
-        await report({ kind: 'transient' }, 'aborted');
-        return ABORTED;
-      }
-      const error = ProviderError.isInstance(thrown)
-        ? thrown
-        : new ProviderError({ kind: 'transient', message: `${model.provider}: adapter failed`, cause: thrown });
-      if (!ProviderError.isInstance(thrown)) log.error({ err: new SecretMatcher([lease.secret]).scrub(describe(thrown)) }, 'adapter threw a non-provider error');
-      await report(outcomeOf(error), started ? 'interrupted' : error.kind === 'bad_request' ? 'bad_request' : outcomeOf(error).kind);
-      // Not `msg` for the provider's message: pino would write a second `msg` field into the line.
-      // Every field that came from upstream is checked against this attempt's key once more, in
-      // any encoding: the adapters' classifiers did, but an error thrown elsewhere may not have.
-      const echo = new SecretMatcher([lease.secret]);
-      log.warn(
-        {
-          provider: model.provider,
-          fingerprint: lease.fingerprint,
-          kind: error.kind,
-          status: error.status,
-          providerCode: error.providerCode === undefined ? undefined : echo.scrub(error.providerCode, ECHO_REDACTED, 8),
-          param: error.param === undefined ? undefined : echo.scrub(error.param, ECHO_REDACTED, 8),
-          started,
-          detail: echo.scrub(error.message),
-        },
-        'upstream attempt failed',
-      );
-      if (started) {
-        // Text already reached the client: a retry would bill twice and repeat it.
-        return { code: 'stream_interrupted', message: `the ${model.provider} answer broke off`, final: true };
-      }
-      return error;
+      return this.failedAttempt(thrown, model, lease, signal, started, log, report);
     } finally {
       // Left without an outcome (nothing else is left): not the key's fault, nothing to cool.
-      if (!reported) await report({ kind: 'transient' }, 'aborted');
+      if (!report.done) await report({ kind: 'transient' }, 'aborted');
     }
   }
+
+  /**
+   * One outcome report per attempt, to the metrics hook and the pool. `done` tells whether it
+   * was made (the attempt's `finally` reports what was left without an outcome).
+   */
+  private reporter(model: ResolvedModel, lease: KeyLease, requestId: string | undefined, log: Logger): AttemptReport {
+    const startedAt = this.clock();
+    const report = (async (outcome: LeaseOutcome, recorded: AttemptOutcome = outcome.kind) => {
+      if (report.done) return;
+      report.done = true;
+      this.deps.hooks?.onAttempt?.({
+        provider: model.provider,
+        model: model.id,
+        keyFingerprint: lease.fingerprint,
+        outcome: recorded,
+        durationMs: this.clock() - startedAt,
+        ...(requestId !== undefined ? { requestId } : {}),
+      });
+      try {
+        await this.deps.pool.report(lease, outcome);
+      } catch (error) {
+        // `fingerprint`, not `key`: the logger redacts any field named `key`.
+        log.warn({ err: describe(error), fingerprint: lease.fingerprint }, 'could not report key outcome');
+      }
+    }) as AttemptReport;
+    report.done = false;
+    return report;
+  }
+
+  /**
+   * What an attempt that threw comes to: reported against the key (a bad request and an abort
+   * are not its fault), logged with every upstream field scrubbed of the key, and either the
+   * classified error (nothing reached the client: another key may serve) or a final failure.
+   */
+  private async failedAttempt(thrown: unknown, model: ResolvedModel, lease: KeyLease, signal: AbortSignal, started: boolean, log: Logger, report: AttemptReport): Promise<Failure | ProviderError> {
+    if (signal.aborted) {
+      await report({ kind: 'transient' }, 'aborted');
+      return ABORTED;
+    }
+    const error = ProviderError.isInstance(thrown)
+      ? thrown
+      : new ProviderError({ kind: 'transient', message: `${model.provider}: adapter failed`, cause: thrown });
+    if (!ProviderError.isInstance(thrown)) log.error({ err: new SecretMatcher([lease.secret]).scrub(describe(thrown)) }, 'adapter threw a non-provider error');
+    await report(outcomeOf(error), started ? 'interrupted' : error.kind === 'bad_request' ? 'bad_request' : outcomeOf(error).kind);
+    // Not `msg` for the provider's message: pino would write a second `msg` field into the line.
+    // Every field that came from upstream is checked against this attempt's key once more, in
+    // any encoding: the adapters' classifiers did, but an error thrown elsewhere may not have.
+    const echo = new SecretMatcher([lease.secret]);
+    log.warn(
+      {
+        provider: model.provider,
+        fingerprint: lease.fingerprint,
+        kind: error.kind,
+        status: error.status,
+        providerCode: error.providerCode === undefined ? undefined : echo.scrub(error.providerCode, ECHO_REDACTED, 8),
+        param: error.param === undefined ? undefined : echo.scrub(error.param, ECHO_REDACTED, 8),
+        started,
+        detail: echo.scrub(error.message),
+      },
+      'upstream attempt failed',
+    );
+    if (started) {
+      // Something already reached the client: a retry would bill twice and repeat it.
+      return { code: 'stream_interrupted', message: `the ${model.provider} answer broke off`, final: true };
+    }
+    return error;
+  }
+}
+
+interface AttemptReport {
+  (outcome: LeaseOutcome, recorded?: AttemptOutcome): Promise<void>;
+  done: boolean;
+}
+
+/** The refusal of a model used on an endpoint of another kind (issue 21), naming the field. */
+function wrongKind(model: ResolvedModel, wanted: ModelKind): string {
+  const kind = model.kind ?? 'chat';
+  return `${model.id} is ${kind === 'embedding' ? 'an embedding' : 'a chat'} model and cannot serve ${wanted === 'embedding' ? 'embeddings' : 'chat completions'} (field model)`;
 }
 
 const CAPABILITY_WORDS: Record<ModelCapability, string> = {

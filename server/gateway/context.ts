@@ -10,6 +10,7 @@ import type { ReloadReport } from '../ops/envReloader';
 import type { Logger } from '../observability/logger';
 import type { ChatEngine } from '../streams/ChatEngine';
 import type { ChatStreams } from '../streams/ChatStreams';
+import type { MeteredCalls } from './meteredCalls';
 
 /** What the admin procedures need of the key pool (server/pool/KeyPool satisfies it). */
 export interface PoolAdmin {
@@ -21,6 +22,8 @@ export interface PoolAdmin {
 /** Everything the procedures use, built once by the composition root (createGateway). */
 export interface GatewayDeps {
   engine: ChatEngine;
+  /** Pooled calls other than chat (embeddings, messages, responses; issue 21). Absent: those endpoints answer 503. */
+  calls?: MeteredCalls;
   streams: ChatStreams;
   catalog: ModelCatalog;
   pool: PoolAdmin;

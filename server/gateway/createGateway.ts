@@ -25,6 +25,7 @@ import { createTrackedEngine } from './trackedEngine';
 import { withDegradedReads } from './degradedReads';
 import { DEFAULT_BYOK_SETTINGS } from '../../shared/byok';
 import { createMeteredChatEngine } from './meteredChatEngine';
+import { createMeteredCalls } from './meteredCalls';
 import type { ModelCatalog } from '../business/types';
 import type { GatewayEnv } from '../config/env';
 import { startupWarnings } from '../config/startupWarnings';
@@ -246,29 +247,34 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     const adapters = createAdapters();
     const testKey = (provider: ProviderId, apiKey: string) =>
       adapters[provider].testKey({ apiKey, baseUrl: baseUrlFor(provider, baseUrls), signal: AbortSignal.timeout(10_000) });
+    // A chat must not fail because BYOK records are unreadable (Redis away): no own keys then.
+    const chatVault = withDegradedReads<ByokVault>({
+      target: () => vault,
+      name: 'byok vault',
+      logger,
+      cacheLastGood: false,
+      fallbacks: {
+        list: async () => [],
+        getSettings: async () => ({ ...DEFAULT_BYOK_SETTINGS }),
+        getSecrets: async () => [],
+        routing: async () => ({ providers: new Set(), fallbackToSharedPool: true }),
+      },
+    });
+    const dispatcher = new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, firstByteTimeoutMs: env.firstByteTimeoutMs, baseUrls, hooks: { onAttempt }, ...options.dispatcher, pool, catalog, logger });
     const innerEngine =
       options.engine ??
       createMeteredChatEngine({
-        inner: new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, firstByteTimeoutMs: env.firstByteTimeoutMs, baseUrls, hooks: { onAttempt }, ...options.dispatcher, pool, catalog, logger }),
+        inner: dispatcher,
         business,
         ledger,
-        // A chat must not fail because BYOK records are unreadable (Redis away): no own keys then.
-        vault: withDegradedReads<ByokVault>({
-          target: () => vault,
-          name: 'byok vault',
-          logger,
-          cacheLastGood: false,
-          fallbacks: {
-            list: async () => [],
-            getSettings: async () => ({ ...DEFAULT_BYOK_SETTINGS }),
-            getSecrets: async () => [],
-            routing: async () => ({ providers: new Set(), fallbackToSharedPool: true }),
-          },
-        }),
+        vault: chatVault,
         pool,
         logger,
       });
     const engine = createTrackedEngine({ inner: innerEngine, coordinator, metrics, idleTimeoutMs: env.requestTimeoutMs });
+    // Embeddings, messages, responses (issue 21): the same dispatcher, limits, BYOK keys and ledger as chat.
+    // Priced by the catalog the dispatcher serves from (a test's own catalog, else the business config).
+    const calls = createMeteredCalls({ inner: dispatcher, business: { getSettings: () => business.getSettings(), resolve: (name) => catalog.resolve(name) }, ledger, vault: chatVault, pool, coordinator, metrics, logger });
     const durable = streamsRedis ? new RedisStreamBuffer({ redis: streamsRedis, prefix: env.redisPrefix, ...options.streamBuffer }) : undefined;
     if (durable) cleanups.push(() => durable.close());
     const streams = new ChatStreams({ engine, logger, ...(durable ? { durable } : {}), maxStreamsPerUser: env.maxStreamsPerUser, ...options.streams });
@@ -296,6 +302,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     };
     const deps: GatewayDeps = {
       engine,
+      calls,
       streams,
       catalog,
       pool,

@@ -1,29 +1,24 @@
-import { createHash } from 'node:crypto';
 import type { ProviderId, StreamEvent } from '../../shared';
-import type { ByokVault } from '../byok/ByokVault';
 import type { BusinessConfig } from '../business/BusinessConfig';
 import { checkPrompt } from '../business/checkPrompt';
 import { actualCost, estimateCost, maxCost } from '../business/cost';
 import { ESTIMATED_BYTES_PER_TOKEN, promptTokensAtMost } from '../business/countPromptTokens';
 import type { ResolvedModel } from '../business/types';
 import type { DispatchRequest } from '../dispatch/Dispatcher';
-import type { KeySource } from '../dispatch/types';
 import type { Logger } from '../observability/logger';
-import type { AcquireResult, KeyPool } from '../pool/KeyPool';
 import type { ChatEngine, ChatEngineRequest, EventSink } from '../streams/ChatEngine';
 import type { Admission, LimitRefusal, UsageHold, UsageLedger, UsageRecordInput } from '../usage/UsageLedger';
+import { userKeySources, type UserKeySourceDeps } from './userKeySources';
 
 /** What the metered engine needs of the dispatcher: its run, with extra key sources. */
 export interface KeyedChatEngine {
   run(req: DispatchRequest, emit: EventSink): Promise<void>;
 }
 
-export interface MeteredChatEngineDeps {
+export interface MeteredChatEngineDeps extends UserKeySourceDeps {
   inner: KeyedChatEngine;
   business: BusinessConfig;
   ledger: UsageLedger;
-  vault: ByokVault;
-  pool: Pick<KeyPool, 'acquireFrom'>;
   logger: Logger;
 }
 
@@ -154,35 +149,11 @@ async function servingModels(deps: MeteredChatEngineDeps, model: ResolvedModel):
   return [model, ...fallbacks.filter((m): m is ResolvedModel => m !== null)];
 }
 
-function refusalEvent(refusal: LimitRefusal): StreamEvent {
+export function refusalEvent(refusal: LimitRefusal): Extract<StreamEvent, { type: 'error' }> {
   if (refusal.refused === 'rpm') return { type: 'error', code: 'rate_limited', message: 'You are sending requests too fast for your per-minute limit.', retryAfterMs: refusal.retryAfterMs };
   return refusal.heldInFlight
     ? { type: 'error', code: 'budget_exceeded', message: 'Your answers in progress may use the rest of your daily budget; retry when they finish.', retryAfterMs: refusal.retryAfterMs }
     : { type: 'error', code: 'budget_exceeded', message: 'Your daily budget is used up; it renews at midnight UTC.', retryAfterMs: refusal.retryAfterMs };
-}
-
-/** The user's own keys as a key source per provider, each provider its own small pool with its own cooldowns. */
-async function userKeySources(
-  deps: MeteredChatEngineDeps,
-  userId: string,
-): Promise<{ keySources: KeySource[]; ownProviders: ReadonlySet<ProviderId>; fallbackToSharedPool: boolean }> {
-  const { providers: ownProviders, fallbackToSharedPool } = await deps.vault.routing(userId);
-  if (ownProviders.size === 0) return { keySources: [], ownProviders, fallbackToSharedPool: true };
-  const poolOwner = createHash('sha256').update(userId).digest('hex').slice(0, 16);
-  const source: KeySource = async (provider): Promise<AcquireResult> => {
-    if (!ownProviders.has(provider)) return { ok: false, reason: 'no_keys', retryAfterMs: null };
-    const secrets = await deps.vault.getSecrets(userId, provider);
-    if (secrets.length === 0) return { ok: false, reason: 'no_keys', retryAfterMs: null };
-    return deps.pool.acquireFrom({
-      id: `byok:${poolOwner}:${provider}`,
-      provider,
-      strategy: 'round-robin',
-      rpm: 0,
-      tpm: 0,
-      keys: secrets.map((s) => ({ secret: s.secret, account: null })),
-    });
-  };
-  return { keySources: [source], ownProviders, fallbackToSharedPool };
 }
 
 function errorName(error: unknown): string {
