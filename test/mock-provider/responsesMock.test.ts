@@ -47,7 +47,7 @@ describe('issue 21: the mock provider speaks the Responses API', () => {
     expect(response.output[0]).toMatchObject({ type: 'message', role: 'assistant', status: 'completed' });
     expect(response.usage?.total_tokens).toBe((response.usage?.input_tokens ?? 0) + (response.usage?.output_tokens ?? 0));
     // OpenAI keeps a response unless told not to.
-    expect(response.store).toBe(true);
+    expect((response as unknown as { store: boolean }).store).toBe(true);
   });
 
   it('streams the full event sequence, numbered, and finalResponse() assembles it', async () => {
@@ -66,7 +66,7 @@ describe('issue 21: the mock provider speaks the Responses API', () => {
     expect(types.slice(-4)).toEqual(['response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed']);
     expect(numbers).toEqual(numbers.map((_, i) => i));
     expect(final.output_text).toBe(text);
-    expect(final.store).toBe(false);
+    expect((final as unknown as { store: boolean }).store).toBe(false);
     expect(final.usage?.output_tokens).toBe(12);
   });
 

@@ -13,8 +13,6 @@ const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response
 export interface RelayedStream {
   /** From the terminal event's `response.usage`; null when it had none. */
   usage: TokenUsage | null;
-  /** Events written to the client (OpenAI numbers them from 0: the next one's `sequence_number`). */
-  events: number;
 }
 
 export interface RelayTarget {
@@ -36,13 +34,11 @@ export interface RelayTarget {
 export async function relayResponsesStream(body: unknown, apiKey: string, model: string, target: RelayTarget): Promise<RelayedStream> {
   let usage: TokenUsage | null = null;
   let finished = false;
-  let events = 0;
   await readSseEvents(
     body,
     apiKey,
     // readSseEvents hands over data only; the event name is also the data's `type` on this wire.
     (data) => {
-      events += 1;
       const type = typeOf(data);
       if (type === 'response.output_text.delta') target.produced(deltaBytes(data));
       if (type === null || !WITH_RESPONSE.has(type)) return target.write(`event: ${type ?? 'message'}\ndata: ${data}\n\n`);
@@ -57,7 +53,7 @@ export async function relayResponsesStream(body: unknown, apiKey: string, model:
     () => finished,
   );
   if (!finished) throw new ProviderError({ kind: 'transient', message: 'the Responses stream ended before its last event', providerCode: 'stream_cut' });
-  return { usage, events };
+  return { usage };
 }
 
 const TYPE_PREFIX = '{"type":"';
