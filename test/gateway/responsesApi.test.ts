@@ -234,6 +234,31 @@ describe('issue 21: POST /v1/responses through the official openai client', () =
     mock.faults.clear();
   });
 
+  it("relays the provider's own mid-stream error event once", async () => {
+    for (const key of KEYS) mock.faults.inject(key, { kind: 'streamError', afterChunks: 1, error: 'serverError' }, { times: 1 });
+    const res = await fetch(`${gw.url}/v1/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await gw.token('alice')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o', input: 'fail midway', stream: true }),
+    });
+    const text = await res.text();
+    captured.push(text);
+    const errors = text.split('\n\n').filter((f) => f.startsWith('event: error\n'));
+    expect(errors).toHaveLength(1);
+    expect(JSON.parse(errors[0]!.split('data: ')[1]!)).toMatchObject({ type: 'error', code: 'server_error' });
+    mock.faults.clear();
+  });
+
+  it('refuses what the provider refuses with a 400, never retried', async () => {
+    // The mock, as OpenAI, wants max_output_tokens >= 16; Keyrack only checks it is a positive integer.
+    const before = mock.stats().total.requests;
+    const error = await caught(client.responses.create({ model: 'gpt-4o', input: 'x', max_output_tokens: 5 }));
+    expect(error.status).toBe(400);
+    // The caller's fault: not tried on the other key.
+    expect(mock.stats().total.requests - before).toBe(1);
+    expect(error.type).toBe('invalid_request_error');
+  });
+
   it('refuses a prompt over the hard limit with 400 naming input', async () => {
     const business = gw.gateway.deps.domain!.business;
     const { prompt_hard_limit: hard, prompt_soft_limit: soft } = await business.getSettings();

@@ -80,6 +80,8 @@ export async function handleResponsesRequest(req: IncomingMessage, res: ServerRe
   let stream = null as StreamedResponse | null;
   /** Events relayed: OpenAI numbers them from 0, so the next one's `sequence_number`. */
   let events = 0;
+  /** The provider's own `error` event was relayed: the client knows, and is not told twice. */
+  let relayedError = false;
 
   const attempt = async ({ ctx, model, started }: PooledAttempt): Promise<PooledAnswer<string | null>> => {
     const spec = PROVIDER_SPECS[model.provider].responses!;
@@ -103,6 +105,7 @@ export async function handleResponsesRequest(req: IncomingMessage, res: ServerRe
       // A full socket (a slow client) holds the upstream read back.
       write: (frame) => {
         events += 1;
+        if (frame.startsWith(ERROR_FRAME)) relayedError = true;
         return out.write(frame) ? undefined : out.drained();
       },
       produced: (bytes) => void (producedBytes += bytes),
@@ -137,12 +140,13 @@ export async function handleResponsesRequest(req: IncomingMessage, res: ServerRe
     return sendJson(res, status, openaiError(result.message, type, code, param), retryAfterHeaders(retryAfterMsOf(result)));
   }
   // The answer had started: OpenAI's own mid-stream `error` event, numbered after the last one relayed.
+  if (relayedError) return stream.end();
   stream.end(`event: error\ndata: ${JSON.stringify({ type: 'error', code, message: result.message, param: null, sequence_number: events })}\n\n`);
 }
 
 /** A model whose provider has no Responses API: refused as a 400 naming `model` before any key is leased. */
 function noResponsesApi(model: ResolvedModel): string | null {
-  return PROVIDER_SPECS[model.provider].responses ? null : `provider ${model.provider} has no Responses API; use /v1/chat/completions (model ${model.id})`;
+  return PROVIDER_SPECS[model.provider].responses ? null : `provider ${model.provider} (model ${model.id}) has no Responses API; use /v1/chat/completions`;
 }
 
 function parseAnswer(text: string): Record<string, unknown> {
@@ -162,5 +166,7 @@ function sendRaw(res: ServerResponse, status: number, json: string): void {
 
 /** The field a refusal names, `(field model)`: the core's words (CORE-API.md) and the Dispatcher's. */
 const NAMED_FIELD = /\(field ([A-Za-z0-9_.[\]]+)\)/;
+
+const ERROR_FRAME = 'event: error\n';
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };
