@@ -273,6 +273,15 @@ describe('issue 21: POST /v1/responses through the official openai client', () =
     }
   });
 
+  it('takes a body over 1 MiB (an image as a data URL), as chat does', async () => {
+    const image = `data:image/png;base64,${'A'.repeat(1_200_000)}`;
+    const response = await client.responses.create({
+      model: 'gpt-4o',
+      input: [{ role: 'user', content: [{ type: 'input_text', text: 'what is this?' }, { type: 'input_image', image_url: image, detail: 'low' }] }],
+    });
+    expect(response.output_text).toMatch(/^Mock answer to: \(saw 1 image\) what/);
+  });
+
   it('answers other methods with 405 and a missing token with 401', async () => {
     const get = await fetch(`${gw.url}/v1/responses`, { headers: { authorization: `Bearer ${await gw.token('alice')}` } });
     expect(get.status).toBe(405);
