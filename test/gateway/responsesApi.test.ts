@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { actualCost } from '../../server/business/cost';
@@ -12,6 +13,8 @@ import { startTestGateway, TEST_JWT_SECRET, testModel, type TestGateway } from '
  */
 
 const KEYS = ['sk-test-responses-key-one-0000000001', 'sk-test-responses-key-two-0000000002'] as const;
+const BYOK_KEY = 'sk-test-responses-byok-gina-00000001';
+const ENCRYPTION_KEY = randomBytes(32).toString('base64');
 
 let mock: MockProvider;
 let gw: TestGateway;
@@ -31,12 +34,25 @@ const weatherTool = {
 beforeAll(async () => {
   mock = await startMockProvider();
   gw = await startTestGateway({
-    env: { OPENAI_API_KEY_1: KEYS[0], OPENAI_API_KEY_2: KEYS[1], OPENAI_BASE_URL: mock.baseUrls.openai, ANTHROPIC_API_KEY: 'sk-test-responses-anthropic-000001' },
+    env: {
+      OPENAI_API_KEY_1: KEYS[0],
+      OPENAI_API_KEY_2: KEYS[1],
+      OPENAI_BASE_URL: mock.baseUrls.openai,
+      ANTHROPIC_API_KEY: 'sk-test-responses-anthropic-000001',
+      XAI_API_KEY: 'sk-test-responses-xai-0000000001',
+      XAI_BASE_URL: mock.baseUrls.openai,
+      GROQ_API_KEY: 'sk-test-responses-groq-000000001',
+      GROQ_BASE_URL: mock.baseUrls.openai,
+      ENCRYPTION_KEY,
+    },
     logger: createLogger({ level: 'debug', destination: logs.destination }),
     models: [
       // The upstream id asks the mock for 7 words: an answer of 7 proves the catalog's id was sent.
       testModel('gpt-4o', 'openai', { upstream_model: 'gpt-4o-mock-chunks-7' }),
       testModel('claude-sonnet-4', 'anthropic'),
+      // xAI and Groq speak OpenAI's wire: served by the mock's OpenAI face.
+      testModel('grok-3', 'xai'),
+      testModel('llama-3.3-70b', 'groq'),
     ],
   });
   client = gw.openai(await gw.token('alice'));
@@ -154,7 +170,7 @@ describe('issue 21: POST /v1/responses through the official openai client', () =
   it('moves to the next key on a 429 before the first event', async () => {
     const [limited, good] = KEYS;
     mock.faults.inject(limited, { kind: 'rateLimit', retryAfterSeconds: 30 }, { sticky: true });
-    const before = { limited: mock.statsFor(limited).total, good: mock.statsFor(good).total.completed };
+    const before = { limited: mock.statsFor(limited).total.rateLimited, good: mock.statsFor(good).total.completed };
     // Round robin over two keys: one of two requests is picked on the limited key first.
     for (let i = 0; i < 2; i += 1) {
       const stream = client.responses.stream({ model: 'gpt-4o', input: `retry ${i}` });
@@ -164,8 +180,9 @@ describe('issue 21: POST /v1/responses through the official openai client', () =
       expect(types[0]).toBe('response.created');
       expect((await stream.finalResponse()).output_text).toMatch(new RegExp(`^Mock answer to: retry ${i}`));
     }
-    expect(mock.statsFor(limited).total.rateLimited - before.limited.rateLimited).toBe(1);
-    expect(mock.statsFor(good).total.completed - before.good).toBe(2);
+    expect(mock.statsFor(limited).total.rateLimited - before.limited).toBe(1);
+    // Counted when the mock's response closes, which may follow the client's last byte.
+    await waitFor(() => mock.statsFor(good).total.completed - before.good === 2, 'two answers from the good key');
     // The limited key cools down from the 429's retry-after.
     const status = await gw.gateway.deps.pool.status();
     const openai = status.providers.find((p) => p.provider === 'openai')!;
@@ -282,6 +299,42 @@ describe('issue 21: POST /v1/responses through the official openai client', () =
     expect(response.output_text).toMatch(/^Mock answer to: \(saw 1 image\) what/);
   });
 
+  it('serves xAI and Groq through their Responses APIs; store: false only where the provider would store', async () => {
+    const grok = await client.responses.create({ model: 'grok-3', input: 'hi grok' });
+    expect(grok.model).toBe('grok-3');
+    expect((grok as unknown as { store: boolean }).store).toBe(false);
+    await waitFor(() => mock.statsFor('sk-test-responses-xai-0000000001').total.completed === 1, 'the xAI key served');
+    // Groq stores nothing, so Keyrack sends no `store` (the mock's echo is OpenAI's default).
+    const llama = await client.responses.create({ model: 'llama-3.3-70b', input: 'hi groq' });
+    expect((llama as unknown as { store: boolean }).store).toBe(true);
+    await waitFor(() => mock.statsFor('sk-test-responses-groq-000000001').total.completed === 1, 'the Groq key served');
+    captured.push(JSON.stringify(grok), JSON.stringify(llama));
+  });
+
+  it("uses the user's own key first (BYOK)", async () => {
+    const gina = await gw.token('gina');
+    await gw.trpc(gina).byok.add.mutate({ provider: 'openai', apiKey: BYOK_KEY, label: 'mine' });
+    const response = await gw.openai(gina).responses.create({ model: 'gpt-4o', input: 'my own key' });
+    expect(response.output_text).toMatch(/^Mock answer to: my own key/);
+    await waitFor(() => mock.statsFor(BYOK_KEY).total.completed === 1, "the user's key served");
+  });
+
+  it('aborts the upstream call when the client goes away mid-stream', async () => {
+    for (const key of KEYS) mock.faults.inject(key, { kind: 'stall', afterChunks: 1 }, { times: 1 });
+    const aborted = mock.nextEvent('aborted', { provider: 'openai' });
+    const controller = new AbortController();
+    const stream = await client.responses.create({ model: 'gpt-4o', input: 'leave early', stream: true }, { signal: controller.signal });
+    for await (const event of stream) {
+      if (event.type === 'response.output_text.delta') {
+        controller.abort();
+        break;
+      }
+    }
+    await aborted;
+    await waitFor(() => mock.openResponses() === 0, 'the upstream response closed');
+    mock.faults.clear();
+  });
+
   it('answers other methods with 405 and a missing token with 401', async () => {
     const get = await fetch(`${gw.url}/v1/responses`, { headers: { authorization: `Bearer ${await gw.token('alice')}` } });
     expect(get.status).toBe(405);
@@ -293,6 +346,8 @@ describe('issue 21: POST /v1/responses through the official openai client', () =
   it('never shows a secret in anything captured', () => {
     const everything = [...captured, ...logs.lines].join('\n');
     expect(everything.length).toBeGreaterThan(0);
-    for (const secret of [...KEYS, 'sk-test-responses-anthropic-000001', TEST_JWT_SECRET]) expect(everything).not.toContain(secret);
+    for (const secret of [...KEYS, BYOK_KEY, 'sk-test-responses-anthropic-000001', 'sk-test-responses-xai-0000000001', 'sk-test-responses-groq-000000001', TEST_JWT_SECRET, ENCRYPTION_KEY]) {
+      expect(everything).not.toContain(secret);
+    }
   });
 });
