@@ -128,7 +128,7 @@ export async function handleResponsesRequest(req: IncomingMessage, res: ServerRe
 
   if (result.ok) {
     if (stream) stream.end();
-    else sendRaw(res, 200, result.value ?? '{}');
+    else if (!res.destroyed) sendRaw(res, 200, result.value ?? '{}');
     return;
   }
   if (res.destroyed) return;
