@@ -70,7 +70,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_CHAT_BODY_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_LARGE_BODY_BUDGET_BYTES = 128 * 1024 * 1024;
-const CHAT_PATHS = new Set(['/v1/chat/completions', '/trpc/chat.start', '/trpc/chat.complete', '/v1/messages', '/v1/messages/count_tokens']);
+const CHAT_PATHS = new Set(['/v1/chat/completions', '/v1/responses', '/trpc/chat.start', '/trpc/chat.complete', '/v1/messages', '/v1/messages/count_tokens']);
 
 /** The gateway's one request listener: health, tRPC, the OpenAI-compatible /v1, and the demo client. */
 export function createHttpHandler(options: HttpHandlerOptions): RequestListener {

@@ -22,7 +22,12 @@ export interface MockChatInput {
   imageCount?: number;
   /** Thinking asked for (reasoning): the plan carries a short thought. */
   thinking?: boolean;
+  /** Asked through OpenAI's Responses API: the request's fields its answer echoes (issue 21). */
+  responses?: MockResponsesEcho;
 }
+
+/** What a Responses API answer repeats of its request (`instructions`, `tools`, `store`, ...), as OpenAI's response object does. */
+export type MockResponsesEcho = Record<string, unknown>;
 
 export interface MockTool {
   name: string;
@@ -62,6 +67,8 @@ export interface MockAnswerPlan {
   reasoning: string | null;
   /** Seconds since the epoch, from the mock's clock. */
   created: number;
+  /** See MockChatInput.responses. */
+  responses?: MockResponsesEcho;
 }
 
 const FILLER = 'and here is more text from the mock provider so that every stream has a few deltas to carry'.split(' ');
@@ -102,6 +109,7 @@ export function planAnswer(input: MockChatInput, chunkCount: number | undefined,
     toolCalls,
     reasoning,
     created: Math.floor(nowMs / 1000),
+    ...(input.responses ? { responses: input.responses } : {}),
   };
 }
 

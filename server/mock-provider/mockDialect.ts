@@ -38,7 +38,10 @@ export interface MockReply {
 }
 
 /** Gemini names model and streaming in the path; OpenAI and Anthropic in the body (`stream` false here). */
-export type MockEndpoint = { kind: 'models' } | { kind: 'chat'; stream: boolean; model?: string } | { kind: 'countTokens' };
+export type MockEndpoint =
+  | { kind: 'models' }
+  | { kind: 'chat'; stream: boolean; model?: string; /** OpenAI's Responses API rather than the wire's chat endpoint (issue 21). */ api?: 'responses' }
+  | { kind: 'countTokens' };
 
 /**
  * One streamed answer as text frames. Built per request with the constant parts of each frame

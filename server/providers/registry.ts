@@ -52,6 +52,18 @@ export interface ProviderSpec {
   rejectedKeyMessage?: RegExp;
   /** OpenAI-compatible only (required there): see OpenAIChatQuirks. */
   chat?: OpenAIChatQuirks;
+  /** The provider's documented Responses API (`POST <base>/responses`), passed through by /v1/responses (issue 21); absent: it has none. */
+  responses?: ResponsesApiSpec;
+}
+
+/** What a provider's Responses API needs of the passthrough. */
+export interface ResponsesApiSpec {
+  /**
+   * Keeps every response at the provider unless the request says `store: false` (OpenAI, xAI):
+   * the passthrough then sends `store: false` itself, as a stored response belongs to whichever
+   * key's account served it, and the next request may be served by another.
+   */
+  storesByDefault: boolean;
 }
 
 const ALL_FORMATS = ['json_object', 'json_schema'] as const;
@@ -67,6 +79,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     streamUsageOption: true,
     keyTest: OPENAI_KEY_TEST,
     chat: { developerRole: true, mergeConsecutiveRoles: false, tools: true, parallelToolCalls: true, seedField: 'seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: ['none', 'minimal', 'low', 'medium', 'high'] },
+    // platform.openai.com/docs/api-reference/responses: `store` defaults to true.
+    responses: { storesByDefault: true },
   },
   groq: {
     id: 'groq',
@@ -78,6 +92,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     keyTest: OPENAI_KEY_TEST,
     // Groq's reasoning models (gpt-oss, qwen3) take reasoning_effort.
     chat: { developerRole: false, mergeConsecutiveRoles: true, tools: true, parallelToolCalls: true, seedField: 'seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: ['none', 'low', 'medium', 'high'] },
+    // console.groq.com/docs/responses-api (beta): "doesn't support stateful conversations yet", so nothing is stored.
+    responses: { storesByDefault: false },
   },
   mistral: {
     id: 'mistral',
@@ -123,6 +139,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     rejectedKeyMessage: /incorrect api key|invalid api key/i,
     // grok-3-mini takes reasoning_effort low or high.
     chat: { developerRole: false, mergeConsecutiveRoles: true, tools: true, parallelToolCalls: true, seedField: 'seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: ['low', 'high'] },
+    // docs.x.ai (Generate Text): the Responses API stores responses for 30 days by default.
+    responses: { storesByDefault: true },
   },
   kimi: {
     id: 'kimi',

@@ -210,7 +210,7 @@ describe('keys, headers and chunk counts', () => {
   });
 
   it('answers unknown paths with the provider’s 404 shape', async () => {
-    const response = await fetch(`${mock.baseUrls.openai}/responses`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` } });
+    const response = await fetch(`${mock.baseUrls.openai}/assistants`, { method: 'POST', headers: { authorization: `Bearer ${KEY}` } });
     expect(response.status).toBe(404);
     expect(((await response.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
   });

@@ -8,6 +8,7 @@ import { StreamedResponse } from '../../streams/StreamedResponse';
 import { collectAnswer } from '../collectAnswer';
 import { retryAfterHeaders, retryAfterMsOf } from '../gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
+import { handleResponsesRoute } from './handleResponsesRequest';
 import { OPENAI_ERROR_OF, openaiError, openaiFinishReason, openaiToolCalls, openaiUsage, readOpenAIChatRequest, refusalOf, wireField, wirePath, type OpenAIChatRequest } from './openaiWire';
 
 type ErrorEvent = Extract<StreamEvent, { type: 'error' }>;
@@ -25,6 +26,8 @@ export interface OpenAIHandlerOptions {
  */
 export async function handleOpenAIRequest(req: IncomingMessage, res: ServerResponse, path: string, requestId: string, options: OpenAIHandlerOptions): Promise<boolean> {
   const { deps } = options;
+  // OpenAI's Responses API, passed through (issue 21).
+  if (path === '/v1/responses') return handleResponsesRoute(req, res, requestId, options);
   const route = path === '/v1/chat/completions' ? 'chat' : path === '/v1/models' ? 'models' : path.startsWith('/v1/models/') ? 'model' : null;
   if (!route) {
     if (!path.startsWith('/v1/')) return false;

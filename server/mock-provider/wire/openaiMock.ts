@@ -3,6 +3,7 @@ import { formatGoDuration, retryAfterHeader } from '../durations';
 import { textOf, type MockAnswerPlan, type MockChatInput, type MockToolCall } from '../mockAnswer';
 import { jsonReply, type MockDialect, type MockErrorInfo, type MockReply } from '../mockDialect';
 import type { RateWindow } from '../RpmLimiter';
+import { parseResponsesRequest, responsesReply, responsesStream } from './openaiResponsesMock';
 
 /**
  * OpenAI Chat Completions (platform.openai.com/docs/api-reference/chat) under `/openai/v1`.
@@ -130,6 +131,7 @@ export const openaiMock: MockDialect = {
 
   route(method, path) {
     if (method === 'POST' && path === '/chat/completions') return { kind: 'chat', stream: false };
+    if (method === 'POST' && path === '/responses') return { kind: 'chat', stream: false, api: 'responses' };
     if (method === 'GET' && path === '/models') return { kind: 'models' };
     return undefined;
   },
@@ -141,7 +143,8 @@ export const openaiMock: MockDialect = {
     return key || undefined;
   },
 
-  parseChat(body) {
+  parseChat(body, endpoint) {
+    if (endpoint.api === 'responses') return parseResponsesRequest(body);
     const parsed = requestSchema.safeParse(body);
     if (!parsed.success) return { error: parsed.error.issues[0]?.message ?? 'Invalid request' };
     const r = parsed.data;
@@ -190,6 +193,7 @@ export const openaiMock: MockDialect = {
   models: () => MODELS_BODY,
 
   reply(plan) {
+    if (plan.responses) return responsesReply(plan);
     return JSON.stringify({
       id: idOf(plan),
       object: 'chat.completion',
@@ -218,6 +222,7 @@ export const openaiMock: MockDialect = {
   },
 
   stream(plan) {
+    if (plan.responses) return responsesStream(plan, (info) => (JSON.parse(errorOf(info).body) as { error: { message: string; code: string | null } }).error);
     const usageField = plan.includeUsage ? ',"usage":null' : '';
     const open = `data: {"id":"${idOf(plan)}","object":"chat.completion.chunk","created":${plan.created},"model":${JSON.stringify(plan.model)},"service_tier":"default","system_fingerprint":"fp_mock","choices":`;
     const deltaOpen = `${open}[{"index":0,"delta":{"content":`;
