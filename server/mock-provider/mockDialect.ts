@@ -38,7 +38,11 @@ export interface MockReply {
 }
 
 /** Gemini names model and streaming in the path; OpenAI and Anthropic in the body (`stream` false here). */
-export type MockEndpoint = { kind: 'models' } | { kind: 'chat'; stream: boolean; model?: string };
+export type MockEndpoint =
+  | { kind: 'models' }
+  | { kind: 'chat'; stream: boolean; model?: string }
+  /** Issue 21: OpenAI's /embeddings (model in the body), Gemini's :batchEmbedContents / :embedContent (`batch`, model in the path). */
+  | { kind: 'embeddings'; model?: string; batch?: boolean };
 
 /**
  * One streamed answer as text frames. Built per request with the constant parts of each frame
@@ -73,6 +77,8 @@ export interface MockDialect {
   commonHeaders(serial: number): Record<string, string>;
   models(): string;
   reply(plan: MockAnswerPlan): string;
+  /** The embeddings answer (or its 400) for dialects that route an `embeddings` endpoint (wire/embeddingsMock.ts). */
+  embed?(body: unknown, endpoint: Extract<MockEndpoint, { kind: 'embeddings' }>): MockReply;
   stream(plan: MockAnswerPlan, query: URLSearchParams): MockStreamRenderer;
 }
 

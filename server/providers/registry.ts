@@ -52,6 +52,12 @@ export interface ProviderSpec {
   rejectedKeyMessage?: RegExp;
   /** OpenAI-compatible only (required there): see OpenAIChatQuirks. */
   chat?: OpenAIChatQuirks;
+  /**
+   * Issue 21: the provider has an embeddings API (OpenAI-compatible: `POST {base}/embeddings`;
+   * Gemini: `models/{model}:batchEmbedContents`), and the request field that asks for fewer
+   * dimensions. Absent: an embedding model of this provider is refused (400 naming `model`).
+   */
+  embeddings?: { dimensionsField: 'dimensions' | 'output_dimension' | 'outputDimensionality' };
 }
 
 const ALL_FORMATS = ['json_object', 'json_schema'] as const;
@@ -67,6 +73,7 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     streamUsageOption: true,
     keyTest: OPENAI_KEY_TEST,
     chat: { developerRole: true, mergeConsecutiveRoles: false, tools: true, parallelToolCalls: true, seedField: 'seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: ['none', 'minimal', 'low', 'medium', 'high'] },
+    embeddings: { dimensionsField: 'dimensions' },
   },
   groq: {
     id: 'groq',
@@ -89,6 +96,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     keyTest: OPENAI_KEY_TEST,
     // Mistral names the seed `random_seed`; its reasoning (Magistral) has no effort knob.
     chat: { developerRole: false, mergeConsecutiveRoles: true, tools: true, parallelToolCalls: true, seedField: 'random_seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: [] },
+    // Mistral's /v1/embeddings copies OpenAI's; the size field is `output_dimension` (codestral-embed; mistral-embed has none).
+    embeddings: { dimensionsField: 'output_dimension' },
   },
   perplexity: {
     id: 'perplexity',
@@ -146,6 +155,7 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     wireFormat: 'gemini',
     defaultBaseUrl: 'https://generativelanguage.googleapis.com',
     keyTest: { method: 'GET', path: '/v1beta/models' },
+    embeddings: { dimensionsField: 'outputDimensionality' },
   },
 };
 

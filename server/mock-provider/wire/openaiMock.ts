@@ -3,6 +3,7 @@ import { formatGoDuration, retryAfterHeader } from '../durations';
 import { textOf, type MockAnswerPlan, type MockChatInput, type MockToolCall } from '../mockAnswer';
 import { jsonReply, type MockDialect, type MockErrorInfo, type MockReply } from '../mockDialect';
 import type { RateWindow } from '../RpmLimiter';
+import { openaiEmbeddingsReply } from './embeddingsMock';
 
 /**
  * OpenAI Chat Completions (platform.openai.com/docs/api-reference/chat) under `/openai/v1`.
@@ -131,8 +132,11 @@ export const openaiMock: MockDialect = {
   route(method, path) {
     if (method === 'POST' && path === '/chat/completions') return { kind: 'chat', stream: false };
     if (method === 'GET' && path === '/models') return { kind: 'models' };
+    if (method === 'POST' && path === '/embeddings') return { kind: 'embeddings' };
     return undefined;
   },
+
+  embed: (body) => openaiEmbeddingsReply(body),
 
   keyOf(headers) {
     const auth = headers.authorization;
