@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { chatRequestSchema, costSchema, finishReasonSchema, streamEventSchema, tokenUsageSchema } from './chat';
-import { modelCapabilitiesSchema } from './business';
+import { modelCapabilitiesSchema, modelKindSchema } from './business';
 import { poolStatusSchema } from './pool';
 import { providerIdSchema } from './providers';
 
@@ -93,6 +93,8 @@ export const modelInfoSchema = z.object({
   outputPrice: z.number().nonnegative(),
   /** What it takes beyond plain text (issue 20): a UI offers image upload only with vision, and so on. */
   capabilities: modelCapabilitiesSchema,
+  /** Issue 21: `chat` models answer chat.*, `embedding` models embeddings.create (and /v1/embeddings). */
+  kind: modelKindSchema,
 });
 export type ModelInfo = z.infer<typeof modelInfoSchema>;
 export const modelsListOutputSchema = z.array(modelInfoSchema);

@@ -67,6 +67,17 @@ export const MODEL_KINDS = ['chat', 'embedding'] as const;
 export const modelKindSchema = z.enum(MODEL_KINDS);
 export type ModelKind = z.infer<typeof modelKindSchema>;
 
+/**
+ * An embedding model's vectors (issue 21): their size, and whether a request may ask for fewer
+ * dimensions (`dimensions` on /v1/embeddings; text-embedding-3 and gemini-embedding-001 can,
+ * mistral-embed cannot). Absent: the gateway leaves the check to the provider.
+ */
+export const embeddingSpecSchema = z.object({
+  dimensions: z.number().int().min(1).max(65_536),
+  adjustable_dimensions: z.boolean(),
+});
+export type EmbeddingSpec = z.infer<typeof embeddingSpecSchema>;
+
 export const modelEntrySchema = z.object({
   id: modelIdSchema,
   provider: providerIdSchema,
@@ -89,6 +100,7 @@ export const modelEntrySchema = z.object({
    */
   capabilities: modelCapabilitiesSchema.default(NO_CAPABILITIES),
   kind: modelKindSchema.default('chat'),
+  embedding: embeddingSpecSchema.optional(),
 });
 export type ModelEntry = z.infer<typeof modelEntrySchema>;
 export type ModelEntryInput = z.input<typeof modelEntrySchema>;

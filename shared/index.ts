@@ -8,3 +8,4 @@ export * from './usage';
 export * from './transport';
 // api.ts and usage.ts both define the (identical) user id schema: name the one the barrel serves.
 export { userIdSchema } from './api';
+export * from './embeddings';

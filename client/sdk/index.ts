@@ -26,6 +26,7 @@ export { trpcChatTransport } from './chat/trpcChatTransport';
 export { useChat, type UseChatOptions, type UseChatResult } from './useChat';
 export { usePoolStatus, type UsePoolStatusOptions, type UsePoolStatusResult } from './usePoolStatus';
 export { useModels } from './useModels';
+export { useEmbeddings, type EmbeddingsInput, type EmbeddingsResult } from './useEmbeddings';
 export { useByokKeys, type AddByokKeyInput, type ByokKeyInfo, type ByokTestOutput, type UseByokKeysResult } from './useByokKeys';
 export { useByokSettings, type ByokSettings, type UseByokSettingsResult } from './useByokSettings';
 export { useUsage, type MyUsage, type UsageRangeInput } from './useUsage';

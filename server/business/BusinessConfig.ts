@@ -294,5 +294,6 @@ export function toResolved(model: ModelEntry): ResolvedModel {
     fallbacks: Object.freeze([...model.fallbacks]),
     capabilities: Object.freeze({ ...model.capabilities }),
     kind: model.kind,
+    ...(model.embedding ? { embedding: Object.freeze({ dimensions: model.embedding.dimensions, adjustableDimensions: model.embedding.adjustable_dimensions }) } : {}),
   });
 }

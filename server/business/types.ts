@@ -19,6 +19,8 @@ export interface ResolvedModel {
   capabilities: Readonly<ModelCapabilities>;
   /** Absent: 'chat' (catalogs built in code before issue 21). The endpoint that may use it. */
   kind?: ModelKind;
+  /** Embedding models: the vectors' size and whether `dimensions` may ask for fewer. */
+  embedding?: Readonly<{ dimensions: number; adjustableDimensions: boolean }>;
 }
 
 export interface ModelCatalog {

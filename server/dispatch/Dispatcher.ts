@@ -192,7 +192,10 @@ export class Dispatcher {
     if (!model) return fail({ code: 'not_found', message: `unknown model: ${req.model}` }, null);
     if ((model.kind ?? 'chat') !== req.kind) return fail({ code: 'bad_request', message: wrongKind(model, req.kind) }, model);
     const unsupported = req.unsupported?.(model);
-    if (unsupported) return fail({ code: 'bad_request', message: `${unsupported} (field model)` }, model);
+    if (unsupported) {
+      const { message, field } = typeof unsupported === 'string' ? { message: unsupported, field: 'model' } : unsupported;
+      return fail({ code: 'bad_request', message: `${message} (field ${field})` }, model);
+    }
 
     const served = model;
     const baseUrl = baseUrlFor(served.provider, this.deps.baseUrls);

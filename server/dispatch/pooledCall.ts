@@ -54,10 +54,12 @@ export interface PooledCallRequest<T> extends Pick<DispatchRequest, 'userId' | '
   /** The kind of model the endpoint serves; a model of another kind is a 400 naming `model`. */
   kind: ModelKind;
   /**
-   * Why this model's provider cannot serve the operation (no embeddings API, no Responses API),
-   * as a sentence; null when it can. Refused as a 400 naming `model` before any key is leased.
+   * Why this model cannot serve this request (its provider has no embeddings or Responses API,
+   * it cannot shorten its vectors), as a sentence; null when it can. Refused as a 400 before any
+   * key is leased, naming `model`, or `field` when given as `{ message, field }` (the request's
+   * own field name, e.g. `dimensions`).
    */
-  unsupported?: (model: ResolvedModel) => string | null;
+  unsupported?: (model: ResolvedModel) => string | { message: string; field: string } | null;
   attempt: PooledAttemptFn<T>;
 }
 

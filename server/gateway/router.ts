@@ -1,6 +1,7 @@
 import { byokRouter } from './routers/byokRouter';
 import { chatRouter } from './routers/chatRouter';
 import { configRouter } from './routers/configRouter';
+import { embeddingsRouter } from './routers/embeddingsRouter';
 import { modelsRouter } from './routers/modelsRouter';
 import { poolRouter } from './routers/poolRouter';
 import { usageRouter } from './routers/usageRouter';
@@ -12,6 +13,7 @@ import { createCallerFactory, router } from './trpc';
  */
 export const appRouter = router({
   chat: chatRouter,
+  embeddings: embeddingsRouter,
   models: modelsRouter,
   pool: poolRouter,
   byok: byokRouter,

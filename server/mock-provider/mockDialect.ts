@@ -41,7 +41,9 @@ export interface MockReply {
 export type MockEndpoint =
   | { kind: 'models' }
   | { kind: 'chat'; stream: boolean; model?: string; /** OpenAI's Responses API rather than the wire's chat endpoint (issue 21). */ api?: 'responses' }
-  | { kind: 'countTokens' };
+  | { kind: 'countTokens' }
+  /** Issue 21: OpenAI's /embeddings (model in the body), Gemini's :batchEmbedContents / :embedContent (`batch`, model in the path). */
+  | { kind: 'embeddings'; model?: string; batch?: boolean };
 
 /**
  * One streamed answer as text frames. Built per request with the constant parts of each frame
@@ -78,6 +80,8 @@ export interface MockDialect {
   /** Anthropic's `POST /v1/messages/count_tokens` (issue 21): the reply to a parsed JSON body. */
   countTokens?(body: unknown): MockReply;
   reply(plan: MockAnswerPlan): string;
+  /** The embeddings answer (or its 400) for dialects that route an `embeddings` endpoint (wire/embeddingsMock.ts). */
+  embed?(body: unknown, endpoint: Extract<MockEndpoint, { kind: 'embeddings' }>): MockReply;
   stream(plan: MockAnswerPlan, query: URLSearchParams): MockStreamRenderer;
 }
 

@@ -191,7 +191,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     };
 
     let bodyJson: unknown;
-    if (endpoint.kind === 'chat' || endpoint.kind === 'countTokens') {
+    if (endpoint.kind === 'chat' || endpoint.kind === 'countTokens' || endpoint.kind === 'embeddings') {
       const text = await readBody(req);
       try {
         bodyJson = JSON.parse(text);
@@ -206,7 +206,7 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     const parsed = endpoint.kind === 'chat' ? dialect.parseChat(bodyJson, endpoint) : undefined;
     const stream = parsed !== undefined && !('error' in parsed) && parsed.stream;
     if (stream) count('streams');
-    const model = parsed && !('error' in parsed) ? parsed.model : endpoint.kind === 'chat' ? endpoint.model : undefined;
+    const model = parsed && !('error' in parsed) ? parsed.model : endpoint.kind === 'models' ? undefined : endpoint.kind === 'countTokens' ? undefined : (endpoint.model ?? modelIn(bodyJson));
 
     const fault = faults.take(fingerprint, dialect.provider, stream);
     if (fault) count('faults');
@@ -229,6 +229,13 @@ export async function startMockProvider(options: MockProviderOptions = {}): Prom
     const windowHeaders = verdict ? dialect.windowHeaders(verdict.window, now) : {};
     if (verdict && !verdict.allowed) return fail({ kind: 'rateLimit', window: verdict.window, ...(model ? { model } : {}) });
 
+    if (endpoint.kind === 'embeddings') {
+      // Faults and the RPM window above apply as to chat (issue 21: a pool test makes one key 429).
+      const reply = dialect.embed?.(bodyJson, endpoint) ?? dialect.error({ kind: 'notFound', detail: `Unknown request URL: ${method} ${path}`, now });
+      status = reply.status;
+      if (status >= 400) count('errors');
+      return send(res, { ...reply, headers: { ...common, ...windowHeaders, ...reply.headers } });
+    }
     if (endpoint.kind === 'models') {
       status = 200;
       return send(res, { status, headers: { 'content-type': 'application/json', ...common, ...windowHeaders }, body: dialect.models() });
@@ -366,6 +373,12 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
     req.on('error', reject);
   });
+}
+
+/** The `model` field of a request body, for the error texts of faults (embeddings name it in the body). */
+function modelIn(body: unknown): string | undefined {
+  const model = typeof body === 'object' && body !== null ? (body as { model?: unknown }).model : undefined;
+  return typeof model === 'string' ? model : undefined;
 }
 
 function numberHeader(value: string | string[] | undefined): number | undefined {

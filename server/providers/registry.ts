@@ -54,6 +54,12 @@ export interface ProviderSpec {
   chat?: OpenAIChatQuirks;
   /** The provider's documented Responses API (`POST <base>/responses`), passed through by /v1/responses (issue 21); absent: it has none. */
   responses?: ResponsesApiSpec;
+  /**
+   * Issue 21: the provider has an embeddings API (OpenAI-compatible: `POST {base}/embeddings`;
+   * Gemini: `models/{model}:batchEmbedContents`), and the request field that asks for fewer
+   * dimensions. Absent: an embedding model of this provider is refused (400 naming `model`).
+   */
+  embeddings?: { dimensionsField: 'dimensions' | 'output_dimension' | 'outputDimensionality' };
 }
 
 /** What a provider's Responses API needs of the passthrough. */
@@ -81,6 +87,7 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     chat: { developerRole: true, mergeConsecutiveRoles: false, tools: true, parallelToolCalls: true, seedField: 'seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: ['none', 'minimal', 'low', 'medium', 'high'] },
     // platform.openai.com/docs/api-reference/responses: `store` defaults to true.
     responses: { storesByDefault: true },
+    embeddings: { dimensionsField: 'dimensions' },
   },
   groq: {
     id: 'groq',
@@ -105,6 +112,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     keyTest: OPENAI_KEY_TEST,
     // Mistral names the seed `random_seed`; its reasoning (Magistral) has no effort knob.
     chat: { developerRole: false, mergeConsecutiveRoles: true, tools: true, parallelToolCalls: true, seedField: 'random_seed', penalties: true, responseFormats: ALL_FORMATS, reasoningEfforts: [] },
+    // Mistral's /v1/embeddings copies OpenAI's; the size field is `output_dimension` (codestral-embed; mistral-embed has none).
+    embeddings: { dimensionsField: 'output_dimension' },
   },
   perplexity: {
     id: 'perplexity',
@@ -164,6 +173,7 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     wireFormat: 'gemini',
     defaultBaseUrl: 'https://generativelanguage.googleapis.com',
     keyTest: { method: 'GET', path: '/v1beta/models' },
+    embeddings: { dimensionsField: 'outputDimensionality' },
   },
 };
 

@@ -1,12 +1,16 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import type { PoolStatus, ProviderId, StreamEvent, TokenUsage } from '../../shared';
 import type { ModelInfo } from '../../shared/api';
+import type { EmbeddingsCreateInput } from '../../shared/embeddings';
 import {
   createKeyrackClient,
   useChat,
+  useEmbeddings,
   useModels,
   usePoolStatus,
   type ChatStatus,
+  type EmbeddingsInput,
+  type EmbeddingsResult,
   type KeyrackClient,
   type KeyrackError,
   type KeyrackModel,
@@ -72,6 +76,22 @@ describe('useModels', () => {
   it('refuses wrong input', () => {
     // @ts-expect-error models.list takes no input
     useModels({ provider: 'openai' });
+  });
+});
+
+describe('useEmbeddings (issue 21)', () => {
+  it('takes model and input, answers vectors', () => {
+    expectTypeOf<EmbeddingsInput>().toEqualTypeOf<EmbeddingsCreateInput>();
+    expectTypeOf<EmbeddingsResult['embeddings']>().toEqualTypeOf<number[][]>();
+    expectTypeOf(useEmbeddings).returns.toHaveProperty('mutateAsync').parameter(0).toEqualTypeOf<EmbeddingsCreateInput>();
+    expectTypeOf(client.embeddings.create.mutate).returns.resolves.toEqualTypeOf<EmbeddingsResult>();
+  });
+
+  it('refuses wrong input', () => {
+    // @ts-expect-error input is required
+    void client.embeddings.create.mutate({ model: 'text-embedding-3-small' });
+    // @ts-expect-error encodingFormat is /v1's, not the procedure's
+    void client.embeddings.create.mutate({ model: 'text-embedding-3-small', input: 'x', encodingFormat: 'base64' });
   });
 });
 

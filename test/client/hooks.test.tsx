@@ -2,7 +2,7 @@
 import { act, cleanup, renderHook, waitFor } from '@testing-library/react';
 import type { ReactNode } from 'react';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createKeyrackClient, KeyrackProvider, tool, useByokKeys, useChat, useModels, usePoolStatus, useUsage, type KeyrackClient } from '../../client/sdk';
+import { createKeyrackClient, KeyrackProvider, tool, useByokKeys, useChat, useEmbeddings, useModels, usePoolStatus, useUsage, type KeyrackClient } from '../../client/sdk';
 import { answerWords } from '../../server/mock-provider/mockAnswer';
 import { startDemoGateway, type DemoGateway } from './support/startDemoGateway';
 
@@ -298,5 +298,31 @@ describe('useUsage', () => {
     });
     expect(result.current.usage.data!.costUsd).toBeGreaterThan(0);
     expect(result.current.usage.data!.days).toHaveLength(1);
+  });
+});
+
+describe('useEmbeddings (issue 21)', () => {
+  it('embeds texts with an embedding model and the usage is billed to the caller', async () => {
+    const token = await gateway.token('hook-embed-user', 'user');
+    const { result } = renderHook(() => ({ embed: useEmbeddings(), models: useModels() }), { wrapper: wrapperWith(clientFor(() => token)) });
+    await waitFor(() => expect(result.current.models.data).toBeDefined());
+    expect(result.current.models.data!.find((m) => m.id === 'text-embedding-3-small')).toMatchObject({ kind: 'embedding', provider: 'openai' });
+    let answer: Awaited<ReturnType<typeof result.current.embed.mutateAsync>> | undefined;
+    await act(async () => {
+      answer = await result.current.embed.mutateAsync({ model: 'text-embedding-3-small', input: ['one', 'two'], dimensions: 16 });
+    });
+    expect(answer!.embeddings.map((v) => v.length)).toEqual([16, 16]);
+    expect(answer!.usage.inputTokens).toBeGreaterThan(0);
+    // Billed to the caller's own ledger (read with the same client the hooks use).
+    expect(await clientFor(() => token).usage.mine.query()).toMatchObject({ userId: 'hook-embed-user', requests: 1, outputTokens: 0 });
+  });
+
+  it('surfaces a chat model as a BAD_REQUEST', async () => {
+    const token = await gateway.token('hook-embed-user-2', 'user');
+    const { result } = renderHook(() => useEmbeddings(), { wrapper: wrapperWith(clientFor(() => token)) });
+    await act(async () => {
+      await result.current.mutateAsync({ model: 'gpt-4o', input: 'x' }).catch(() => undefined);
+    });
+    await waitFor(() => expect(result.current.error?.data?.code).toBe('BAD_REQUEST'));
   });
 });

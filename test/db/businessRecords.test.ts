@@ -108,7 +108,7 @@ describe.each(backends)('BusinessConfig on the $name records (issue 23)', (backe
     const other = make(shared);
     await other.init();
     // An entry upserted without capabilities gets none (plain text only; not in defaults.json).
-    expect((await other.getConfig()).models.find((m) => m.id === 'my-model')).toEqual({ id: 'my-model', provider: 'openai', upstream_model: 'gpt-4o-2024-11-20', display_name: 'Pinned 4o', input_price: 0.075, output_price: 0.0000001, is_active: true, fallbacks: ['gpt-4o-mini'], capabilities: { tools: false, vision: false, json_schema: false, reasoning: false } });
+    expect((await other.getConfig()).models.find((m) => m.id === 'my-model')).toEqual({ id: 'my-model', provider: 'openai', upstream_model: 'gpt-4o-2024-11-20', display_name: 'Pinned 4o', input_price: 0.075, output_price: 0.0000001, is_active: true, fallbacks: ['gpt-4o-mini'], capabilities: { tools: false, vision: false, json_schema: false, reasoning: false }, kind: 'chat' });
     await Promise.all([config.close(), other.close()]);
   });
 

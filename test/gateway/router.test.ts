@@ -149,7 +149,7 @@ describe('appRouter via createCaller', () => {
 
   it('models.list shows active models with names and prices', async () => {
     const { alice } = await setup();
-    expect(await alice.models.list()).toEqual([{ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2, capabilities: ALL_CAPABILITIES }]);
+    expect(await alice.models.list()).toEqual([{ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2, capabilities: ALL_CAPABILITIES, kind: 'chat' }]);
   });
 
   it('pool.status and pool.setKeyEnabled for admins; an unknown key is NOT_FOUND', async () => {

@@ -183,7 +183,7 @@ describe('tRPC over HTTP', () => {
   it('models.list lists the catalog', async () => {
     const models = await gw.trpc(alice).models.list.query();
     expect(models.map((m) => m.id).sort()).toEqual(['claude-sonnet-4', 'endless', 'gpt-4o', 'long']);
-    expect(models.find((m) => m.id === 'gpt-4o')).toEqual({ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2, capabilities: ALL_CAPABILITIES });
+    expect(models.find((m) => m.id === 'gpt-4o')).toEqual({ id: 'gpt-4o', provider: 'openai', displayName: 'gpt-4o', inputPrice: 1, outputPrice: 2, capabilities: ALL_CAPABILITIES, kind: 'chat' });
   });
 
   it('pool.watch pushes at once, then on change; pool.setKeyEnabled takes a key out', async () => {

@@ -15,7 +15,8 @@ const TOOL_SUGGESTION = 'What time is it in UTC? Use get_time';
 export function ChatPage() {
   const models = useModels();
   const [model, setModel] = useState('');
-  const list = models.data ?? [];
+  // Chat models only: embedding models (issue 21) answer embeddings.create, not a chat.
+  const list = (models.data ?? []).filter((m) => m.kind === 'chat');
   useEffect(() => {
     // Default to the first model of the first provider in the picker's order.
     const first = PROVIDERS.map((p) => list.find((m) => m.provider === p.id)).find(Boolean);

@@ -6,6 +6,7 @@ import type { GatewayDeps } from '../context';
 import type { EventSink } from '../../streams/ChatEngine';
 import { StreamedResponse } from '../../streams/StreamedResponse';
 import { collectAnswer } from '../collectAnswer';
+import { handleEmbeddingsRequest } from './handleEmbeddingsRequest';
 import { retryAfterHeaders, retryAfterMsOf } from '../gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
 import { handleResponsesRoute } from './handleResponsesRequest';
@@ -28,13 +29,14 @@ export async function handleOpenAIRequest(req: IncomingMessage, res: ServerRespo
   const { deps } = options;
   // OpenAI's Responses API, passed through (issue 21).
   if (path === '/v1/responses') return handleResponsesRoute(req, res, requestId, options);
-  const route = path === '/v1/chat/completions' ? 'chat' : path === '/v1/models' ? 'models' : path.startsWith('/v1/models/') ? 'model' : null;
+  const route =
+    path === '/v1/chat/completions' ? 'chat' : path === '/v1/embeddings' ? 'embeddings' : path === '/v1/models' ? 'models' : path.startsWith('/v1/models/') ? 'model' : null;
   if (!route) {
     if (!path.startsWith('/v1/')) return false;
     sendJson(res, 404, openaiError(`unknown endpoint ${path}`, 'invalid_request_error', 'unknown_url'));
     return true;
   }
-  const expected = route === 'chat' ? 'POST' : 'GET';
+  const expected = route === 'chat' || route === 'embeddings' ? 'POST' : 'GET';
   if (req.method !== expected) {
     sendJson(res, 405, openaiError(`use ${expected} ${path}`, 'invalid_request_error', 'method_not_allowed'), { allow: expected });
     return true;
@@ -63,6 +65,7 @@ export async function handleOpenAIRequest(req: IncomingMessage, res: ServerRespo
     else sendJson(res, 200, openaiModel(model));
     return true;
   }
+  if (route === 'embeddings') return handleEmbeddingsRequest(req, res, verified.user, requestId, deps, options.bodyLimitOf(req)).then(() => true);
   await chatCompletions(req, res, verified.user, requestId, options);
   return true;
 }

@@ -7,7 +7,7 @@ export const modelsRouter = router({
   /** Active models with display names and prices (USD per 1M tokens). */
   list: authedProcedure.output(modelsListOutputSchema).query(async ({ ctx }): Promise<ModelInfo[]> => {
     const models = await ctx.deps.catalog.list();
-    return models.map((m) => ({ id: m.id, provider: m.provider, displayName: m.displayName, inputPrice: m.inputPrice, outputPrice: m.outputPrice, capabilities: m.capabilities }));
+    return models.map((m) => ({ id: m.id, provider: m.provider, displayName: m.displayName, inputPrice: m.inputPrice, outputPrice: m.outputPrice, capabilities: m.capabilities, kind: m.kind ?? 'chat' }));
   }),
 
   /** Adds or replaces a model (admin). Fallbacks must name existing models. */

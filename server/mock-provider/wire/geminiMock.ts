@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { geminiEmbedReply } from './embeddingsMock';
 import { formatProtoDuration } from '../durations';
 import { textOf, type MockAnswerPlan, type MockChatInput, type MockTool } from '../mockAnswer';
 import { jsonReply, type MockDialect, type MockErrorInfo, type MockReply } from '../mockDialect';
@@ -148,6 +149,7 @@ function errorOf(info: MockErrorInfo): MockReply {
 }
 
 const ROUTE = /^\/(v1beta|v1)\/models\/([^/:]+):(generateContent|streamGenerateContent)$/;
+const EMBED_ROUTE = /^\/(v1beta|v1)\/models\/([^/:]+):(batchEmbedContents|embedContent)$/;
 const finishOf = (plan: MockAnswerPlan) => (plan.truncated ? 'MAX_TOKENS' : 'STOP');
 
 export const geminiMock: MockDialect = {
@@ -156,10 +158,14 @@ export const geminiMock: MockDialect = {
 
   route(method, path) {
     if (method === 'GET' && (path === '/v1beta/models' || path === '/v1/models')) return { kind: 'models' };
+    const embed = method === 'POST' ? EMBED_ROUTE.exec(path) : null;
+    if (embed) return { kind: 'embeddings', model: decodeURIComponent(embed[2] as string), batch: embed[3] === 'batchEmbedContents' };
     const match = method === 'POST' ? ROUTE.exec(path) : null;
     if (!match) return undefined;
     return { kind: 'chat', stream: match[3] === 'streamGenerateContent', model: decodeURIComponent(match[2] as string) };
   },
+
+  embed: (body, endpoint) => geminiEmbedReply(body, endpoint.model ?? '', endpoint.batch === true),
 
   keyOf(headers, query) {
     const header = headers['x-goog-api-key'];

@@ -4,6 +4,7 @@ import { textOf, type MockAnswerPlan, type MockChatInput, type MockToolCall } fr
 import { jsonReply, type MockDialect, type MockErrorInfo, type MockReply } from '../mockDialect';
 import type { RateWindow } from '../RpmLimiter';
 import { parseResponsesRequest, responsesReply, responsesStream } from './openaiResponsesMock';
+import { openaiEmbeddingsReply } from './embeddingsMock';
 
 /**
  * OpenAI Chat Completions (platform.openai.com/docs/api-reference/chat) under `/openai/v1`.
@@ -133,8 +134,11 @@ export const openaiMock: MockDialect = {
     if (method === 'POST' && path === '/chat/completions') return { kind: 'chat', stream: false };
     if (method === 'POST' && path === '/responses') return { kind: 'chat', stream: false, api: 'responses' };
     if (method === 'GET' && path === '/models') return { kind: 'models' };
+    if (method === 'POST' && path === '/embeddings') return { kind: 'embeddings' };
     return undefined;
   },
+
+  embed: (body) => openaiEmbeddingsReply(body),
 
   keyOf(headers) {
     const auth = headers.authorization;
