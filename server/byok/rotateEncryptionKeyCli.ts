@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { connectRedis } from '../ops/redisClient';
 import { loadEnvironmentOrExit } from '../config/loadEnvironment';
 import { openDatabaseOfRecord, type DatabaseOfRecord } from '../db/openDatabaseOfRecord';
 import { silentLogger } from '../observability/logger';
@@ -30,7 +30,7 @@ async function main(): Promise<number> {
   }
   if (!env.encryptionKeyPrevious) console.warn('ENCRYPTION_KEY_PREVIOUS is not set: records sealed under any other key will be reported as failed and left untouched.');
 
-  const redis = env.redisUrl ? new Redis(env.redisUrl, { maxRetriesPerRequest: 3 }) : null;
+  const redis = env.redisUrl ? connectRedis(env.redisUrl, { maxRetriesPerRequest: 3, cluster: env.redisCluster }) : null;
   redis?.on('error', () => {}); // failures surface as rejected commands below
   let database: DatabaseOfRecord | null = null;
   try {

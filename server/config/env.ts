@@ -51,6 +51,11 @@ export interface GatewayEnv extends TokenEnv {
   port: number;
   host: string;
   redisUrl: string | null;
+  /**
+   * REDIS_CLUSTER=1: REDIS_URL names a seed node of a Redis Cluster (issue 22). True as well for
+   * a `redis+cluster://host:port,host:port` REDIS_URL.
+   */
+  redisCluster: boolean;
   redisPrefix: string;
   /**
    * DATABASE_URL (postgres:// or postgresql://): PostgreSQL is then the database of record for
@@ -255,7 +260,15 @@ export function parseGatewayEnv(env: Env, options: ParseGatewayEnvOptions = {}):
   const config: GatewayEnv = {
     port: read('PORT', intSchema(0, 65_535), 3002),
     host: read('HOST', z.string().trim().min(1), '127.0.0.1'),
-    redisUrl: read<string | null>('REDIS_URL', z.string().trim().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://'), null),
+    redisUrl: read<string | null>(
+      'REDIS_URL',
+      z
+        .string()
+        .trim()
+        .regex(/^rediss?(?:\+cluster)?:\/\/[^\s]+$/, 'must start with redis:// or rediss:// (a cluster: redis+cluster://host:port,host:port,...)'),
+      null,
+    ),
+    redisCluster: redisClusterFlag(read),
     // zod's regex message is fixed text: a malformed URL (password and all) is never echoed.
     databaseUrl: read<string | null>('DATABASE_URL', z.string().trim().regex(/^postgres(?:ql)?:\/\/[^\s]+$/, 'must start with postgres:// or postgresql://'), null),
     redisPrefix: read('REDIS_PREFIX', z.string().trim().regex(/^[A-Za-z0-9._-]{1,40}$/, 'must be 1-40 letters, digits, . _ -'), 'keyrack'),
@@ -301,4 +314,15 @@ export function parseGatewayEnv(env: Env, options: ParseGatewayEnvOptions = {}):
 function keyOrder(variable: string): number {
   const n = KEY_VARIABLE.exec(variable)?.groups?.n;
   return n === undefined ? 0 : Number(n);
+}
+
+/** REDIS_CLUSTER (1/0) or a redis+cluster:// REDIS_URL (issue 22). */
+function redisClusterFlag(read: ReturnType<typeof readerOf>): boolean {
+  const flag = read<boolean>(
+    'REDIS_CLUSTER',
+    z.string().trim().pipe(z.enum(['1', '0', 'true', 'false'], { error: 'must be 1 or 0' })).transform((v) => v === '1' || v === 'true'),
+    false,
+  );
+  const url = read<string | null>('REDIS_URL', z.string().trim(), null);
+  return flag || (url !== null && /^rediss?\+cluster:\/\//i.test(url));
 }

@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { connectRedis } from '../ops/redisClient';
 import { BUSINESS_CHANNEL } from '../business/BusinessConfig';
 import { BYOK_CHANNEL } from '../byok/ByokVault';
 import { loadEnvironmentOrExit } from '../config/loadEnvironment';
@@ -27,7 +27,7 @@ async function main(): Promise<number> {
     console.error('migrate-store copies the store in Redis (REDIS_URL, REDIS_PREFIX) into PostgreSQL (DATABASE_URL): set both.');
     return 2;
   }
-  const redis = new Redis(env.redisUrl, { maxRetriesPerRequest: 3 });
+  const redis = connectRedis(env.redisUrl, { maxRetriesPerRequest: 3, cluster: env.redisCluster });
   redis.on('error', () => {}); // failures surface as rejected commands below
   const store = createRedisDocStore({ redis, prefix: env.redisPrefix });
   try {

@@ -2,7 +2,6 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import type { ProviderId } from '../../shared';
 import { ephemeralJwtSecret, TokenService } from '../auth/tokens';
 import { randomBytes } from 'node:crypto';
@@ -17,6 +16,7 @@ import type { UsagePool } from '../usage/pgUsage';
 import { createMetrics, type GatewayMetrics } from '../observability/metrics';
 import { createEnvReloader, type EnvReloader } from '../ops/envReloader';
 import { createGatewayRedis, isStalled } from '../ops/createGatewayRedis';
+import { duplicateClient, type RedisClient } from '../ops/redisClient';
 import { createInstanceRegistry } from '../ops/instanceRegistry';
 import { createReloadBroadcaster, type ReloadBroadcaster } from '../ops/reloadBroadcaster';
 import { createResilientStore, type ResilientStore } from '../ops/resilientStore';
@@ -148,9 +148,9 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     // back to a local limiter); the data one (business config, BYOK, usage) queues briefly
     // across reconnects and fails fast on a stall, its duplicates carrying blocking reads; the
     // streams one, like the data one, carries the chat streams' durable copy. None blocks start-up.
-    let redis: Redis | null = null;
-    let streamsRedis: Redis | null = null;
-    let poolRedis: Redis | null = null;
+    let redis: RedisClient | null = null;
+    let streamsRedis: RedisClient | null = null;
+    let poolRedis: RedisClient | null = null;
     let resilientStore: ResilientStore | null = null;
     let redisUpAtStart = true;
     let store: PoolStore;
@@ -159,13 +159,15 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       // one write per turn of the event loop instead of one per script call (a write per
       // EVALSHA was 12% of the gateway's busy time at full load), without the Pipeline object
       // per batch that ioredis's auto-pipelining allocates (CoalescingRedis; issue #8).
-      const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger, coalesceWrites: true });
-      const dr = createDataRedis(env.redisUrl, logger, 'data', { requestPath: true });
+      // REDIS_CLUSTER / redis+cluster:// (issue 22): the same three, as ioredis Cluster clients.
+      const cluster = env.redisCluster;
+      const pr = createGatewayRedis(env.redisUrl, { role: 'pool', logger, coalesceWrites: true, cluster });
+      const dr = createDataRedis(env.redisUrl, logger, 'data', { requestPath: true, cluster });
       // Its own connection, writes coalesced per turn: each stream start sets an owner key (1,000
       // streams starting together were 1,000 socket writes, ~66 us each), and a flush sends
       // script calls of up to 200 streams' events, which would hold up a request's usage-limit
       // check queued behind them on the data connection (issue #8).
-      const sr = createDataRedis(env.redisUrl, logger, 'streams', { coalesceWrites: true });
+      const sr = createDataRedis(env.redisUrl, logger, 'streams', { coalesceWrites: true, cluster });
       poolRedis = pr;
       redis = dr;
       streamsRedis = sr;
@@ -211,7 +213,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     const pool = new KeyPool(timedStore(store, metrics), { ...options.pool, logger });
     pool.setPools(poolConfigs);
 
-    const docStore = redis ? createRedisDocStore({ redis, prefix: env.redisPrefix }) : createMemoryDocStore();
+    const docStore = redis ? createRedisDocStore({ redis, prefix: env.redisPrefix, logger }) : createMemoryDocStore();
     cleanups.push(() => docStore.close());
     // With DATABASE_URL the records live in PostgreSQL; the DocStore still carries the change
     // notifications and the caches' invalidation (Redis pub/sub, or in process without REDIS_URL).
@@ -287,7 +289,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     let broadcaster: ReloadBroadcaster | null = null;
     if (redis && poolRedis) {
       // Its own connection (a subscribed client can do nothing else), queueing until Redis is up.
-      const subscriber = redis.duplicate({ maxRetriesPerRequest: null });
+      const subscriber = duplicateClient(redis, { maxRetriesPerRequest: null });
       subscriber.on('error', () => {});
       cleanups.push(() => void subscriber.disconnect());
       const b = createReloadBroadcaster({ subscriber, publisher: poolRedis, prefix: env.redisPrefix, reload: reloadHere, logger });
@@ -458,7 +460,7 @@ async function startDemoMock(env: GatewayEnv, chunkDelayMs: number, logger: Logg
 }
 
 /** True once the connection is ready, false when `ms` passes first (Redis down: start anyway). */
-function readyWithin(redis: Redis, ms: number): Promise<boolean> {
+function readyWithin(redis: RedisClient, ms: number): Promise<boolean> {
   if (redis.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {
     const onReady = () => {
@@ -480,7 +482,7 @@ function readyWithin(redis: Redis, ms: number): Promise<boolean> {
  */
 async function startBusinessConfig(
   docStore: DocStore,
-  docStoreRedis: Redis | null,
+  docStoreRedis: RedisClient | null,
   redisUp: boolean,
   logger: Logger,
   cleanups: (() => Promise<void> | void)[],
@@ -559,10 +561,11 @@ async function startBusinessConfig(
  * connection keeps 10 s: nothing on a request waits for its writes, and under a heavy stream
  * load a reply late behind a busy event loop must not fail a durable copy's batch.
  */
-function createDataRedis(url: string, logger: Logger, role: string, options: { coalesceWrites?: boolean; requestPath?: boolean } = {}): Redis {
+function createDataRedis(url: string, logger: Logger, role: string, options: { coalesceWrites?: boolean; requestPath?: boolean; cluster?: boolean } = {}): RedisClient {
   const requestPath = options.requestPath ?? false;
   return createGatewayRedis(url, {
     role,
+    cluster: options.cluster ?? false,
     logger,
     coalesceWrites: options.coalesceWrites ?? false,
     offlineQueue: true,
@@ -584,7 +587,7 @@ const READINESS_PING_MS = 500;
  * The store line of /readyz, answered within READINESS_PING_MS whatever Redis does: `unreachable`
  * (disconnected, or the ping failed), `stalled` (connected, no PONG in time) or `ok`.
  */
-async function storeReadiness(redis: Redis): Promise<string> {
+async function storeReadiness(redis: RedisClient): Promise<string> {
   if (redis.status !== 'ready') return 'unreachable';
   if (isStalled(redis)) return 'stalled';
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -1,6 +1,7 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Socket } from 'node:net';
 import type { Logger } from '../observability/logger';
+import { clusterOptionsFrom, parseRedisTarget, setDuplicateDefaults, type RedisClient } from './redisClient';
 import { StoreUnavailableError } from './storeFailure';
 
 /**
@@ -37,6 +38,11 @@ export interface GatewayRedisOptions {
    * the connection's own.
    */
   duplicateCommandTimeoutMs?: number;
+  /**
+   * The URL names one seed node of a Redis Cluster (REDIS_CLUSTER=1). A `redis+cluster://` URL
+   * is a cluster without it. Default false.
+   */
+  cluster?: boolean;
   /** Names the connection in log lines: `pool`, `subscriber`, ... */
   role?: string;
   logger?: Logger;
@@ -63,20 +69,34 @@ export function gatewayRedisOptions(options: GatewayRedisOptions = {}): RedisOpt
  * outage (not once per retry) and never thrown: an unhandled 'error' event would crash nothing
  * but spams stderr.
  */
-export function createGatewayRedis(url: string, options: GatewayRedisOptions = {}): Redis {
+export function createGatewayRedis(url: string, options: GatewayRedisOptions = {}): RedisClient {
   const guarded = options.failFastWhenStalled !== undefined && options.failFastWhenStalled !== false;
-  const Client = options.coalesceWrites ? (guarded ? StallGuardedCoalescingRedis : CoalescingRedis) : guarded ? StallGuardedRedis : Redis;
-  const redis = new Client(url, { ...gatewayRedisOptions(options), ...options.redisOptions });
   const role = options.role ?? 'redis';
-  if (redis instanceof StallGuardedRedis || redis instanceof StallGuardedCoalescingRedis) {
-    const stall = typeof options.failFastWhenStalled === 'object' ? options.failFastWhenStalled : {};
-    redis.configureStallGuard({ probeMs: stall.probeMs ?? 250, role, ...(options.logger ? { logger: options.logger } : {}) });
-  }
-  if (options.duplicateCommandTimeoutMs !== undefined) {
-    const commandTimeout = options.duplicateCommandTimeoutMs;
-    const duplicate = redis.duplicate.bind(redis);
-    // An own property: ioredis's duplicate() builds a plain Redis from this one's options.
-    redis.duplicate = (override) => duplicate({ commandTimeout, ...override });
+  const stall = typeof options.failFastWhenStalled === 'object' ? options.failFastWhenStalled : {};
+  const stallSettings = { probeMs: stall.probeMs ?? 250, role, ...(options.logger ? { logger: options.logger } : {}) };
+  const target = parseRedisTarget(url, options.cluster);
+  let redis: RedisClient;
+  if (target.kind === 'cluster') {
+    // Issue 22. Coalescing is off on a cluster: CoalescingRedis corks one socket, a Cluster
+    // writes to one per node (each is a plain Redis ioredis makes); its commands go out as
+    // ioredis sends them. The stall guard covers the cluster as a whole: one command timing
+    // out on any node makes every command fail fast until a ping (to any node) is answered.
+    const clusterOptions = clusterOptionsFrom({ ...gatewayRedisOptions(options), ...options.redisOptions, ...target.redisOptions });
+    const cluster = guarded ? new StallGuardedCluster(target.nodes, clusterOptions) : new Cluster(target.nodes, clusterOptions);
+    if (cluster instanceof StallGuardedCluster) cluster.configureStallGuard(stallSettings);
+    if (options.duplicateCommandTimeoutMs !== undefined) setDuplicateDefaults(cluster, { commandTimeout: options.duplicateCommandTimeoutMs });
+    redis = cluster;
+  } else {
+    const Client = options.coalesceWrites ? (guarded ? StallGuardedCoalescingRedis : CoalescingRedis) : guarded ? StallGuardedRedis : Redis;
+    const single = new Client(url, { ...gatewayRedisOptions(options), ...options.redisOptions });
+    if (single instanceof StallGuardedRedis || single instanceof StallGuardedCoalescingRedis) single.configureStallGuard(stallSettings);
+    if (options.duplicateCommandTimeoutMs !== undefined) {
+      const commandTimeout = options.duplicateCommandTimeoutMs;
+      const duplicate = single.duplicate.bind(single);
+      // An own property: ioredis's duplicate() builds a plain Redis from this one's options.
+      single.duplicate = (override) => duplicate({ commandTimeout, ...override });
+    }
+    redis = single;
   }
   let down = false;
   redis.on('error', (error: Error) => {
@@ -125,12 +145,19 @@ export class CoalescingRedis extends Redis {
 }
 
 /** Whether a connection made with failFastWhenStalled currently refuses commands (false for any other). */
-export function isStalled(redis: Redis): boolean {
-  return (redis instanceof StallGuardedRedis || redis instanceof StallGuardedCoalescingRedis) && redis.stalled;
+export function isStalled(redis: RedisClient): boolean {
+  return (redis instanceof StallGuardedRedis || redis instanceof StallGuardedCoalescingRedis || redis instanceof StallGuardedCluster) && redis.stalled;
 }
 
+/** What the stall guard needs of a connection: Redis and Cluster both have it. */
+interface GuardableClient {
+  status: string;
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  ping(): Promise<string>;
+  sendCommand(...args: any[]): unknown;
+}
 // The mixin pattern needs a constructor of any[] arguments.
-type RedisClass = new (...args: any[]) => Redis;
+type RedisClass = new (...args: any[]) => GuardableClient;
 
 interface StallGuardSettings {
   probeMs: number;
@@ -163,8 +190,9 @@ function stallGuarded<Base extends RedisClass>(Base: Base) {
       this.on('ready', () => this.clearStall(true));
     }
 
+    // Cluster's sendCommand takes a third argument (the node): passed through as given.
     override sendCommand(...args: Parameters<Redis['sendCommand']>): ReturnType<Redis['sendCommand']> {
-      const command = args[0];
+      const command = args[0] as Parameters<Redis['sendCommand']>[0];
       if (this.stalled && !this.bypass) {
         command.reject(new StoreUnavailableError());
         return command.promise;
@@ -215,3 +243,4 @@ function stallGuarded<Base extends RedisClass>(Base: Base) {
 
 const StallGuardedRedis = stallGuarded(Redis);
 const StallGuardedCoalescingRedis = stallGuarded(CoalescingRedis);
+const StallGuardedCluster = stallGuarded(Cluster);

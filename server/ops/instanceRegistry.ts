@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisClient';
 import type { Logger } from '../observability/logger';
 import type { Clock } from '../pool/types';
 
@@ -10,7 +10,7 @@ import type { Clock } from '../pool/types';
  * number of instances that were sharing it (never N times the limit).
  */
 export interface InstanceRegistryOptions {
-  redis: Redis;
+  redis: RedisClient;
   prefix?: string;
   /** Default: a random UUID. */
   instanceId?: string;

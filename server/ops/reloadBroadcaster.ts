@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisClient';
 import { z } from 'zod';
 import type { Logger } from '../observability/logger';
 
@@ -10,9 +10,9 @@ import type { Logger } from '../observability/logger';
  */
 export interface ReloadBroadcasterOptions {
   /** A dedicated connection: a subscribed ioredis client can do nothing else. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   /** Any ordinary connection, for PUBLISH. */
-  publisher: Redis;
+  publisher: RedisClient;
   prefix?: string;
   /** Messages from this id are ignored: the sender has already reloaded. Default: random. */
   instanceId?: string;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisClient';
 import type { Logger } from '../observability/logger';
 import { createMemoryStore } from '../pool/stores/memoryStore';
 import { WindowLog } from '../pool/stores/windowLog';
@@ -26,7 +26,7 @@ export type StoreMode = 'redis' | 'fallback';
 
 export interface ResilientStoreOptions {
   /** The connection the primary store uses (see createGatewayRedis); its events drive the mode. */
-  redis: Redis;
+  redis: RedisClient;
   /** createRedisStore({ redis, prefix }) on that same connection. */
   primary: CountingPoolStore;
   /** Default: createMemoryStore({ clock }). */

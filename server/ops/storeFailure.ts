@@ -21,9 +21,11 @@ export const STORE_UNAVAILABLE_MESSAGE = 'the gateway\'s shared store (Redis) is
 
 /**
  * ioredis's own messages for a command that never got its reply: timed out, refused while
- * disconnected, flushed from the offline queue, connection closed.
+ * disconnected, flushed from the offline queue, connection closed; and a Cluster's (issue 22):
+ * not ready yet, no node reachable, slots being moved or the cluster down.
  */
-const IOREDIS_UNAVAILABLE = /^(Command timed out|Stream isn't writeable|Connection is closed|Reached the max retries per request limit)/;
+const IOREDIS_UNAVAILABLE =
+  /^(Command timed out|Stream isn't writeable|Connection is closed|Reached the max retries per request limit|Cluster isn't ready|None of startup nodes is available|Failed to refresh slots cache|Too many Cluster redirections|CLUSTERDOWN|TRYAGAIN)/;
 
 /** True for an error that means "Redis did not answer", as opposed to a bug or a bad input. */
 export function isStoreFailure(error: unknown): boolean {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Clock, CounterWrite, DocStore, DocWrite, ReserveResult, WindowHit } from './DocStore';
 import { systemClock } from './DocStore';
+import { assertOneArea } from './docStoreKeys';
 import { assertNoSecrets, assertNotSecretIdentifier } from './secretGuard';
 
 /**
@@ -107,6 +108,8 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
       return maps.get(key)?.size ?? 0;
     },
     async transaction(writes: readonly DocWrite[], options = {}) {
+      // The Redis store's rule (one area per step, issue 22) here too, so tests on memory catch a violation.
+      assertOneArea('transaction', [...(options.ifAbsent === undefined ? [] : [options.ifAbsent]), ...writes.map((w) => w.key)]);
       // Everything checked and encoded first; then applied with no await in between.
       const texts = writes.map((write) => {
         if (write.op === 'mapDelete') return '';
@@ -137,6 +140,7 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
       applyWrite({ key, deltas, ...(ttlMs !== undefined ? { ttlMs } : {}) });
     },
     async applyOnce(batch) {
+      assertOneArea('applyOnce', [batch.markerKey, ...(batch.forget === undefined ? [] : [batch.forget]), ...batch.writes.map((w) => w.key), ...(batch.releases ?? []).map((h) => h.key)]);
       for (const write of batch.writes) for (const field of Object.keys(write.deltas)) assertNotSecretIdentifier(`${write.key} (a field name)`, field);
       const now = clock();
       if (batch.forget !== undefined) markers.delete(batch.forget);
@@ -152,6 +156,7 @@ export function createMemoryDocStore(options: MemoryDocStoreOptions = {}): Memor
       return true;
     },
     async reserve(request): Promise<ReserveResult> {
+      assertOneArea('reserve', [request.counterKey, request.holdsKey]);
       const spent = (liveCounters(request.counterKey)?.fields.get(request.field) ?? 0) + request.extra;
       const set = liveHolds(request.holdsKey, request.nowMs);
       let held = 0;

@@ -1,17 +1,27 @@
-import type { Redis } from 'ioredis';
+import type { Logger } from '../observability/logger';
+import { duplicateClient, scanKeys, type RedisClient } from '../ops/redisClient';
 import type { DocStore, DocWrite, OnceBatch, ReserveResult, WindowHit } from './DocStore';
+import { assertOneArea, docStoreKeyOf, docStoreRedisKey, docStoreScanPattern } from './docStoreKeys';
+import { migrateDocStoreLayout } from './migrateDocStoreLayout';
 import { assertNoSecrets, assertNotSecretIdentifier } from './secretGuard';
 
 /**
  * The shared DocStore: every gateway instance on one Redis sees the same documents, counters and
- * rate windows. Keys are `<prefix>:<key>`; change notifications are pub/sub on `<prefix>:<channel>`
- * over a second connection (a subscribed connection cannot run other commands).
+ * rate windows. Keys are hash-tagged by area, `<prefix>:{<area>}:<rest>` (docStoreKeys.ts: each
+ * multi-key step stays on one Redis Cluster slot, issue 22); change notifications are pub/sub on
+ * `<prefix>:<channel>` over a second connection (a subscribed connection cannot run other commands).
  */
 export interface RedisDocStoreOptions {
-  redis: Redis;
+  redis: RedisClient;
   prefix?: string;
   /** Quit the connection in close(). Default false: whoever made the connection closes it. */
   quitOnClose?: boolean;
+  /**
+   * Move an earlier version's untagged keys to the tagged layout before the first command
+   * (migrateDocStoreLayout; once per prefix). Default true.
+   */
+  migrateLayout?: boolean;
+  logger?: Logger;
 }
 
 // Sliding-window log: a sorted set of hit times. Counted only when allowed, so a refused caller
@@ -124,22 +134,24 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
   redis.defineCommand('keyrackDocApplyOnce', { lua: APPLY_ONCE });
   redis.defineCommand('keyrackDocTransaction', { lua: TRANSACTION });
   const scripted = redis as unknown as ScriptedRedis;
-  const k = (key: string) => `${prefix}:${key}`;
+  const k = (key: string) => docStoreRedisKey(prefix, key);
+  /** Channels are not keys: their names are as they always were. */
+  const ch = (channel: string) => `${prefix}:${channel}`;
   const encode = (where: string, value: unknown): string => {
     assertNoSecrets(where, value);
     return JSON.stringify(value);
   };
   const decode = (text: string | null | undefined): unknown => (text == null ? null : JSON.parse(text));
 
-  let subscriber: Redis | null = null;
+  let subscriber: RedisClient | null = null;
   const listeners = new Map<string, Set<(message: string) => void>>();
   /** Per channel: resolves once Redis confirmed the SUBSCRIBE, so every caller awaits the same confirmation. */
   const subscribed = new Map<string, Promise<unknown>>();
   let hitSequence = 0;
 
-  async function subscriberConnection(): Promise<Redis> {
+  async function subscriberConnection(): Promise<RedisClient> {
     if (subscriber) return subscriber;
-    const connection = redis.duplicate();
+    const connection = duplicateClient(redis);
     connection.on('message', (channel: string, message: string) => {
       for (const listener of listeners.get(channel) ?? []) listener(message);
     });
@@ -149,7 +161,7 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
     return connection;
   }
 
-  return {
+  const store: DocStore = {
     kind: 'redis',
     async getJson(key) {
       return decode(await redis.get(k(key)));
@@ -185,6 +197,7 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
     },
     async transaction(writes: readonly DocWrite[], options = {}) {
       if (writes.length === 0 && options.ifAbsent === undefined) return true;
+      assertOneArea('transaction', [...(options.ifAbsent === undefined ? [] : [options.ifAbsent]), ...writes.map((w) => w.key)]);
       const keys: string[] = [];
       const indexOf = (key: string) => {
         const full = k(key);
@@ -217,6 +230,7 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
       for (const [error] of results) if (error) throw error;
     },
     async applyOnce(batch: OnceBatch) {
+      assertOneArea('applyOnce', [batch.markerKey, ...(batch.forget === undefined ? [] : [batch.forget]), ...batch.writes.map((w) => w.key), ...(batch.releases ?? []).map((h) => h.key)]);
       const keys = [k(batch.markerKey)];
       if (batch.forget !== undefined) keys.push(k(batch.forget));
       const writes = batch.writes.map((write) => {
@@ -237,6 +251,7 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
       return (await scripted.keyrackDocApplyOnce(keys.length, ...keys, Math.max(1, Math.ceil(batch.markerTtlMs)), spec)) === 1;
     },
     async reserve(request): Promise<ReserveResult> {
+      assertOneArea('reserve', [request.counterKey, request.holdsKey]);
       const args: (string | number)[] = [request.field, request.extra, request.limit, request.nowMs];
       const member = request.hold ? `${request.hold.id}:${request.hold.amount}` : undefined;
       if (request.hold && member) args.push(member, Math.ceil(request.hold.expiresAtMs));
@@ -262,20 +277,24 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
       const [allowed, count, retryAfterMs] = await scripted.keyrackDocWindowHit(k(key), nowMs, windowMs, limit, member);
       return allowed === 1 ? { allowed: true, count } : { allowed: false, count, retryAfterMs: Math.max(1, retryAfterMs) };
     },
-    async keysWithPrefix(prefix) {
-      // SCAN may return a key more than once; glob characters in the prefix match themselves.
-      const match = `${k(prefix).replace(/[*?[\]\\]/g, (ch) => `\\${ch}`)}*`;
+    async keysWithPrefix(keyPrefix) {
+      // SCAN (per master on a cluster) may return a key more than once.
       const found = new Set<string>();
-      for await (const batch of redis.scanStream({ match, count: 1000 }) as AsyncIterable<string[]>) for (const key of batch) found.add(key.slice(k('').length));
+      for await (const batch of scanKeys(redis, docStoreScanPattern(prefix, keyPrefix))) {
+        for (const redisKey of batch) {
+          const key = docStoreKeyOf(prefix, redisKey);
+          if (key !== null && key.startsWith(keyPrefix)) found.add(key);
+        }
+      }
       return [...found];
     },
     async publish(channel, message) {
       assertNoSecrets(`channel ${channel}`, message);
-      await redis.publish(k(channel), message);
+      await redis.publish(ch(channel), message);
     },
     async subscribe(channel, listener) {
       const connection = await subscriberConnection();
-      const full = k(channel);
+      const full = ch(channel);
       let set = listeners.get(full);
       if (!set) listeners.set(full, (set = new Set()));
       set.add(listener);
@@ -300,4 +319,32 @@ export function createRedisDocStore(options: RedisDocStoreOptions): DocStore {
       if (options.quitOnClose) await redis.quit();
     },
   };
+  return options.migrateLayout === false ? store : afterLayoutMigration(store, () => migrateDocStoreLayout(redis, prefix, options.logger));
+}
+
+/**
+ * The store, each of its commands run only once the layout migration has (first call; a
+ * failed migration, Redis away, is tried again by the next call). Afterwards one boolean test.
+ */
+function afterLayoutMigration(store: DocStore, migrate: () => Promise<unknown>): DocStore {
+  let done = false;
+  let running: Promise<void> | null = null;
+  const ready = (): Promise<void> =>
+    (running ??= migrate().then(
+      () => {
+        done = true;
+      },
+      (error: unknown) => {
+        running = null;
+        throw error;
+      },
+    ));
+  const gated = { ...store } as Record<string, unknown>;
+  for (const [name, member] of Object.entries(store)) {
+    // publish/subscribe are channels, close needs nothing: they never wait for the migration.
+    if (typeof member !== 'function' || name === 'close' || name === 'publish' || name === 'subscribe') continue;
+    const method = member as (...args: unknown[]) => Promise<unknown>;
+    gated[name] = (...args: unknown[]) => (done ? method(...args) : ready().then(() => method(...args)));
+  }
+  return gated as unknown as DocStore;
 }

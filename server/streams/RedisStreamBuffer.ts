@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { isClusterClient, type RedisClient } from '../ops/redisClient';
 import type { StreamEvent } from '../../shared';
 import { RedisStreamFollowers } from './RedisStreamFollowers';
+import { streamAlivePrefix, streamKeysOf, type StreamKeys } from './streamKeys';
 import type { BufferedEvent, DurableStreamBuffer, DurableWriteProgress } from './types';
 
 export interface RedisStreamBufferOptions {
-  redis: Redis;
+  redis: RedisClient;
   prefix?: string;
   /**
    * A stream's copy lives this long after its last renewal: set at create, renewed by a write
@@ -89,35 +90,38 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
   private lastSent: Promise<unknown> = Promise.resolve();
   private readonly flushIntervalMs: number | undefined;
   private readonly writesPerSecond: number;
+  /** A Redis Cluster: a flush batch is split by bucket (one slot per script call, issue 22). */
+  private readonly cluster: boolean;
 
   constructor(private readonly options: RedisStreamBufferOptions) {
     // defineCommand runs EVALSHA and falls back to EVAL (loading the script) on NOSCRIPT.
     options.redis.defineCommand('keyrackStreamWriteBatch', { lua: WRITE_BATCH });
-    options.redis.defineCommand('keyrackStreamCreate', { numberOfKeys: 3, lua: CREATE });
+    options.redis.defineCommand('keyrackStreamCreate', { numberOfKeys: 2, lua: CREATE });
+    this.cluster = isClusterClient(options.redis);
     this.prefix = options.prefix ?? 'keyrack';
     this.ttlMs = options.ttlMs ?? 5 * 60_000;
     this.instanceId = options.instanceId ?? randomUUID();
-    const alivePrefix = `${this.prefix}:streams:alive:`;
+    const alivePrefix = streamAlivePrefix(this.prefix);
     this.aliveKey = alivePrefix + this.instanceId;
     this.heartbeatMs = options.heartbeatMs ?? 1_000;
     this.livenessTtlMs = options.livenessTtlMs ?? 3_000;
-    this.followers = new RedisStreamFollowers({ redis: options.redis, alivePrefix, blockMs: options.blockMs ?? 250, checkMs: options.checkMs ?? 1_000 });
+    this.followers = new RedisStreamFollowers({ redis: options.redis, alivePrefix, cluster: this.cluster, blockMs: options.blockMs ?? 250, checkMs: options.checkMs ?? 1_000 });
     this.flushIntervalMs = options.flushIntervalMs;
     this.writesPerSecond = options.writesPerSecond ?? 4_000;
   }
 
-  private keys(streamId: string) {
-    const base = `${this.prefix}:{chat:${streamId}}`;
-    return { owner: `${base}:owner`, events: `${base}:events`, producer: `${base}:producer` };
+  private keys(streamId: string): StreamKeys {
+    return streamKeysOf(this.prefix, streamId);
   }
 
   create(streamId: string, owner: string, progress?: DurableWriteProgress): void {
     // The events key does not exist yet: its TTL is set with the first batch (renewedAt 0).
     const writer = this.writerOf(streamId);
     writer.progress = progress;
-    // Owner, producer and this instance's liveness key in one call (one command per stream start, as before).
+    // Owner and producer in one call (one command per stream start, as before). The liveness key
+    // is another slot on a cluster: set by the heartbeat, at once when it starts (below).
     (this.options.redis as unknown as DurableScripts)
-      .keyrackStreamCreate(writer.keys.owner, writer.keys.producer, this.aliveKey, owner, this.instanceId, this.ttlMs, this.livenessTtlMs)
+      .keyrackStreamCreate(writer.keys.owner, writer.keys.producer, owner, this.instanceId, this.ttlMs)
       .catch((error: unknown) => progress?.failed(error));
     this.startHeartbeat();
   }
@@ -128,14 +132,16 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
    */
   private startHeartbeat(): void {
     if (this.heartbeat) return;
+    // A failed beat is not reported: Redis away fails the writes that matter, and readers.
+    const beat = () => void this.options.redis.set(this.aliveKey, '1', 'PX', this.livenessTtlMs).catch(() => undefined);
+    beat();
     this.heartbeat = setInterval(() => {
       if (this.writers.size === 0) {
         clearInterval(this.heartbeat);
         this.heartbeat = undefined;
         return;
       }
-      // A failed beat is not reported: Redis away fails the writes that matter, and readers.
-      this.options.redis.set(this.aliveKey, '1', 'PX', this.livenessTtlMs).catch(() => undefined);
+      beat();
     }, this.heartbeatMs);
     this.heartbeat.unref();
   }
@@ -219,6 +225,33 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
     const last = to === writers.length;
     if (!last) setImmediate(() => this.writeBatches(writers, to, waiters));
     const now = Date.now();
+    let sent: Promise<void>;
+    if (!this.cluster) sent = this.sendBatch(writers, from, to, now);
+    else {
+      // One call per bucket (slot) of the batch's streams: at most STREAM_BUCKETS.
+      const byBucket = new Map<number, StreamWriter[]>();
+      for (let i = from; i < to; i += 1) {
+        const writer = writers[i]!;
+        const group = byBucket.get(writer.keys.bucket);
+        if (group) group.push(writer);
+        else byBucket.set(writer.keys.bucket, [writer]);
+      }
+      sent = Promise.all([...byBucket.values()].map((group) => this.sendBatch(group, 0, group.length, now))).then(() => undefined);
+    }
+    this.lastSent = sent;
+    if (last) {
+      this.sending = false;
+      if (waiters.length > 0) void sent.finally(() => waiters.forEach((wake) => wake()));
+      if (this.flushDeferred) {
+        this.flushDeferred = false;
+        // A microtask: after this batch was handed to the connection above, so it goes first.
+        queueMicrotask(() => this.flush());
+      }
+    }
+  }
+
+  /** One WRITE_BATCH call for writers[from..to] (one slot on a cluster: see writeBatches). */
+  private sendBatch(writers: StreamWriter[], from: number, to: number, now: number): Promise<void> {
     const count = to - from;
     // WRITE_BATCH's arguments: the key count, KEYS (events, owner, producer per stream), the
     // TTL, then ARGS_PER_STREAM per stream.
@@ -249,7 +282,7 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
       if (ended) this.writers.delete(writer.streamId);
       spans.push([writer, ended ? writer.endSeq! : writer.lastSeq]);
     }
-    const sent = (this.options.redis as unknown as DurableScripts).keyrackStreamWriteBatch(...args).then(
+    return (this.options.redis as unknown as DurableScripts).keyrackStreamWriteBatch(...args).then(
       (errors) => {
         spans.forEach(([writer, seq], i) => {
           const error = errors[i];
@@ -261,16 +294,6 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
         for (const [writer] of spans) writer.progress?.failed(error ?? new Error('durable stream write failed'));
       },
     );
-    this.lastSent = sent;
-    if (last) {
-      this.sending = false;
-      if (waiters.length > 0) void sent.finally(() => waiters.forEach((wake) => wake()));
-      if (this.flushDeferred) {
-        this.flushDeferred = false;
-        // A microtask: after this batch was handed to the connection above, so it goes first.
-        queueMicrotask(() => this.flush());
-      }
-    }
   }
 
   async owner(streamId: string): Promise<string | null> {
@@ -304,14 +327,10 @@ const KEYS_PER_STREAM = 3;
 /** WRITE_BATCH's ARGV per stream: last seq, events (JSON array), end seq, renew TTLs (1/0). */
 const ARGS_PER_STREAM = 4;
 
-/**
- * A stream's start. KEYS: owner, producer, this instance's liveness key. ARGV: the user, the
- * instance id, the copy's TTL, the liveness TTL (ms).
- */
+/** A stream's start. KEYS: owner, producer. ARGV: the user, the instance id, the copy's TTL (ms). */
 const CREATE = `
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
 return 1
 `;
 
@@ -355,7 +374,7 @@ interface DurableScripts {
 /** One stream this instance writes: what it has queued for the next flush, and its TTL renewal. */
 interface StreamWriter {
   readonly streamId: string;
-  readonly keys: { owner: string; events: string; producer: string };
+  readonly keys: StreamKeys;
   /** Events since the last flush, consecutive seqs ending at lastSeq (serialized at the flush). */
   readonly events: StreamEvent[];
   lastSeq: number;

@@ -1,20 +1,20 @@
-import type { Redis } from 'ioredis';
+import { duplicateClient, type RedisClient } from '../ops/redisClient';
 import { streamEventSchema, type StreamEvent } from '../../shared';
+import type { StreamKeys } from './streamKeys';
 import type { BufferedEvent } from './types';
 
-/** The Redis keys of one chat stream (RedisStreamBuffer's layout). */
-export interface StreamKeys {
-  events: string;
-  owner: string;
-  /** Holds the id of the instance producing the stream; its liveness key is `<alivePrefix><id>`. */
-  producer: string;
-}
+export type { StreamKeys } from './streamKeys';
 
 export interface RedisStreamFollowersOptions {
   /** The buffer's own connection: first reads and liveness checks (never blocking). */
-  redis: Redis;
+  redis: RedisClient;
   /** Producers' liveness keys are this plus their instance id (RedisStreamBuffer's heartbeat). */
   alivePrefix: string;
+  /**
+   * A Redis Cluster (issue 22): one blocking read per stream bucket (streamKeys.ts), each on its
+   * own connection, since one XREAD may only name keys of one slot. Default false: one for all.
+   */
+  cluster?: boolean;
   /** Longest the one blocking XREAD waits before it is issued again. */
   blockMs: number;
   /** A follower that heard nothing for this long has its stream's producer checked. */
@@ -106,6 +106,18 @@ class Follower {
 type XReadReply = [string, [string, string[]][]][] | null;
 
 /**
+ * The followers read by one blocking XREAD, on one connection of its own: every follower on a
+ * single node; those of one stream bucket (one slot) on a cluster.
+ */
+class Lane {
+  readonly followers = new Set<Follower>();
+  reader: RedisClient | null = null;
+  looping = false;
+  wakeLoop: (() => void) | null = null;
+  checking = false;
+}
+
+/**
  * Every Redis-backed chat stream reader of this instance on ONE connection (issue 24.7: a
  * connection per reader was 300 connections for 300 resumes, against Redis's 10,000 shared by
  * every instance): one blocking XREAD over all the streams followed here, its entries handed to
@@ -121,17 +133,21 @@ type XReadReply = [string, [string, string[]][]][] | null;
  * `stream_interrupted` error event instead of pings until the copy expires.
  */
 export class RedisStreamFollowers {
-  private readonly followers = new Set<Follower>();
+  private readonly lanes = new Map<number, Lane>();
   private readonly byKey = new Map<string, Set<Follower>>();
-  private reader: Redis | null = null;
-  private looping = false;
-  private wakeLoop: (() => void) | null = null;
   private joining: Follower[] = [];
-  private checking = false;
   private closed = false;
+  private count = 0;
 
   constructor(private readonly options: RedisStreamFollowersOptions) {
     options.redis.defineCommand('keyrackStreamLiveness', { lua: LIVENESS });
+  }
+
+  private laneOf(follower: Follower): Lane {
+    const id = this.options.cluster ? follower.keys.bucket : 0;
+    let lane = this.lanes.get(id);
+    if (!lane) this.lanes.set(id, (lane = new Lane()));
+    return lane;
   }
 
   /** Events after `afterSeq` until the stream's end, the copy's expiry, a dead producer or the signal. */
@@ -147,7 +163,7 @@ export class RedisStreamFollowers {
           const wasFull = follower.pending + 1 >= HIGH_WATER;
           yield item;
           // Left out of reads while full: back in as soon as it has room.
-          if (wasFull && follower.reading) this.wake();
+          if (wasFull && follower.reading) this.wake(this.laneOf(follower));
         }
         if (signal.aborted) return;
         if (follower.ended) {
@@ -164,19 +180,23 @@ export class RedisStreamFollowers {
 
   /** Followers reading right now (tests, metrics). */
   get size(): number {
-    return this.followers.size;
+    return this.count;
   }
 
   close(): void {
     this.closed = true;
-    for (const follower of this.followers) follower.end(new Error('stream buffer closed'));
-    this.reader?.disconnect();
-    this.reader = null;
-    this.wake();
+    for (const lane of this.lanes.values()) {
+      for (const follower of lane.followers) follower.end(new Error('stream buffer closed'));
+      lane.reader?.disconnect();
+      lane.reader = null;
+      this.wake(lane);
+    }
   }
 
   private add(follower: Follower): void {
-    this.followers.add(follower);
+    const lane = this.laneOf(follower);
+    if (!lane.followers.has(follower)) this.count += 1;
+    lane.followers.add(follower);
     let set = this.byKey.get(follower.keys.events);
     if (!set) {
       set = new Set();
@@ -188,56 +208,64 @@ export class RedisStreamFollowers {
   }
 
   private remove(follower: Follower): void {
-    this.followers.delete(follower);
+    if (this.laneOf(follower).followers.delete(follower)) this.count -= 1;
     const set = this.byKey.get(follower.keys.events);
     set?.delete(follower);
     if (set?.size === 0) this.byKey.delete(follower.keys.events);
     follower.ended = true;
   }
 
-  /** The first read of every follower added this turn: one non-blocking XREAD. */
+  /** The first read of every follower added this turn: one non-blocking XREAD (per lane on a cluster). */
   private join(): void {
-    const batch = this.joining.filter((f) => !f.ended);
+    const all = this.joining.filter((f) => !f.ended);
     this.joining = [];
-    if (batch.length === 0) return;
-    const { keys, ids, from } = readArgs(batch);
-    void (this.options.redis.xread('COUNT', ENTRIES_PER_READ, 'STREAMS', ...keys, ...ids) as Promise<XReadReply>).then(
-      (reply) => {
-        this.deliver(reply, from);
-        for (const f of batch) f.joined = true;
-        this.wake();
-      },
-      (error: unknown) => {
-        for (const f of batch) f.end(error);
-      },
-    );
+    const byLane = new Map<Lane, Follower[]>();
+    for (const f of all) {
+      const lane = this.laneOf(f);
+      const batch = byLane.get(lane);
+      if (batch) batch.push(f);
+      else byLane.set(lane, [f]);
+    }
+    for (const [lane, batch] of byLane) {
+      const { keys, ids, from } = readArgs(batch);
+      void (this.options.redis.xread('COUNT', ENTRIES_PER_READ, 'STREAMS', ...keys, ...ids) as Promise<XReadReply>).then(
+        (reply) => {
+          this.deliver(reply, from);
+          for (const f of batch) f.joined = true;
+          this.wake(lane);
+        },
+        (error: unknown) => {
+          for (const f of batch) f.end(error);
+        },
+      );
+    }
   }
 
-  private wake(): void {
-    if (!this.looping) {
-      void this.loop();
+  private wake(lane: Lane): void {
+    if (!lane.looping) {
+      void this.loop(lane);
       return;
     }
-    const wake = this.wakeLoop;
-    this.wakeLoop = null;
+    const wake = lane.wakeLoop;
+    lane.wakeLoop = null;
     wake?.();
   }
 
-  private async loop(): Promise<void> {
-    this.looping = true;
+  private async loop(lane: Lane): Promise<void> {
+    lane.looping = true;
     try {
-      while (!this.closed && this.followers.size > 0) {
+      while (!this.closed && lane.followers.size > 0) {
         const reading: Follower[] = [];
-        for (const f of this.followers) if (f.reading) reading.push(f);
+        for (const f of lane.followers) if (f.reading) reading.push(f);
         if (reading.length === 0) {
           // Every follower is joining or full: wait for one to be ready.
-          await new Promise<void>((resolve) => (this.wakeLoop = resolve));
+          await new Promise<void>((resolve) => (lane.wakeLoop = resolve));
           continue;
         }
         const { keys, ids, from } = readArgs(reading);
         let reply: XReadReply;
         try {
-          reply = (await this.connection().xread('COUNT', ENTRIES_PER_READ, 'BLOCK', this.options.blockMs, 'STREAMS', ...keys, ...ids)) as XReadReply;
+          reply = (await this.connection(lane).xread('COUNT', ENTRIES_PER_READ, 'BLOCK', this.options.blockMs, 'STREAMS', ...keys, ...ids)) as XReadReply;
         } catch (error) {
           if (this.closed) return;
           // The readers of the streams read hear of it (as each did on its own connection);
@@ -246,20 +274,25 @@ export class RedisStreamFollowers {
           continue;
         }
         this.deliver(reply, from);
-        this.checkQuiet(reading);
+        this.checkQuiet(lane, reading);
       }
     } finally {
-      this.looping = false;
+      lane.looping = false;
+      if (lane.followers.size === 0 && this.options.cluster) {
+        // A bucket nobody follows any more keeps no connection (one per followed bucket at most).
+        lane.reader?.disconnect();
+        lane.reader = null;
+      }
     }
   }
 
-  private connection(): Redis {
-    if (!this.reader) {
+  private connection(lane: Lane): RedisClient {
+    if (!lane.reader) {
       // A blocking XREAD holds the connection it runs on: this one is for the loop alone.
-      this.reader = this.options.redis.duplicate();
-      this.reader.on('error', () => {});
+      lane.reader = duplicateClient(this.options.redis);
+      lane.reader.on('error', () => {});
     }
-    return this.reader;
+    return lane.reader;
   }
 
   /**
@@ -298,36 +331,48 @@ export class RedisStreamFollowers {
    * Checks the streams of followers that heard nothing for `checkMs`: one script call, not
    * awaited by the loop, one at a time.
    */
-  private checkQuiet(reading: Follower[]): void {
-    if (this.checking) return;
+  private checkQuiet(lane: Lane, reading: Follower[]): void {
+    if (lane.checking) return;
     const now = Date.now();
     const due = reading.filter((f) => !f.ended && f.pending === 0 && now - f.heardAt >= this.options.checkMs);
     if (due.length === 0) return;
-    this.checking = true;
+    lane.checking = true;
+    void this.checkStreams(due).finally(() => (lane.checking = false));
+  }
+
+  /**
+   * Two steps, so that each command stays in one slot on a cluster (issue 22): the script over
+   * the streams (one lane: one bucket), then EXISTS of the liveness key of each producer the
+   * script named (single keys, one per producer instance, not per stream).
+   */
+  private async checkStreams(due: Follower[]): Promise<void> {
     const args: (string | number)[] = [due.length * 3];
     for (const f of due) args.push(f.keys.owner, f.keys.producer, f.keys.events);
-    args.push(this.options.alivePrefix);
     for (const f of due) args.push(f.cursor);
-    (this.options.redis as unknown as LivenessScript)
-      .keyrackStreamLiveness(...args)
-      .then(
-        (states) => {
-          const at = Date.now();
-          due.forEach((f, i) => {
-            if (f.ended) return;
-            f.heardAt = at;
-            const state = states[i];
-            if (state === GONE) f.end();
-            else if (state === PRODUCER_GONE) {
-              f.push({ id: String(Math.max(f.cursor, f.delivered) + 1), event: INTERRUPTED });
-              f.end();
-            }
-          });
-        },
-        // Redis unreachable: the blocking read fails its followers itself.
-        () => undefined,
-      )
-      .finally(() => (this.checking = false));
+    let states: (number | string)[];
+    const alive = new Map<string, Promise<boolean>>();
+    try {
+      states = await (this.options.redis as unknown as LivenessScript).keyrackStreamLiveness(...args);
+      for (const state of states) {
+        if (typeof state === 'string' && !alive.has(state)) alive.set(state, this.options.redis.exists(this.options.alivePrefix + state).then((n) => n > 0));
+      }
+      await Promise.all(alive.values());
+    } catch {
+      // Redis unreachable: the blocking read fails its followers itself.
+      return;
+    }
+    const at = Date.now();
+    for (let i = 0; i < due.length; i += 1) {
+      const f = due[i]!;
+      if (f.ended) continue;
+      f.heardAt = at;
+      const state = states[i];
+      if (state === GONE) f.end();
+      else if (typeof state === 'string' && !(await alive.get(state))) {
+        f.push({ id: String(Math.max(f.cursor, f.delivered) + 1), event: INTERRUPTED });
+        f.end();
+      }
+    }
   }
 }
 
@@ -357,14 +402,13 @@ function readArgs(followers: Follower[]): { keys: string[]; ids: string[]; from:
 }
 
 const GONE = 0;
-const PRODUCER_GONE = 2;
 
 /**
- * Per stream (KEYS: owner, producer, events; ARGV: the liveness key prefix, then each
- * stream's cursor): 0 when the copy expired (no owner key), 2 when its producer is gone (its
- * liveness key expired) and nothing past the cursor is there to read (no end entry, no events
- * the reader has not seen), 1 otherwise. A stream written by a version without a producer key
- * counts as live: it ends when its copy expires, as it did.
+ * Per stream (KEYS: owner, producer, events; ARGV: each stream's cursor): 0 when the copy
+ * expired (no owner key); its producer's instance id when nothing past the cursor is there to
+ * read (no end entry, no events the reader has not seen), so the caller checks that producer's
+ * liveness key (another slot on a cluster); 1 otherwise. A stream written by a version without
+ * a producer key counts as live: it ends when its copy expires, as it did.
  */
 const LIVENESS = `
 local out = {}
@@ -376,9 +420,9 @@ for i = 1, n do
     state = 0
   else
     local id = redis.call('GET', producer)
-    if id and redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    if id then
       local last = redis.call('XREVRANGE', events, '+', '-', 'COUNT', 1)[1]
-      if not last or tonumber(string.sub(last[1], 3)) <= tonumber(ARGV[1 + i]) then state = 2 end
+      if not last or tonumber(string.sub(last[1], 3)) <= tonumber(ARGV[i]) then state = id end
     end
   end
   out[i] = state
@@ -387,5 +431,5 @@ return out
 `;
 
 interface LivenessScript {
-  keyrackStreamLiveness(...args: (string | number)[]): Promise<number[]>;
+  keyrackStreamLiveness(...args: (string | number)[]): Promise<(number | string)[]>;
 }

@@ -191,7 +191,7 @@ describe('BusinessConfig', () => {
     expect(fromB).toMatchObject({ id: 'gpt-4o' });
     expect(reseeds).toHaveLength(1); // the marker is written first: one instance writes the defaults
     expect((await a.getSettings()).markup_percentage).toBe(DEFAULT_BUSINESS_CONFIG.settings.markup_percentage);
-    expect(await raw.hlen(keys.find((k) => k.endsWith('business:models')) ?? `${prefix}:business:models`)).toBe(DEFAULT_BUSINESS_CONFIG.models.length);
+    expect(await raw.hlen(keys.find((k) => k.endsWith('{business}:models')) ?? `${prefix}:{business}:models`)).toBe(DEFAULT_BUSINESS_CONFIG.models.length);
     await Promise.all([a.close(), b.close()]);
   });
 });

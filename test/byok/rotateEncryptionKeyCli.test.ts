@@ -5,6 +5,7 @@ import { ByokVault } from '../../server/byok/ByokVault';
 import { keyIdOf } from '../../server/byok/Keyring';
 import { createRedisDocStore } from '../../server/store/redisDocStore';
 import { runCli as runCliScript } from '../support/runCli';
+import { docStoreRedisKey } from '../../server/store/docStoreKeys';
 
 const runCli = (env: Record<string, string>) => runCliScript('server/byok/rotateEncryptionKeyCli.ts', env);
 
@@ -38,7 +39,7 @@ describe('rotate-encryption-key CLI', () => {
     expect(out).not.toContain('sk-test-alice');
     const onlyNew = new ByokVault({ store, encryptionKey: newKey });
     expect(await onlyNew.getSecrets('alice', 'openai')).toMatchObject([{ secret: 'sk-test-alice-0123456789abcdef' }]);
-    expect(JSON.stringify(await redis.hgetall(`${prefix}:byok:keys:alice`))).toContain(keyIdOf(newKey));
+    expect(JSON.stringify(await redis.hgetall(docStoreRedisKey(prefix, 'byok:keys:alice')))).toContain(keyIdOf(newKey));
   });
 
   it('issue 24.10: re-encrypts the keys of users whose ids are 40 and 64 hex characters', async () => {

@@ -172,7 +172,7 @@ describe('BusinessConfig on PostgreSQL with Redis notifications (issue 23)', () 
     // Nothing of the business data went to Redis.
     const raw = new Redis(inject('redisUrl'));
     redisClients.push(raw);
-    expect(await raw.keys(`${prefix}:business:*`)).toEqual([]);
+    expect(await raw.keys(`${prefix}:*business*`)).toEqual([]);
     await unsubscribe();
     await Promise.all([a.close(), b.close(), storeA.close(), storeB.close()]);
   });

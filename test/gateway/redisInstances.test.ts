@@ -1,20 +1,23 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forEachRedisTopology } from '../support/redisTopologies';
 import type { StreamEvent } from '../../shared';
 import { startTestGateway, testModel, type TestGateway } from '../support/gatewayHarness';
 
 /**
  * Two gateway instances sharing one Redis (pool, business config, stream buffer): a client whose
- * reconnect lands on the other instance resumes from Redis, without a second upstream call.
+ * reconnect lands on the other instance resumes from Redis, without a second upstream call;
+ * on a single Redis and on a Redis Cluster (issue 22).
  */
 
+forEachRedisTopology((topology) => {
 let a: TestGateway;
 let b: TestGateway;
 
 beforeAll(async () => {
-  const env = { REDIS_URL: inject('redisUrl'), REDIS_PREFIX: `gw-test-${process.pid}-${Date.now()}` };
+  const env = { REDIS_URL: topology.url(), REDIS_PREFIX: `gw-test-${process.pid}-${Date.now()}` };
   const models = [testModel('gpt-4o', 'openai')];
   a = await startTestGateway({ env, models, streams: { detachGraceMs: 60_000 } });
   const clientDir = mkdtempSync(join(tmpdir(), 'keyrack-client-'));
@@ -26,7 +29,7 @@ afterAll(async () => {
   await b?.close();
 });
 
-describe('gateway instances on one Redis', () => {
+describe('issue 22: gateway instances on one Redis', () => {
   it('a stream started on A is resumed on B after lastEventId', async () => {
     const token = await a.token('alice');
     const { streamId } = await a.trpc(token).chat.start.mutate({ model: 'gpt-4o', messages: [{ role: 'user', content: 'across instances' }] });
@@ -61,4 +64,5 @@ describe('gateway instances on one Redis', () => {
     }
     expect((await fetch(`${b.url}/v1/nope`)).status).toBe(404);
   });
+});
 });

@@ -27,7 +27,7 @@ describe('CoalescingRedis', () => {
       // Commands fail fast until the connection is ready (no offline queue, as in the gateway).
       await waitFor(() => redis.status === 'ready', 'the connection');
       await nextTurn();
-      const socket = redis.stream as Socket;
+      const socket = (redis as CoalescingRedis).stream as Socket;
       let writes = 0;
       const count = () => (writes += 1);
       // One _writev (or _write) per flush of the socket's buffer: that is one syscall.

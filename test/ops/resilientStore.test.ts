@@ -46,7 +46,7 @@ async function countGranted(store: PoolStore, def: PoolDefinition, attempts: num
 function setUp(port: number, options: { instanceCount?: () => number } = {}) {
   const prefix = `test-ops-${randomUUID()}`;
   const log = captureLines();
-  const redis: Redis = createGatewayRedis(`redis://127.0.0.1:${port}`, { maxReconnectDelayMs: 100, commandTimeoutMs: 500 });
+  const redis = createGatewayRedis(`redis://127.0.0.1:${port}`, { maxReconnectDelayMs: 100, commandTimeoutMs: 500 }) as Redis;
   const primary = createRedisStore({ redis, prefix });
   const store = createResilientStore({ redis, primary, logger: createLogger({ destination: log.destination }), probeMs: 50, mirrorMs: 0, ...options });
   cleanup.push(async () => {

@@ -85,36 +85,36 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
 
   it('applies a batch once per marker: a retry with the same marker changes nothing (issue 24.8)', async () => {
     const store = fresh();
-    const batch: OnceBatch = { markerKey: 'batch:1', markerTtlMs: 60_000, writes: [{ key: 'day', deltas: { 'r:a': 1, 'c:a': 3_000_000_000_000 }, ttlMs: 60_000 }, { key: 'day2', deltas: { 'r:b': 2 } }] };
+    const batch: OnceBatch = { markerKey: 't:batch:1', markerTtlMs: 60_000, writes: [{ key: 't:day', deltas: { 'r:a': 1, 'c:a': 3_000_000_000_000 }, ttlMs: 60_000 }, { key: 't:day2', deltas: { 'r:b': 2 } }] };
     expect(await store.applyOnce(batch)).toBe(true);
     expect(await store.applyOnce(batch)).toBe(false);
-    expect(await store.counters('day')).toEqual({ 'r:a': 1, 'c:a': 3_000_000_000_000 });
-    expect(await store.counters('day2')).toEqual({ 'r:b': 2 });
+    expect(await store.counters('t:day')).toEqual({ 'r:a': 1, 'c:a': 3_000_000_000_000 });
+    expect(await store.counters('t:day2')).toEqual({ 'r:b': 2 });
     // Forgetting a confirmed marker in the next batch: the next batch applies, the old marker is gone.
-    expect(await store.applyOnce({ markerKey: 'batch:2', markerTtlMs: 60_000, writes: [{ key: 'day', deltas: { 'r:a': 1 } }], forget: 'batch:1' })).toBe(true);
+    expect(await store.applyOnce({ markerKey: 't:batch:2', markerTtlMs: 60_000, writes: [{ key: 't:day', deltas: { 'r:a': 1 } }], forget: 't:batch:1' })).toBe(true);
     expect(await store.applyOnce(batch)).toBe(true);
-    expect(await store.counters('day')).toEqual({ 'r:a': 3, 'c:a': 6_000_000_000_000 });
-    await expect(store.applyOnce({ markerKey: 'batch:3', markerTtlMs: 60_000, writes: [{ key: 'day', deltas: { 'sk-test-abcdefghijklmnopqrstuvwxyz012345': 1 } }] })).rejects.toBeInstanceOf(SecretGuardError);
+    expect(await store.counters('t:day')).toEqual({ 'r:a': 3, 'c:a': 6_000_000_000_000 });
+    await expect(store.applyOnce({ markerKey: 't:batch:3', markerTtlMs: 60_000, writes: [{ key: 't:day', deltas: { 'sk-test-abcdefghijklmnopqrstuvwxyz012345': 1 } }] })).rejects.toBeInstanceOf(SecretGuardError);
   });
 
   it('reserves against a limit atomically: holds count until released or expired (issue 24.3)', async () => {
     const store = fresh();
     const now = Date.now();
     const ask = (id: string, amount: number, at = now, expiresAtMs = now + 60_000) =>
-      store.reserve({ counterKey: 'spent', field: 'c:a', extra: 0, limit: 100, holdsKey: 'holds:a', hold: { id, amount, expiresAtMs }, nowMs: at });
-    await store.increment('spent', { 'c:a': 40 });
+      store.reserve({ counterKey: 't:spent', field: 'c:a', extra: 0, limit: 100, holdsKey: 't:holds:a', hold: { id, amount, expiresAtMs }, nowMs: at });
+    await store.increment('t:spent', { 'c:a': 40 });
     // 40 spent: admitted while spent + holds < 100, whatever the hold's size.
     const first = await ask('h1', 50);
-    expect(first).toMatchObject({ ok: true, spent: 40, held: 0, hold: { key: 'holds:a' } });
+    expect(first).toMatchObject({ ok: true, spent: 40, held: 0, hold: { key: 't:holds:a' } });
     expect(await ask('h2', 10)).toMatchObject({ ok: true, spent: 40, held: 50 });
     expect(await ask('h3', 1)).toEqual({ ok: false, spent: 40, held: 60 });
     // Only parallel reservations race: 20 at once against room for a few.
-    await store.applyOnce({ markerKey: 'release:1', markerTtlMs: 60_000, writes: [{ key: 'spent', deltas: { 'c:a': 10 } }], releases: [first.hold!] });
+    await store.applyOnce({ markerKey: 't:release:1', markerTtlMs: 60_000, writes: [{ key: 't:spent', deltas: { 'c:a': 10 } }], releases: [first.hold!] });
     const racing = await Promise.all(Array.from({ length: 20 }, (_, i) => ask(`r${i}`, 10)));
     expect(racing.filter((r) => r.ok)).toHaveLength(4); // 50 spent + 10 held: admitted at 60, 70, 80, 90
     // Checks without a hold place none; extra counts as spent.
-    expect(await store.reserve({ counterKey: 'spent', field: 'c:a', extra: 0, limit: 1_000, holdsKey: 'holds:a', nowMs: now })).toEqual({ ok: true, spent: 50, held: 50 });
-    expect(await store.reserve({ counterKey: 'spent', field: 'c:a', extra: 950, limit: 1_000, holdsKey: 'holds:a', nowMs: now })).toMatchObject({ ok: false, spent: 1_000 });
+    expect(await store.reserve({ counterKey: 't:spent', field: 'c:a', extra: 0, limit: 1_000, holdsKey: 't:holds:a', nowMs: now })).toEqual({ ok: true, spent: 50, held: 50 });
+    expect(await store.reserve({ counterKey: 't:spent', field: 'c:a', extra: 950, limit: 1_000, holdsKey: 't:holds:a', nowMs: now })).toMatchObject({ ok: false, spent: 1_000 });
     // Holds expire at their own time: a dead instance's holds leave.
     expect(await ask('late', 10, now + 60_001, now + 120_000)).toEqual({ ok: true, spent: 50, held: 0, hold: expect.anything() });
   });
@@ -132,25 +132,25 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
 
   it('writes a transaction all together, and only when the ifAbsent key is absent', async () => {
     const store = fresh();
-    await store.mapSet('m', 'gone', 0);
+    await store.mapSet('t:m', 'gone', 0);
     expect(
       await store.transaction([
-        { op: 'setJson', key: 'doc', value: { a: 1 } },
-        { op: 'mapSet', key: 'm', field: 'one', value: { n: 1 } },
-        { op: 'mapSet', key: 'index', field: 'u', value: 1 },
-        { op: 'mapDelete', key: 'm', field: 'gone' },
+        { op: 'setJson', key: 't:doc', value: { a: 1 } },
+        { op: 'mapSet', key: 't:m', field: 'one', value: { n: 1 } },
+        { op: 'mapSet', key: 't:index', field: 'u', value: 1 },
+        { op: 'mapDelete', key: 't:m', field: 'gone' },
       ]),
     ).toBe(true);
-    expect(await store.getJson('doc')).toEqual({ a: 1 });
-    expect([...(await store.mapGetAll('m')).entries()]).toEqual([['one', { n: 1 }]]);
-    expect(await store.mapGet('index', 'u')).toBe(1);
+    expect(await store.getJson('t:doc')).toEqual({ a: 1 });
+    expect([...(await store.mapGetAll('t:m')).entries()]).toEqual([['one', { n: 1 }]]);
+    expect(await store.mapGet('t:index', 'u')).toBe(1);
 
-    expect(await store.transaction([{ op: 'setJson', key: 'marker', value: 1 }, { op: 'mapSet', key: 'seeded', field: 'x', value: 1 }], { ifAbsent: 'marker' })).toBe(true);
-    expect(await store.transaction([{ op: 'setJson', key: 'marker', value: 2 }, { op: 'mapSet', key: 'seeded', field: 'y', value: 2 }], { ifAbsent: 'marker' })).toBe(false);
-    expect(await store.getJson('marker')).toBe(1);
-    expect([...(await store.mapGetAll('seeded')).keys()]).toEqual(['x']);
+    expect(await store.transaction([{ op: 'setJson', key: 't:marker', value: 1 }, { op: 'mapSet', key: 't:seeded', field: 'x', value: 1 }], { ifAbsent: 't:marker' })).toBe(true);
+    expect(await store.transaction([{ op: 'setJson', key: 't:marker', value: 2 }, { op: 'mapSet', key: 't:seeded', field: 'y', value: 2 }], { ifAbsent: 't:marker' })).toBe(false);
+    expect(await store.getJson('t:marker')).toBe(1);
+    expect([...(await store.mapGetAll('t:seeded')).keys()]).toEqual(['x']);
     // Concurrent seeders: exactly one writes.
-    const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => store.transaction([{ op: 'setJson', key: 'race', value: i }], { ifAbsent: 'race' })));
+    const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => store.transaction([{ op: 'setJson', key: 't:race', value: i }], { ifAbsent: 't:race' })));
     expect(outcomes.filter(Boolean)).toHaveLength(1);
   });
 
@@ -170,16 +170,16 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
     const store = fresh();
     const secret = 'sk-test-abcdefghijklmnopqrstuvwxyz012345';
     const attempt = store.transaction([
-      { op: 'mapSet', key: 'records', field: 'r1', value: { label: 'fine' } },
-      { op: 'mapSet', key: 'index', field: 'u', value: 1 },
-      { op: 'setJson', key: 'doc', value: { note: secret } },
+      { op: 'mapSet', key: 't:records', field: 'r1', value: { label: 'fine' } },
+      { op: 'mapSet', key: 't:index', field: 'u', value: 1 },
+      { op: 'setJson', key: 't:doc', value: { note: secret } },
     ]);
     await expect(attempt).rejects.toBeInstanceOf(SecretGuardError);
     await attempt.catch((error: Error) => expect(error.message).not.toContain(secret));
-    await expect(store.transaction([{ op: 'mapSet', key: 'records', field: 'r1', value: 1 }, { op: 'mapSet', key: 'index', field: secret, value: 1 }])).rejects.toBeInstanceOf(SecretGuardError);
-    expect(await store.mapSize('records')).toBe(0);
-    expect(await store.mapSize('index')).toBe(0);
-    expect(await store.getJson('doc')).toBeNull();
+    await expect(store.transaction([{ op: 'mapSet', key: 't:records', field: 'r1', value: 1 }, { op: 'mapSet', key: 't:index', field: secret, value: 1 }])).rejects.toBeInstanceOf(SecretGuardError);
+    expect(await store.mapSize('t:records')).toBe(0);
+    expect(await store.mapSize('t:index')).toBe(0);
+    expect(await store.getJson('t:doc')).toBeNull();
   });
 
   it('refuses secret-looking writes, naming the field and not the value', async () => {
@@ -189,8 +189,8 @@ describe.each(factories)('DocStore contract: %s', (_name, make) => {
     await expect(attempt).rejects.toBeInstanceOf(SecretGuardError);
     await expect(store.setJson('cfg', { settings: { note: secret } })).rejects.toThrow(/cfg\.settings\.note/);
     await store.setJson('cfg', { settings: { note: secret } }).catch((error: Error) => expect(error.message).not.toContain(secret));
-    await expect(store.mapSet('m', 'x', [secret])).rejects.toBeInstanceOf(SecretGuardError);
-    await expect(store.mapSet('m', secret, 1)).rejects.toBeInstanceOf(SecretGuardError);
+    await expect(store.mapSet('t:m', 'x', [secret])).rejects.toBeInstanceOf(SecretGuardError);
+    await expect(store.mapSet('t:m', secret, 1)).rejects.toBeInstanceOf(SecretGuardError);
     await expect(store.publish('changes', secret)).rejects.toBeInstanceOf(SecretGuardError);
     expect(await store.getJson('cfg')).toBeNull();
   });
@@ -202,14 +202,14 @@ describe('redis DocStore transaction', () => {
     redisClients.push(redis);
     const store = createRedisDocStore({ redis, prefix: `test-docstore-${randomUUID()}` });
     stores.push(store);
-    await store.setJson('doc', { a: 1 });
+    await store.setJson('t:doc', { a: 1 });
     await expect(
       store.transaction([
-        { op: 'mapSet', key: 'records', field: 'r1', value: 1 },
-        { op: 'mapSet', key: 'doc', field: 'x', value: 1 }, // a string key, not a map
+        { op: 'mapSet', key: 't:records', field: 'r1', value: 1 },
+        { op: 'mapSet', key: 't:doc', field: 'x', value: 1 }, // a string key, not a map
       ]),
     ).rejects.toThrow(/WRONGTYPE/);
-    expect(await store.mapSize('records')).toBe(0);
-    expect(await store.getJson('doc')).toEqual({ a: 1 });
+    expect(await store.mapSize('t:records')).toBe(0);
+    expect(await store.getJson('t:doc')).toEqual({ a: 1 });
   });
 });

@@ -5,6 +5,7 @@ import { RedisStreamBuffer } from '../../server/streams/RedisStreamBuffer';
 import type { DurableWriteProgress } from '../../server/streams/types';
 import type { StreamEvent } from '../../shared';
 import { waitFor } from '../ops/waitFor';
+import { streamKeysOf } from '../../server/streams/streamKeys';
 
 const redis = new Redis(inject('redisUrl'));
 afterAll(() => redis.quit());
@@ -40,7 +41,7 @@ it('writes appends handed over without waiting in order, batched, with TTLs on b
   // One flush: the writer hears once, with the end's seq.
   expect(progress).toMatchObject({ seqs: [51], failures: [] });
   expect(await buffer.owner(id)).toBe('alice');
-  for (const key of [`${prefix}:{chat:${id}}:owner`, `${prefix}:{chat:${id}}:events`]) expect(await redis.pttl(key)).toBeGreaterThan(0);
+  for (const key of [streamKeysOf(prefix, id).owner, streamKeysOf(prefix, id).events]) expect(await redis.pttl(key)).toBeGreaterThan(0);
   const all = await collect(buffer.read(id, 0, new AbortController().signal));
   expect(all).toEqual(events.map((event, i) => ({ id: String(i + 1), event })));
   const after = await collect(buffer.read(id, 47, new AbortController().signal));
@@ -84,7 +85,7 @@ it('gathers appends of several ticks into one entry per stream; a resume inside 
   buffer.finish(id, 5);
   await buffer.flushed();
   // One entry for the five events, one for the end.
-  expect(await redis.xlen(`${prefix}:{chat:${id}}:events`)).toBe(2);
+  expect(await redis.xlen(streamKeysOf(prefix, id).events)).toBe(2);
   const after = await collect(buffer.read(id, 3, new AbortController().signal));
   expect(after).toEqual([
     { id: '4', event: { type: 'delta', text: 'w4' } },
@@ -141,10 +142,10 @@ it('without a fixed interval, gathers for as long as keeps every stream under wr
     vi.advanceTimersByTime(499);
     await redis.ping(); // anything sent before this is answered before it
     expect(count).toBe(0);
-    expect(await redis.exists(`${prefix}:{chat:${ids[0]}}:events`)).toBe(0);
+    expect(await redis.exists(streamKeysOf(prefix, ids[0]!).events)).toBe(0);
     vi.advanceTimersByTime(1);
     await bothWritten;
-    for (const id of ids) expect(await redis.xlen(`${prefix}:{chat:${id}}:events`)).toBe(1);
+    for (const id of ids) expect(await redis.xlen(streamKeysOf(prefix, id).events)).toBe(1);
     await buffer.close();
   } finally {
     vi.useRealTimers();
@@ -157,7 +158,7 @@ it('still writes after Redis lost its scripts, and reads single-event entries (f
   const id = randomUUID();
   const progress = recorder();
   buffer.create(id, 'frank', progress);
-  await redis.xadd(`${prefix}:{chat:${id}}:events`, '0-1', 'e', JSON.stringify({ type: 'delta', text: 'old' }));
+  await redis.xadd(streamKeysOf(prefix, id).events, '0-1', 'e', JSON.stringify({ type: 'delta', text: 'old' }));
   // A restarted Redis has no scripts: the batch is sent as EVAL once EVALSHA is refused.
   await redis.script('FLUSH');
   buffer.append(id, 2, { type: 'delta', text: 'new' });

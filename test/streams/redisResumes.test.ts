@@ -10,6 +10,7 @@ import { startMockProvider, type MockProvider } from '../../server/mock-provider
 import { waitFor } from '../ops/waitFor';
 import { startTestGateway, TEST_JWT_SECRET, testModel, trpcClientFor, type TestGateway } from '../support/gatewayHarness';
 import { startRedisServer, type RedisServer } from '../support/redisServer';
+import { streamKeysOf } from '../../server/streams/streamKeys';
 
 /**
  * Resumes on another instance through Redis (issue 24.6, 24.7): a resume whose producer was
@@ -102,7 +103,7 @@ describe('resumes through Redis', () => {
     const token = await tokens.mint({ sub: 'kim', role: 'user' }, '5m');
     const { streamId, events } = await trpcClientFor(`${killed.url}/trpc`, () => token).chat.start.mutate({ model: 'gpt-4o', messages: [{ role: 'user', content: 'a slow answer' }] });
     // The answer's first events have reached Redis; then the instance dies without a word.
-    await waitFor(async () => (await admin.xlen(`${PREFIX}:{chat:${streamId}}:events`)) > 0, 'the stream in Redis');
+    await waitFor(async () => (await admin.xlen(streamKeysOf(PREFIX, streamId).events)) > 0, 'the stream in Redis');
     const exited = once(killed.child, 'exit');
     killed.child.kill('SIGKILL');
     await exited;
@@ -121,7 +122,7 @@ describe('resumes through Redis', () => {
   it('issue 24.7: 300 resumes on one instance add no Redis connection (one shared reader), and end cleanly', async () => {
     const token = await reader.token('alice');
     const { streamId } = await producer.trpc(token).chat.start.mutate({ model: 'gpt-4o', messages: [{ role: 'user', content: 'read by many' }] });
-    await waitFor(async () => (await admin.xlen(`${PREFIX}:{chat:${streamId}}:events`)) > 0, 'the stream in Redis');
+    await waitFor(async () => (await admin.xlen(streamKeysOf(PREFIX, streamId).events)) > 0, 'the stream in Redis');
     const agent = new Agent({ connections: 400 });
     try {
       // One resume first: the reader's shared connection exists from then on.

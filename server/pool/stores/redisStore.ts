@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../ops/redisClient';
 import { keyReasonSchema } from '../../../shared';
 import type { Clock, CountingPoolStore, KeyState, PickResult, PoolDefinition } from '../types';
 import { groupByAccount } from './groupByAccount';
@@ -14,7 +14,7 @@ import { groupByAccount } from './groupByAccount';
  * tests inject a clock instead and its reading travels as an argument.
  */
 export interface RedisStoreOptions {
-  redis: Redis;
+  redis: RedisClient;
   prefix?: string;
   clock?: Clock;
   /** Idle pools' state (cursor, disabled keys, cooldowns) expires after this. Default 7 days. */
