@@ -8,7 +8,9 @@ import { baseUrlFor } from '../providers/registry';
 import type { AdapterContext, AdapterEvent, ProviderAdapter, UpstreamRequest } from '../providers/types';
 import { eventsOf, type EventSink } from '../streams/ChatEngine';
 import { isStoreFailure, STORE_RETRY_AFTER_MS, STORE_UNAVAILABLE_MESSAGE } from '../ops/storeFailure';
+import type { StatedLimits } from '../providers/http/rateLimitHeaders';
 import { abortableSleep, backoffDelay } from './backoff';
+import { limitObservationOf } from './limitObservation';
 import type { AcquireResult, DispatchHooks, DispatchKeyPool, KeyLease, KeySource, LeaseOutcome } from './types';
 
 export interface DispatchRequest {
@@ -43,6 +45,11 @@ export interface DispatcherDeps {
    * (issue 24.11). Capped by what is left of the deadline. Default: none (the HTTP agent's own).
    */
   firstByteTimeoutMs?: number;
+  /**
+   * Issue 22 (LEARN_LIMITS): read the rate windows each answer states and hand them to the pool,
+   * which paces keys by them. Default true; false reads no headers at all.
+   */
+  learnLimits?: boolean;
   logger: Logger;
   hooks?: DispatchHooks;
   clock?: () => number;
@@ -79,8 +86,10 @@ export class Dispatcher {
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly learnLimits: boolean;
 
   constructor(private readonly deps: DispatcherDeps) {
+    this.learnLimits = deps.learnLimits ?? true;
     this.adapters = deps.adapters ?? createAdapters();
     this.maxAttempts = deps.maxAttempts ?? 3;
     this.deadlineMs = deps.deadlineMs ?? 60_000;
@@ -282,6 +291,10 @@ export class Dispatcher {
     let started = false;
     let finished = false;
     let usage: TokenUsage | undefined;
+    // What the 2xx answer's headers stated (issue 22): set once by the adapter, before any chunk.
+    let stated: StatedLimits | undefined;
+    const withLimits = <T extends LeaseOutcome>(outcome: T, limits: StatedLimits | undefined): T =>
+      limits && this.learnLimits ? { ...outcome, limits: limitObservationOf(limits, startedAt, this.clock()) } : outcome;
     // The hot path: one call per chunk, a promise only when the reader is full.
     const relay = (event: AdapterEvent): void | Promise<void> => {
       if (event.type === 'delta' || event.type === 'tool_call_delta' || event.type === 'reasoning') return out(event);
@@ -293,14 +306,21 @@ export class Dispatcher {
       // Not awaited: the answer is complete and need not wait a store round trip. The record
       // is queued before anything this process picks next (one connection keeps command
       // order), and report() logs its own failure.
-      void report({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 });
+      void report(withLimits({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 }, stated));
       const done: StreamEvent = { type: 'done', finishReason: event.finishReason };
       if (!usage) return out(done);
       const wait = out({ type: 'usage', usage });
       return wait ? wait.then(() => out(done)) : out(done);
     };
     try {
-      const ctx: AdapterContext = { apiKey: lease.secret, baseUrl, signal, now: this.clock, ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}) };
+      const ctx: AdapterContext = {
+        apiKey: lease.secret,
+        baseUrl,
+        signal,
+        now: this.clock,
+        ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}),
+        ...(this.learnLimits ? { onLimits: (limits: StatedLimits) => void (stated = limits) } : {}),
+      };
       await adapter.run(upstreamReq, ctx, (event) => {
         if (finished) return undefined;
         if (started) return relay(event);
@@ -325,7 +345,9 @@ export class Dispatcher {
         ? thrown
         : new ProviderError({ kind: 'transient', message: `${model.provider}: adapter failed`, cause: thrown });
       if (!ProviderError.isInstance(thrown)) log.error({ err: new SecretMatcher([lease.secret]).scrub(describe(thrown)) }, 'adapter threw a non-provider error');
-      await report(outcomeOf(error), started ? 'interrupted' : error.kind === 'bad_request' ? 'bad_request' : outcomeOf(error).kind);
+      const outcome = outcomeOf(error);
+      // A 429's stated windows are the ones that matter most (issue 22).
+      await report(outcome.kind === 'rate_limited' || outcome.kind === 'quota_exhausted' ? withLimits(outcome, error.limits) : outcome, started ? 'interrupted' : error.kind === 'bad_request' ? 'bad_request' : outcomeOf(error).kind);
       // Not `msg` for the provider's message: pino would write a second `msg` field into the line.
       // Every field that came from upstream is checked against this attempt's key once more, in
       // any encoding: the adapters' classifiers did, but an error thrown elsewhere may not have.

@@ -249,7 +249,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
     const innerEngine =
       options.engine ??
       createMeteredChatEngine({
-        inner: new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, firstByteTimeoutMs: env.firstByteTimeoutMs, baseUrls, hooks: { onAttempt }, ...options.dispatcher, pool, catalog, logger }),
+        inner: new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, firstByteTimeoutMs: env.firstByteTimeoutMs, learnLimits: env.learnLimits, baseUrls, hooks: { onAttempt }, ...options.dispatcher, pool, catalog, logger }),
         business,
         ledger,
         // A chat must not fail because BYOK records are unreadable (Redis away): no own keys then.

@@ -53,6 +53,20 @@ export class WindowLog {
     return this.amounts ? this.amounts[(this.head + i) & this.mask]! : 1;
   }
 
+  /** Held entries recorded at or after `time` (issue 22: picks since an observation). Newest first, so it reads only those. */
+  countSince(time: number): number {
+    let n = 0;
+    for (let i = this.size - 1; i >= 0 && this.timeAt(i) >= time; i--) n++;
+    return n;
+  }
+
+  /** Sum of the held amounts recorded at or after `time`. */
+  sumSince(time: number): number {
+    let sum = 0;
+    for (let i = this.size - 1; i >= 0 && this.timeAt(i) >= time; i--) sum += this.amountAt(i);
+    return sum;
+  }
+
   /**
    * After a trim: how long until the held sum drops below `limit`, i.e. when the oldest entries
    * whose removal brings it under have all left the window. 0 when already below.
