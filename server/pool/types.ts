@@ -69,7 +69,7 @@ export interface LimitObservation {
 export interface LearnedWindow {
   limit: number | null;
   remaining: number | null;
-  /** When the observation's request was sent (store clock): picks after it count against `remaining`. */
+  /** When the observation's request was sent (store clock): picks strictly after it count against `remaining`. */
   observedAt: number;
   /** When `remaining` stops applying (the provider's reset). */
   resetAt: number;

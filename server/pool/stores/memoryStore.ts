@@ -142,12 +142,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     const rpm = effectiveLimit(pool.rpm, r?.limit);
     if (rpm > 0 || r !== null) account.requests.trim(cutoff);
     if (rpm > 0 && account.requests.size >= rpm) return false;
-    if (r !== null && r.remaining !== null && now < r.resetAt && account.requests.countSince(r.observedAt) >= r.remaining) return false;
+    if (r !== null && r.remaining !== null && now < r.resetAt && account.requests.countAfter(r.observedAt) >= r.remaining) return false;
     const t = learned.tokens;
     const tpm = effectiveLimit(pool.tpm, t?.limit);
     if (tpm > 0 || t !== null) account.tokens.trim(cutoff);
     if (tpm > 0 && account.tokens.sum >= tpm) return false;
-    if (t !== null && t.remaining !== null && now < t.resetAt && account.tokens.sumSince(t.observedAt) >= t.remaining) return false;
+    if (t !== null && t.remaining !== null && now < t.resetAt && account.tokens.sumAfter(t.observedAt) >= t.remaining) return false;
     return true;
   }
 
@@ -181,9 +181,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     if (rpm > 0) wait = Math.max(wait, account.requests.msUntilBelow(rpm, now, pool.windowMs));
     if (tpm > 0) wait = Math.max(wait, account.tokens.msUntilBelow(tpm, now, pool.windowMs));
     const r = learned?.requests;
-    if (r && r.remaining !== null && now < r.resetAt && account.requests.countSince(r.observedAt) >= r.remaining) wait = Math.max(wait, r.resetAt - now);
+    if (r && r.remaining !== null && now < r.resetAt && account.requests.countAfter(r.observedAt) >= r.remaining) wait = Math.max(wait, r.resetAt - now);
     const t = learned?.tokens;
-    if (t && t.remaining !== null && now < t.resetAt && account.tokens.sumSince(t.observedAt) >= t.remaining) wait = Math.max(wait, t.resetAt - now);
+    if (t && t.remaining !== null && now < t.resetAt && account.tokens.sumAfter(t.observedAt) >= t.remaining) wait = Math.max(wait, t.resetAt - now);
     return wait;
   }
 

@@ -53,17 +53,21 @@ export class WindowLog {
     return this.amounts ? this.amounts[(this.head + i) & this.mask]! : 1;
   }
 
-  /** Held entries recorded at or after `time` (issue 22: picks since an observation). Newest first, so it reads only those. */
-  countSince(time: number): number {
+  /**
+   * Held entries recorded after `time` (issue 22: picks after the observed request was sent;
+   * its own pick, in the same millisecond or before, is in the provider's remaining already).
+   * Newest first, so it reads only those.
+   */
+  countAfter(time: number): number {
     let n = 0;
-    for (let i = this.size - 1; i >= 0 && this.timeAt(i) >= time; i--) n++;
+    for (let i = this.size - 1; i >= 0 && this.timeAt(i) > time; i--) n++;
     return n;
   }
 
-  /** Sum of the held amounts recorded at or after `time`. */
-  sumSince(time: number): number {
+  /** Sum of the held amounts recorded after `time`. */
+  sumAfter(time: number): number {
     let sum = 0;
-    for (let i = this.size - 1; i >= 0 && this.timeAt(i) >= time; i--) sum += this.amountAt(i);
+    for (let i = this.size - 1; i >= 0 && this.timeAt(i) > time; i--) sum += this.amountAt(i);
     return sum;
   }
 

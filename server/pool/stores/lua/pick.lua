@@ -65,9 +65,10 @@ local function exactRequests(a)
   local l = learnedOf(a)
   return l and l[3] ~= nil
 end
--- Entries of a log since an observation (at or after t0), within the window.
+-- Entries of a log after an observation's request was sent (its own pick is in the provider's
+-- remaining already), within the window; learnedLimits' memory store counts the same.
 local function since(t0)
-  return t0 > cutoff and fmt(t0) or openCutoff
+  return t0 > cutoff and '(' .. fmt(t0) or openCutoff
 end
 
 local requestCount, tokenSum, usableMemo = {}, {}, {}
