@@ -8,6 +8,23 @@ export type KeyHealth = z.infer<typeof keyHealthSchema>;
 export const keyReasonSchema = z.enum(['rate_limited', 'quota_exhausted', 'rejected', 'admin_disabled']);
 export type KeyReason = z.infer<typeof keyReasonSchema>;
 
+/** Issue 22: one rate window as the key's provider stated it. */
+export const learnedWindowSchema = z.object({
+  /** The limit the provider states (null: it said only what is left). */
+  limit: z.number().int().nonnegative().nullable(),
+  /** What it said was left; null once its reset has passed. */
+  remaining: z.number().int().nonnegative().nullable(),
+  /** Epoch ms when that remaining stops applying; null once passed. */
+  resetAt: z.number().nullable(),
+  /** Epoch ms of the request that brought the observation. */
+  observedAt: z.number(),
+});
+export type LearnedWindowStatus = z.infer<typeof learnedWindowSchema>;
+
+/** Where a key's rpmLimit / tpmLimit comes from: configured, or the provider's stated limit (none configured, or a lower one). */
+export const limitSourceSchema = z.enum(['configured', 'learned']);
+export type LimitSource = z.infer<typeof limitSourceSchema>;
+
 export const keyStatusSchema = z.object({
   fingerprint: z.string(),
   /** e.g. `sk-\u2026a1b2` (an ellipsis): enough to recognise a key, never enough to use it. */
@@ -23,6 +40,11 @@ export const keyStatusSchema = z.object({
   tpmLimit: z.number().int().nonnegative(),
   /** Share of the tighter of RPM/TPM used in the current window, 0..100 (0 when unlimited). */
   percentUsed: z.number().nonnegative(),
+  /** Issue 22: where rpmLimit / tpmLimit (the limits in force) come from. */
+  rpmSource: limitSourceSchema.optional(),
+  tpmSource: limitSourceSchema.optional(),
+  /** Issue 22: what the provider stated for the key's account; null when nothing was learned. */
+  learned: z.object({ requests: learnedWindowSchema.nullable(), tokens: learnedWindowSchema.nullable() }).nullable().optional(),
 });
 export type KeyStatus = z.infer<typeof keyStatusSchema>;
 

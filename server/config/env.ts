@@ -75,6 +75,8 @@ export interface GatewayEnv extends TokenEnv {
   requestTimeoutMs: number;
   /** UPSTREAM_FIRST_BYTE_TIMEOUT_MS: a streamed upstream call with no response headers by then is retried on another key. */
   firstByteTimeoutMs: number;
+  /** LEARN_LIMITS (default on): pace keys by the rate limits their providers' answers state (issue 22). */
+  learnLimits: boolean;
   envFile: string;
   logLevel: string;
   mockProviderPort: number;
@@ -283,6 +285,7 @@ export function parseGatewayEnv(env: Env, options: ParseGatewayEnvOptions = {}):
     requestTimeoutMs,
     // Within REQUEST_TIMEOUT_MS, so a key that stalls leaves time to try another (issue 24.11).
     firstByteTimeoutMs: read('UPSTREAM_FIRST_BYTE_TIMEOUT_MS', intSchema(100, 600_000), Math.min(15_000, requestTimeoutMs)),
+    learnLimits: read('LEARN_LIMITS', z.string().trim().pipe(z.enum(['1', '0', 'true', 'false'], { error: 'must be 1 or 0' })).transform((v) => v === '1' || v === 'true'), true),
     envFile: read('ENV_FILE', z.string().min(1), '.env'),
     logLevel: read('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
     mockProviderPort: read('MOCK_PROVIDER_PORT', intSchema(0, 65_535), 4010),

@@ -8,7 +8,9 @@ import { baseUrlFor } from '../providers/registry';
 import type { AdapterContext, AdapterEvent, ProviderAdapter, UpstreamRequest } from '../providers/types';
 import { eventsOf, type EventSink } from '../streams/ChatEngine';
 import { isStoreFailure, STORE_RETRY_AFTER_MS, STORE_UNAVAILABLE_MESSAGE } from '../ops/storeFailure';
+import type { StatedLimits } from '../providers/http/rateLimitHeaders';
 import { abortableSleep, backoffDelay } from './backoff';
+import { limitObservationOf } from './limitObservation';
 import type { PooledCallFailure, PooledCallRequest, PooledCallResult } from './pooledCall';
 import type { AcquireResult, DispatchHooks, DispatchKeyPool, KeyLease, KeySource, LeaseOutcome } from './types';
 
@@ -44,6 +46,11 @@ export interface DispatcherDeps {
    * (issue 24.11). Capped by what is left of the deadline. Default: none (the HTTP agent's own).
    */
   firstByteTimeoutMs?: number;
+  /**
+   * Issue 22 (LEARN_LIMITS): read the rate windows each answer states and hand them to the pool,
+   * which paces keys by them. Default true; false reads no headers at all.
+   */
+  learnLimits?: boolean;
   logger: Logger;
   hooks?: DispatchHooks;
   clock?: () => number;
@@ -80,8 +87,10 @@ export class Dispatcher {
   private readonly clock: () => number;
   private readonly random: () => number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  private readonly learnLimits: boolean;
 
   constructor(private readonly deps: DispatcherDeps) {
+    this.learnLimits = deps.learnLimits ?? true;
     this.adapters = deps.adapters ?? createAdapters();
     this.maxAttempts = deps.maxAttempts ?? 3;
     this.deadlineMs = deps.deadlineMs ?? 60_000;
@@ -204,6 +213,7 @@ export class Dispatcher {
     let started = false;
     const result = await this.serveOnKeys(served, req, state, log, async (lease, firstByteTimeoutMs) => {
       const report = this.reporter(served, lease, req.requestId, log);
+      const startedAt = this.clock();
       const ctx: AdapterContext = { apiKey: lease.secret, baseUrl, signal: req.signal, now: this.clock, ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}) };
       try {
         const done = await req.attempt({ ctx, model: served, keyFingerprint: lease.fingerprint, started: () => void (started = true) });
@@ -214,7 +224,7 @@ export class Dispatcher {
         answer = { value: done.value, usage, keyFingerprint: lease.fingerprint };
         return 'done';
       } catch (thrown) {
-        return this.failedAttempt(thrown, served, lease, req.signal, started, log, report);
+        return this.failedAttempt(thrown, served, lease, req.signal, started, log, report, startedAt);
       } finally {
         if (!report.done) await report({ kind: 'transient' }, 'aborted');
       }
@@ -343,6 +353,10 @@ export class Dispatcher {
     let started = false;
     let finished = false;
     let usage: TokenUsage | undefined;
+    // What the 2xx answer's headers stated (issue 22): set once by the adapter, before any chunk.
+    let stated: StatedLimits | undefined;
+    const startedAt = this.clock();
+    const withLimits = <T extends LeaseOutcome>(outcome: T, limits: StatedLimits | undefined): T => this.withLimits(outcome, limits, startedAt);
     // The hot path: one call per chunk, a promise only when the reader is full.
     const relay = (event: AdapterEvent): void | Promise<void> => {
       if (event.type === 'delta' || event.type === 'tool_call_delta' || event.type === 'reasoning') return out(event);
@@ -354,14 +368,21 @@ export class Dispatcher {
       // Not awaited: the answer is complete and need not wait a store round trip. The record
       // is queued before anything this process picks next (one connection keeps command
       // order), and report() logs its own failure.
-      void report({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 });
+      void report(withLimits({ kind: 'success', tokens: usage ? usage.inputTokens + usage.outputTokens : 0 }, stated));
       const done: StreamEvent = { type: 'done', finishReason: event.finishReason };
       if (!usage) return out(done);
       const wait = out({ type: 'usage', usage });
       return wait ? wait.then(() => out(done)) : out(done);
     };
     try {
-      const ctx: AdapterContext = { apiKey: lease.secret, baseUrl, signal, now: this.clock, ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}) };
+      const ctx: AdapterContext = {
+        apiKey: lease.secret,
+        baseUrl,
+        signal,
+        now: this.clock,
+        ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}),
+        ...(this.learnLimits ? { onLimits: (limits: StatedLimits) => void (stated = limits) } : {}),
+      };
       await adapter.run(upstreamReq, ctx, (event) => {
         if (finished) return undefined;
         if (started) return relay(event);
@@ -378,7 +399,7 @@ export class Dispatcher {
         await report({ kind: 'transient' }, 'aborted');
         throw thrown;
       }
-      return this.failedAttempt(thrown, model, lease, signal, started, log, report);
+      return this.failedAttempt(thrown, model, lease, signal, started, log, report, startedAt);
     } finally {
       // Left without an outcome (nothing else is left): not the key's fault, nothing to cool.
       if (!report.done) await report({ kind: 'transient' }, 'aborted');
@@ -418,7 +439,12 @@ export class Dispatcher {
    * are not its fault), logged with every upstream field scrubbed of the key, and either the
    * classified error (nothing reached the client: another key may serve) or a final failure.
    */
-  private async failedAttempt(thrown: unknown, model: ResolvedModel, lease: KeyLease, signal: AbortSignal, started: boolean, log: Logger, report: AttemptReport): Promise<Failure | ProviderError> {
+  /** The outcome with what the provider stated of its limits (issue 22), when learning is on. */
+  private withLimits<T extends LeaseOutcome>(outcome: T, limits: StatedLimits | undefined, startedAt: number): T {
+    return limits && this.learnLimits ? { ...outcome, limits: limitObservationOf(limits, startedAt, this.clock()) } : outcome;
+  }
+
+  private async failedAttempt(thrown: unknown, model: ResolvedModel, lease: KeyLease, signal: AbortSignal, started: boolean, log: Logger, report: AttemptReport, startedAt: number): Promise<Failure | ProviderError> {
     if (signal.aborted) {
       await report({ kind: 'transient' }, 'aborted');
       return ABORTED;
@@ -427,7 +453,9 @@ export class Dispatcher {
       ? thrown
       : new ProviderError({ kind: 'transient', message: `${model.provider}: adapter failed`, cause: thrown });
     if (!ProviderError.isInstance(thrown)) log.error({ err: new SecretMatcher([lease.secret]).scrub(describe(thrown)) }, 'adapter threw a non-provider error');
-    await report(outcomeOf(error), started ? 'interrupted' : error.kind === 'bad_request' ? 'bad_request' : outcomeOf(error).kind);
+    const outcome = outcomeOf(error);
+    // A 429's stated windows are the ones that matter most (issue 22).
+    await report(outcome.kind === 'rate_limited' || outcome.kind === 'quota_exhausted' ? this.withLimits(outcome, error.limits, startedAt) : outcome, started ? 'interrupted' : error.kind === 'bad_request' ? 'bad_request' : outcome.kind);
     // Not `msg` for the provider's message: pino would write a second `msg` field into the line.
     // Every field that came from upstream is checked against this attempt's key once more, in
     // any encoding: the adapters' classifiers did, but an error thrown elsewhere may not have.

@@ -262,7 +262,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
         routing: async () => ({ providers: new Set(), fallbackToSharedPool: true }),
       },
     });
-    const dispatcher = new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, firstByteTimeoutMs: env.firstByteTimeoutMs, baseUrls, hooks: { onAttempt }, ...options.dispatcher, pool, catalog, logger });
+    const dispatcher = new Dispatcher({ maxAttempts: env.maxAttempts, deadlineMs: env.requestTimeoutMs, firstByteTimeoutMs: env.firstByteTimeoutMs, learnLimits: env.learnLimits, baseUrls, hooks: { onAttempt }, ...options.dispatcher, pool, catalog, logger });
     const innerEngine =
       options.engine ??
       createMeteredChatEngine({

@@ -431,6 +431,15 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
           if (outcome.kind === 'rejected') await fallback.record(local(pool), fingerprint, outcome);
         },
         async (p) => {
+          // Issue 22: the fallback ignores learned limits. Its limits are the configured ones
+          // divided by the instances, and a provider's stated limit is the whole account's: kept
+          // here it would let each of N instances admit all of it. A key without a configured
+          // RPM is unlimited during an outage; its 429s still cool it. Redis keeps what was
+          // learned, and pacing by it resumes when Redis is back.
+          if (outcome.kind !== 'rejected' && outcome.kind !== 'transient' && outcome.limits) {
+            const { limits: _ignored, ...rest } = outcome;
+            outcome = rest;
+          }
           if (outcome.kind === 'success' && pool.tpm > 0 && outcome.tokens > 0) countOn(journalOf(pool).admitted, pool, fingerprint, 0, outcome.tokens);
           if (outcome.kind === 'rejected') journalOf(pool).enabled.set(fingerprint, 'rejected');
           if (outcome.kind === 'rate_limited' || outcome.kind === 'quota_exhausted') {

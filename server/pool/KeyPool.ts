@@ -4,6 +4,7 @@ import {
   providerIdSchema,
   ROTATION_STRATEGIES,
   type KeyStatus,
+  type LearnedWindowStatus,
   type PoolStatus,
   type ProviderId,
   type ProviderPoolStatus,
@@ -12,7 +13,7 @@ import {
 import type { GatewayEnv } from '../config/env';
 import type { Logger } from '../observability/logger';
 import { fingerprintOf, maskOf } from './keyIdentity';
-import type { KeyState, Outcome, PoolDefinition, PoolStore } from './types';
+import { effectiveLimit, type KeyState, type LearnedWindow, type LimitObservation, type ObservedWindow, type Outcome, type PoolDefinition, type PoolStore } from './types';
 
 /**
  * The key pool as the rest of the gateway sees it. Secrets live here, in process memory only,
@@ -45,10 +46,16 @@ export type AcquireResult =
   | { ok: true; lease: KeyLease }
   | { ok: false; reason: 'busy' | 'no_keys'; retryAfterMs: number | null };
 
+/**
+ * What the answer stated of the account's windows (issue 22, learned limits), relative to the
+ * report: `sinceMs` since the request was sent, `resetInMs` from now.
+ */
+export type { LimitObservation };
+
 export type LeaseOutcome =
-  | { kind: 'success'; tokens: number }
-  | { kind: 'rate_limited'; retryAfterMs?: number }
-  | { kind: 'quota_exhausted'; retryAfterMs?: number }
+  | { kind: 'success'; tokens: number; limits?: LimitObservation }
+  | { kind: 'rate_limited'; retryAfterMs?: number; limits?: LimitObservation }
+  | { kind: 'quota_exhausted'; retryAfterMs?: number; limits?: LimitObservation }
   | { kind: 'rejected' }
   | { kind: 'transient' };
 
@@ -84,6 +91,8 @@ const poolConfigSchema = z.object({
 const MAX_COOLDOWN_MS = 24 * 3_600_000;
 /** Ad-hoc (BYOK) pool definitions remembered for report(); they hold no secrets. */
 const MAX_ADHOC_POOLS = 10_000;
+/** Accounts whose corrected limit was logged (once per account and change), remembered per instance. */
+const MAX_CORRECTIONS_LOGGED = 10_000;
 
 interface RegisteredPool {
   config: PoolConfigInput;
@@ -101,6 +110,8 @@ export class KeyPool {
   private registered = new Map<string, RegisteredPool>();
   /** Definitions (no secrets) of ad-hoc pools by id, for report() and setKeyEnabled(). */
   private readonly adhoc = new Map<string, { signature: string; definition: PoolDefinition; masks: Map<string, string> }>();
+  /** Issue 22: per pool, account and window, the provider limit last logged as correcting the configured one. */
+  private readonly corrections = new Map<string, number>();
 
   constructor(
     private readonly store: PoolStore,
@@ -153,6 +164,7 @@ export class KeyPool {
     const definition = this.definitionOf(lease.poolId);
     if (!definition) return;
     const recorded = this.toOutcome(outcome);
+    if (recorded.kind !== 'rejected' && recorded.kind !== 'transient' && recorded.limits) this.noteCorrection(definition, lease, recorded.limits);
     await this.store.record(definition, lease.fingerprint, recorded);
     if (recorded.kind === 'rejected') {
       this.logger?.warn({ pool: lease.poolId, fingerprint: lease.fingerprint, mask: lease.mask }, 'key rejected by provider; disabled until re-enabled');
@@ -196,14 +208,40 @@ export class KeyPool {
     return this.registered.get(poolId)?.definition ?? this.adhoc.get(poolId)?.definition;
   }
 
+  /**
+   * A configured limit above the provider's stated one is corrected by the store (the lower one
+   * is in force); said here once per account and change, not per request (issue 22).
+   */
+  private noteCorrection(definition: PoolDefinition, lease: KeyLease, seen: LimitObservation): void {
+    const check = (window: 'rpm' | 'tpm', configured: number, stated: number | undefined) => {
+      if (stated === undefined || configured === 0 || stated >= configured) return;
+      const account = definition.keys.find((k) => k.fingerprint === lease.fingerprint)?.account ?? lease.fingerprint;
+      const slot = `${definition.id}\u0000${account}\u0000${window}`;
+      if (this.corrections.get(slot) === stated) return;
+      if (this.corrections.size >= MAX_CORRECTIONS_LOGGED) this.corrections.clear();
+      this.corrections.set(slot, stated);
+      this.logger?.warn(
+        { pool: lease.poolId, fingerprint: lease.fingerprint, mask: lease.mask, window, configured, stated },
+        `configured ${window} is above the provider's stated limit: the provider's is in force (learned)`,
+      );
+    };
+    check('rpm', definition.rpm, seen.requests?.limit);
+    check('tpm', definition.tpm, seen.tokens?.limit);
+  }
+
   private toOutcome(outcome: LeaseOutcome): Outcome {
     switch (outcome.kind) {
-      case 'success':
-        return { kind: 'success', tokens: Number.isFinite(outcome.tokens) ? Math.max(0, Math.round(outcome.tokens)) : 0 };
+      case 'success': {
+        const tokens = Number.isFinite(outcome.tokens) ? Math.max(0, Math.round(outcome.tokens)) : 0;
+        const limits = observationOf(outcome.limits);
+        return limits ? { kind: 'success', tokens, limits } : { kind: 'success', tokens };
+      }
       case 'rate_limited':
-        return { kind: 'rate_limited', cooldownMs: cooldown(outcome.retryAfterMs, this.defaultCooldownMs) };
-      case 'quota_exhausted':
-        return { kind: 'quota_exhausted', cooldownMs: cooldown(outcome.retryAfterMs, this.quotaCooldownMs) };
+      case 'quota_exhausted': {
+        const cooldownMs = cooldown(outcome.retryAfterMs, outcome.kind === 'rate_limited' ? this.defaultCooldownMs : this.quotaCooldownMs);
+        const limits = observationOf(outcome.limits);
+        return limits ? { kind: outcome.kind, cooldownMs, limits } : { kind: outcome.kind, cooldownMs };
+      }
       case 'rejected':
         return { kind: 'rejected' };
       default:
@@ -240,18 +278,19 @@ export class KeyPool {
   }
 
   private async describe(config: PoolConfigInput, pool: RegisteredPool): Promise<ProviderPoolStatus> {
-    const states = await this.store.status(pool.definition);
-    const keys = states.map((state) => toKeyStatus(state, pool, config));
-    const accounts = new Map<string, { requests: number; usable: boolean }>();
+    const [states, now] = await Promise.all([this.store.status(pool.definition), this.store.now()]);
+    const keys = states.map((state) => toKeyStatus(state, pool, config, now));
+    const accounts = new Map<string, { requests: number; rpm: number; usable: boolean }>();
     for (const state of states) {
       const seen = accounts.get(state.account);
-      accounts.set(state.account, { requests: state.requestsThisWindow, usable: (seen?.usable ?? false) || state.status === 'ok' });
+      const rpm = effectiveLimit(config.rpm, state.learned?.requests?.limit);
+      accounts.set(state.account, { requests: state.requestsThisWindow, rpm, usable: (seen?.usable ?? false) || state.status === 'ok' });
     }
     let requestsThisWindow = 0;
     let capacityRpm = 0;
     for (const account of accounts.values()) {
       requestsThisWindow += account.requests;
-      if (account.usable && config.rpm > 0) capacityRpm += Math.max(0, config.rpm - account.requests);
+      if (account.usable && account.rpm > 0) capacityRpm += Math.max(0, account.rpm - account.requests);
     }
     return {
       provider: config.provider,
@@ -288,12 +327,12 @@ function cooldown(given: number | undefined, fallback: number): number {
   return Math.min(MAX_COOLDOWN_MS, Math.max(1, Math.ceil(ms)));
 }
 
-function toKeyStatus(state: KeyState, pool: RegisteredPool, config: PoolConfigInput): KeyStatus {
+function toKeyStatus(state: KeyState, pool: RegisteredPool, config: PoolConfigInput, now: number): KeyStatus {
   const key = pool.keys.get(state.fingerprint);
-  const used = Math.max(
-    config.rpm > 0 ? state.requestsThisWindow / config.rpm : 0,
-    config.tpm > 0 ? state.tokensThisWindow / config.tpm : 0,
-  );
+  // Issue 22: the limits in force, the provider's when none is configured or it states a lower one.
+  const rpm = effectiveLimit(config.rpm, state.learned?.requests?.limit);
+  const tpm = effectiveLimit(config.tpm, state.learned?.tokens?.limit);
+  const used = Math.max(rpm > 0 ? state.requestsThisWindow / rpm : 0, tpm > 0 ? state.tokensThisWindow / tpm : 0);
   return {
     fingerprint: state.fingerprint,
     mask: key?.mask ?? '…',
@@ -302,11 +341,39 @@ function toKeyStatus(state: KeyState, pool: RegisteredPool, config: PoolConfigIn
     reason: state.reason,
     until: state.until,
     requestsThisWindow: state.requestsThisWindow,
-    rpmLimit: config.rpm,
+    rpmLimit: rpm,
     tokensThisWindow: state.tokensThisWindow,
-    tpmLimit: config.tpm,
+    tpmLimit: tpm,
     percentUsed: Math.min(100, Math.round(used * 10_000) / 100),
+    rpmSource: rpm !== config.rpm ? 'learned' : 'configured',
+    tpmSource: tpm !== config.tpm ? 'learned' : 'configured',
+    learned: state.learned ? { requests: windowStatus(state.learned.requests, now), tokens: windowStatus(state.learned.tokens, now) } : null,
   };
+}
+
+/** A learned window for the status: what is left only while it applies (before the reset). */
+function windowStatus(window: LearnedWindow | null, now: number): LearnedWindowStatus | null {
+  if (!window) return null;
+  const live = now < window.resetAt && window.remaining !== null;
+  return { limit: window.limit, remaining: live ? window.remaining : null, resetAt: live ? window.resetAt : null, observedAt: window.observedAt };
+}
+
+/** A lease's observation, checked: whole non-negative numbers only, a limit positive; nothing said is nothing kept. */
+function observationOf(seen: LimitObservation | undefined): LimitObservation | undefined {
+  if (!seen) return undefined;
+  const whole = (n: number | undefined, min: number) => (n !== undefined && Number.isFinite(n) && n >= min ? Math.round(n) : undefined);
+  const window = (w: ObservedWindow | undefined): ObservedWindow | undefined => {
+    if (!w) return undefined;
+    const limit = whole(w.limit, 1);
+    const remaining = whole(w.remaining, 0);
+    if (limit === undefined && remaining === undefined) return undefined;
+    const resetInMs = whole(w.resetInMs, 0);
+    return { ...(limit !== undefined ? { limit } : {}), ...(remaining !== undefined ? { remaining } : {}), ...(resetInMs !== undefined ? { resetInMs: Math.min(resetInMs, MAX_COOLDOWN_MS) } : {}) };
+  };
+  const requests = window(seen.requests);
+  const tokens = window(seen.tokens);
+  if (!requests && !tokens) return undefined;
+  return { sinceMs: whole(seen.sinceMs, 0) ?? 0, ...(requests ? { requests } : {}), ...(tokens ? { tokens } : {}) };
 }
 
 /**

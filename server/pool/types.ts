@@ -41,17 +41,56 @@ export type PickResult =
    */
   | { ok: false; retryAfterMs: number | null; reason: 'busy' | 'no_keys' };
 
+/**
+ * One window as an answer stated it (issue 22, learned limits), times relative to the
+ * store's now so instances with skewed clocks agree (like cooldownMs).
+ */
+export interface ObservedWindow {
+  /** The most the window allows, as the provider states it. */
+  limit?: number;
+  /** What the provider said is left, as of `LimitObservation.sinceMs` ago. */
+  remaining?: number;
+  /** Until the window is whole again, from now. Absent: a window's length from the observation. */
+  resetInMs?: number;
+}
+
+/** What one answer said about its account's windows. */
+export interface LimitObservation {
+  /**
+   * How long ago the request that brought it was sent. Picks since then are not in the
+   * provider's `remaining`; earlier ones are (or were in flight: the window's limit covers those).
+   */
+  sinceMs: number;
+  requests?: ObservedWindow;
+  tokens?: ObservedWindow;
+}
+
+/** One learned window as stored, on the store's clock. */
+export interface LearnedWindow {
+  limit: number | null;
+  remaining: number | null;
+  /** When the observation's request was sent (store clock): picks strictly after it count against `remaining`. */
+  observedAt: number;
+  /** When `remaining` stops applying (the provider's reset). */
+  resetAt: number;
+}
+
+export interface LearnedLimits {
+  requests: LearnedWindow | null;
+  tokens: LearnedWindow | null;
+}
+
 /** What happened to a request, recorded against the key that served it. */
 export type Outcome =
   /** Served. Tokens count toward the account's TPM window. */
-  | { kind: 'success'; tokens: number }
+  | { kind: 'success'; tokens: number; limits?: LimitObservation }
   /**
    * 429 or equivalent: the account cools for `cooldownMs` from now. Relative, so the store
    * applies it on its own clock (Redis TIME) and instances with skewed clocks agree.
    */
-  | { kind: 'rate_limited'; cooldownMs: number }
+  | { kind: 'rate_limited'; cooldownMs: number; limits?: LimitObservation }
   /** Out of money / quota: the account cools for long. */
-  | { kind: 'quota_exhausted'; cooldownMs: number }
+  | { kind: 'quota_exhausted'; cooldownMs: number; limits?: LimitObservation }
   /** The provider rejected the key (401/403): it stays out until re-enabled. */
   | { kind: 'rejected' }
   /** 5xx, timeout, network: not the key's fault; nothing changes but the count. */
@@ -69,6 +108,17 @@ export interface KeyState {
   requestsThisWindow: number;
   /** Tokens of the key's account in the current sliding window. */
   tokensThisWindow: number;
+  /** What the key's account's provider stated (issue 22); null when nothing was learned. */
+  learned: LearnedLimits | null;
+}
+
+/**
+ * The limit in force for an account (issue 22): the configured one (0 = none) unless the
+ * provider stated a lower one, which corrects it; the stated one when none is configured.
+ */
+export function effectiveLimit(configured: number, learned: number | null | undefined): number {
+  if (learned === null || learned === undefined) return configured;
+  return configured > 0 && configured <= learned ? configured : learned;
 }
 
 export interface PoolStore {

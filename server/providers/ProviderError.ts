@@ -1,3 +1,5 @@
+import type { StatedLimits } from './http/rateLimitHeaders';
+
 /**
  * How an upstream failure should be handled, which is all the dispatcher and the key pool need:
  * - rate_limited: this account is over its rate window; another account may serve now.
@@ -20,6 +22,8 @@ export interface ProviderErrorInit {
   providerCode?: string;
   /** The request field a bad_request names (upstreamParam(): a plain field path, never the key). */
   param?: string;
+  /** The rate windows the error answer stated (headers, or Gemini's QuotaFailure): issue 22. */
+  limits?: StatedLimits;
   cause?: unknown;
 }
 
@@ -36,6 +40,7 @@ export class ProviderError extends Error {
   readonly retryAfterMs?: number;
   readonly providerCode?: string;
   readonly param?: string;
+  readonly limits?: StatedLimits;
   private readonly [MARKER] = true;
 
   constructor(init: ProviderErrorInit) {
@@ -45,6 +50,7 @@ export class ProviderError extends Error {
     if (init.retryAfterMs !== undefined) this.retryAfterMs = init.retryAfterMs;
     if (init.providerCode !== undefined) this.providerCode = init.providerCode;
     if (init.param !== undefined) this.param = init.param;
+    if (init.limits !== undefined) this.limits = init.limits;
   }
 
   /** Works across module copies (instanceof does not). */

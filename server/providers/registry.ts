@@ -50,6 +50,11 @@ export interface ProviderSpec {
    * Matching messages on a 400 classify as rejected.
    */
   rejectedKeyMessage?: RegExp;
+  /**
+   * OpenAI-compatible only: `x-ratelimit-limit-requests` counts requests per DAY (Groq), so it
+   * is not learned as the key's RPM; its remaining and reset still are (issue 22).
+   */
+  requestsLimitPerDay?: boolean;
   /** OpenAI-compatible only (required there): see OpenAIChatQuirks. */
   chat?: OpenAIChatQuirks;
   /** The provider's documented Responses API (`POST <base>/responses`), passed through by /v1/responses (issue 21); absent: it has none. */
@@ -93,6 +98,8 @@ export const PROVIDER_SPECS: Record<ProviderId, ProviderSpec> = {
     id: 'groq',
     wireFormat: 'openai',
     defaultBaseUrl: 'https://api.groq.com/openai/v1',
+    // Groq docs: "x-ratelimit-limit-requests: Always refers to Requests Per Day (RPD)".
+    requestsLimitPerDay: true,
     maxTokensField: 'max_tokens',
     // Groq reports usage in `x_groq.usage` of the last chunk, and also honours stream_options.
     streamUsageOption: true,

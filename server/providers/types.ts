@@ -1,3 +1,4 @@
+import type { StatedLimits } from './http/rateLimitHeaders';
 import type { ChatMessage, ChatRequest, FinishReason, ProviderId, TokenUsage } from '../../shared';
 
 /** One chat completion as the adapters take it: already resolved to an upstream model id. */
@@ -60,6 +61,12 @@ export interface AdapterContext {
    * applied to one-piece answers, whose headers come only once the whole answer is written.
    */
   firstByteTimeoutMs?: number;
+  /**
+   * Called at most once, when a 2xx answer's headers state the key's rate windows (issue 22,
+   * learned limits); error answers carry theirs on the ProviderError. Absent: the headers are
+   * not read at all. A callback, not an event: nothing is added to the per-chunk path.
+   */
+  onLimits?: (limits: StatedLimits) => void;
 }
 
 export type KeyTestResult = 'valid' | 'rejected' | 'unreachable';

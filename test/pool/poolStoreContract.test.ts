@@ -275,9 +275,9 @@ describe.each(stores)('PoolStore contract: %s store', (_name, makeStore) => {
       await store.record(def, 'z', { kind: 'success', tokens: 7 });
       const status = await store.status(def);
       expect(status).toEqual([
-        { fingerprint: 'z', account: 'acct', status: 'ok', reason: null, until: null, requestsThisWindow: 2, tokensThisWindow: 7 },
-        { fingerprint: 'a', account: 'a', status: 'ok', reason: null, until: null, requestsThisWindow: 1, tokensThisWindow: 0 },
-        { fingerprint: 'm', account: 'acct', status: 'ok', reason: null, until: null, requestsThisWindow: 2, tokensThisWindow: 7 },
+        { fingerprint: 'z', account: 'acct', status: 'ok', reason: null, until: null, requestsThisWindow: 2, tokensThisWindow: 7, learned: null },
+        { fingerprint: 'a', account: 'a', status: 'ok', reason: null, until: null, requestsThisWindow: 1, tokensThisWindow: 0, learned: null },
+        { fingerprint: 'm', account: 'acct', status: 'ok', reason: null, until: null, requestsThisWindow: 2, tokensThisWindow: 7, learned: null },
       ]);
       now = T0 + WINDOW;
       expect((await store.status(def)).map((s) => [s.requestsThisWindow, s.tokensThisWindow])).toEqual([

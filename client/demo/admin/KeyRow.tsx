@@ -1,5 +1,6 @@
 import type { KeyReason, KeyStatus } from '../../../shared';
 import { formatCount, formatSeconds } from '../ui/format';
+import { LearnedBadge } from './LearnedBadge';
 
 const REASONS: Record<KeyReason, string> = {
   rate_limited: 'rate limited',
@@ -29,13 +30,15 @@ export function KeyRow({ k, now, pending, onToggle }: { k: KeyStatus; now: numbe
         </div>
         <small data-testid="key-requests" data-count={k.requestsThisWindow}>
           {formatCount(k.requestsThisWindow)} / {limited ? formatCount(k.rpmLimit) : '∞'}
-        </small>
+        </small>{' '}
+        <LearnedBadge source={k.rpmSource} window={k.learned?.requests} unit="requests" now={now} />
       </td>
       <td data-label="Tokens / min">
         <small>
           {formatCount(k.tokensThisWindow)}
           {k.tpmLimit > 0 && <span className="muted"> / {formatCount(k.tpmLimit)}</span>}
-        </small>
+        </small>{' '}
+        <LearnedBadge source={k.tpmSource} window={k.learned?.tokens} unit="tokens" now={now} />
       </td>
       <td className="actions">
         {k.status === 'disabled' && !adminDisabled ? (

@@ -1,6 +1,7 @@
 import type { KeyReason } from '../../../shared';
-import { systemClock, type Clock, type CountingPoolStore, type KeyState, type Outcome, type PickResult, type PoolDefinition, type WindowEntry } from '../types';
+import { effectiveLimit, systemClock, type Clock, type CountingPoolStore, type KeyState, type LearnedLimits, type Outcome, type PickResult, type PoolDefinition, type WindowEntry } from '../types';
 import { ApproxWindow } from './approxWindow';
+import { mergeObservation } from './learnedLimits';
 import { WindowLog } from './windowLog';
 
 /**
@@ -23,6 +24,11 @@ interface AccountState {
   approx: ApproxWindow;
   coolUntil: number;
   coolReason: CoolReason | null;
+  /**
+   * What the provider stated (issue 22). Once it states a window, that window's counts are
+   * exact logs whatever the pool's configuration says, so its limit can be enforced.
+   */
+  learned: LearnedLimits | null;
 }
 
 interface KeyRecord {
@@ -87,7 +93,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
       if (!record) state.keys.set(key.fingerprint, (record = { disabled: null }));
       let account = state.accounts.get(key.account);
       if (!account) {
-        account = { requests: new WindowLog(false), tokens: new WindowLog(true), approx: new ApproxWindow(), coolUntil: 0, coolReason: null };
+        account = { requests: new WindowLog(false), tokens: new WindowLog(true), approx: new ApproxWindow(), coolUntil: 0, coolReason: null, learned: null };
         state.accounts.set(key.account, account);
       }
       keys.push(record);
@@ -114,6 +120,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
 
   function usable(account: AccountState, pool: PoolDefinition, now: number, cutoff: number): boolean {
     if (account.coolUntil > now) return false;
+    if (account.learned !== null) return usableLearned(account, account.learned, pool, now, cutoff);
     if (pool.rpm > 0) {
       account.requests.trim(cutoff);
       if (account.requests.size >= pool.rpm) return false;
@@ -125,14 +132,42 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     return true;
   }
 
+  /**
+   * Issue 22: within the limit in force (configured, or corrected by the provider's), and while
+   * the provider's `remaining` holds (until its reset), fewer picks since that observation than
+   * it said were left. Picks are counted in the shared window, so N instances never overrun it.
+   */
+  function usableLearned(account: AccountState, learned: LearnedLimits, pool: PoolDefinition, now: number, cutoff: number): boolean {
+    const r = learned.requests;
+    const rpm = effectiveLimit(pool.rpm, r?.limit);
+    if (rpm > 0 || r !== null) account.requests.trim(cutoff);
+    if (rpm > 0 && account.requests.size >= rpm) return false;
+    if (r !== null && r.remaining !== null && now < r.resetAt && account.requests.countAfter(r.observedAt) >= r.remaining) return false;
+    const t = learned.tokens;
+    const tpm = effectiveLimit(pool.tpm, t?.limit);
+    if (tpm > 0 || t !== null) account.tokens.trim(cutoff);
+    if (tpm > 0 && account.tokens.sum >= tpm) return false;
+    if (t !== null && t.remaining !== null && now < t.resetAt && account.tokens.sumAfter(t.observedAt) >= t.remaining) return false;
+    return true;
+  }
+
+  /** Whether the account's requests are an exact log: a configured or a learned window. */
+  function exactRequests(account: AccountState, pool: PoolDefinition): boolean {
+    return pool.rpm > 0 || (account.learned !== null && account.learned.requests !== null);
+  }
+
+  function exactTokens(account: AccountState, pool: PoolDefinition): boolean {
+    return pool.tpm > 0 || (account.learned !== null && account.learned.tokens !== null);
+  }
+
   function requestsOf(account: AccountState, pool: PoolDefinition, now: number): number {
-    if (pool.rpm === 0) return account.approx.requestsAt(now, pool.windowMs);
+    if (!exactRequests(account, pool)) return account.approx.requestsAt(now, pool.windowMs);
     account.requests.trim(now - pool.windowMs);
     return account.requests.size;
   }
 
   function tokensOf(account: AccountState, pool: PoolDefinition, now: number): number {
-    if (pool.tpm === 0) return account.approx.tokensAt(now, pool.windowMs);
+    if (!exactTokens(account, pool)) return account.approx.tokensAt(now, pool.windowMs);
     account.tokens.trim(now - pool.windowMs);
     return account.tokens.sum;
   }
@@ -140,8 +175,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
   /** How long until the account could serve again (it is known not usable now). */
   function waitOf(account: AccountState, pool: PoolDefinition, now: number): number {
     let wait = account.coolUntil > now ? account.coolUntil - now : 0;
-    if (pool.rpm > 0) wait = Math.max(wait, account.requests.msUntilBelow(pool.rpm, now, pool.windowMs));
-    if (pool.tpm > 0) wait = Math.max(wait, account.tokens.msUntilBelow(pool.tpm, now, pool.windowMs));
+    const learned = account.learned;
+    const rpm = effectiveLimit(pool.rpm, learned?.requests?.limit);
+    const tpm = effectiveLimit(pool.tpm, learned?.tokens?.limit);
+    if (rpm > 0) wait = Math.max(wait, account.requests.msUntilBelow(rpm, now, pool.windowMs));
+    if (tpm > 0) wait = Math.max(wait, account.tokens.msUntilBelow(tpm, now, pool.windowMs));
+    const r = learned?.requests;
+    if (r && r.remaining !== null && now < r.resetAt && account.requests.countAfter(r.observedAt) >= r.remaining) wait = Math.max(wait, r.resetAt - now);
+    const t = learned?.tokens;
+    if (t && t.remaining !== null && now < t.resetAt && account.tokens.sumAfter(t.observedAt) >= t.remaining) wait = Math.max(wait, t.resetAt - now);
     return wait;
   }
 
@@ -183,7 +225,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     }
     if (chosen >= 0) {
       const account = v.accountOfKey[chosen]!;
-      if (pool.rpm > 0) {
+      if (pool.rpm > 0 || (account.learned !== null && account.learned.requests !== null)) {
         account.requests.trim(cutoff);
         account.requests.push(now);
       } else {
@@ -207,10 +249,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     const i = v.indexOf.get(fingerprint);
     if (i === undefined) return; // the key left the pool's configuration meanwhile
     const account = v.accountOfKey[i]!;
+    if (outcome.kind !== 'rejected' && outcome.kind !== 'transient' && outcome.limits) {
+      account.learned = mergeObservation(account.learned, outcome.limits, now, pool.windowMs);
+    }
     switch (outcome.kind) {
       case 'success':
         if (outcome.tokens <= 0) return;
-        if (pool.tpm === 0) {
+        if (!exactTokens(account, pool)) {
           account.approx.addTokens(now, pool.windowMs, outcome.tokens);
         } else {
           account.tokens.trim(now - pool.windowMs);
@@ -248,13 +293,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
       const at = now - Math.max(0, entry.ageMs);
       if (at <= cutoff) continue;
       if (entry.requests > 0) {
-        if (pool.rpm > 0) {
+        if (exactRequests(account, pool)) {
           const time = account.requests.size > 0 ? Math.max(at, account.requests.timeAt(account.requests.size - 1)) : at;
           for (let n = 0; n < entry.requests; n++) account.requests.push(time);
         } else account.approx.addRequest(now, pool.windowMs, entry.requests);
       }
       if (entry.tokens > 0) {
-        if (pool.tpm > 0) {
+        if (exactTokens(account, pool)) {
           const time = account.tokens.size > 0 ? Math.max(at, account.tokens.timeAt(account.tokens.size - 1)) : at;
           account.tokens.push(time, entry.tokens);
         } else account.approx.addTokens(now, pool.windowMs, entry.tokens);
@@ -295,6 +340,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
           until: !disabled && cooling ? account.coolUntil : null,
           requestsThisWindow: requestsOf(account, pool, now),
           tokensThisWindow: tokensOf(account, pool, now),
+          learned: account.learned,
         };
       });
       return Promise.resolve(states);

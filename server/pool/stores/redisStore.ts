@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from '../../ops/redisClient';
 import { keyReasonSchema } from '../../../shared';
-import type { Clock, CountingPoolStore, KeyState, PickResult, PoolDefinition } from '../types';
+import type { Clock, CountingPoolStore, KeyState, LearnedLimits, LearnedWindow, LimitObservation, ObservedWindow, PickResult, PoolDefinition } from '../types';
 import { groupByAccount } from './groupByAccount';
 
 /**
@@ -26,12 +26,21 @@ export interface RedisStoreOptions {
    * this often (one script call per account), not once per request. Default 50 ms.
    */
   tokenFlushMs?: number;
+  /**
+   * Issue 22: what an answer says of its account's windows rides on the record call the
+   * outcome makes anyway; on pools whose token counts are batched it costs a write of its own,
+   * so there it is written only when it matters: the first time, a changed limit, little left
+   * (a quarter of the limit or less), or this long after the account's last write. Default 1 000 ms.
+   */
+  learnedWriteMs?: number;
 }
 
 /** Request/token logs outlive the window by this margin before Redis expires them. */
 const LOG_TTL_MARGIN_MS = 60_000;
 /** Window entries per `add` script call (three arguments each). */
 const ADD_BATCH = 500;
+/** Accounts whose last learned-limits write is remembered (for the throttle), per instance. */
+const MAX_LEARNED_WRITES = 10_000;
 
 function script(name: string): string {
   const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
@@ -46,7 +55,7 @@ const SCRIPTS = {
 
 type ScriptArg = string | number;
 interface ScriptedRedis {
-  keyrackPoolPick(...args: ScriptArg[]): Promise<[1, string] | [0, number] | [-1] | [-2]>;
+  keyrackPoolPick(...args: ScriptArg[]): Promise<[1, string] | [0, number] | [-1] | [-2] | [-3]>;
   keyrackPoolRecord(...args: ScriptArg[]): Promise<number>;
   keyrackPoolStatus(...args: ScriptArg[]): Promise<(string | number)[]>;
 }
@@ -58,6 +67,11 @@ interface Prepared {
    * the clock slot at `nowIndex`, and '' where the definition JSON goes after a {-2} reply.
    */
   pickArgs: ScriptArg[];
+  /** The same with every account's logs, for an unlimited pool once an account learned limits (a {-3} reply). */
+  learnedPickArgs: ScriptArg[];
+  learnedNowIndex: number;
+  /** Whether picks send `learnedPickArgs` (set for good by the first {-3}). */
+  learned: boolean;
   /** The definition as pick.lua stores and reads it (see its header). */
   definition: string;
   statusArgs: ScriptArg[];
@@ -86,6 +100,25 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
   const pendingTokens = new Map<string, { pool: PoolDefinition; fingerprint: string; tokens: number }>();
   let flushTimer: NodeJS.Timeout | null = null;
   let flushing: Promise<void> = Promise.resolve();
+  const learnedWriteMs = options.learnedWriteMs ?? 1_000;
+  const localClock = clock ?? Date.now;
+  /** Per pool and account: the limits last written and when (issue 22's write throttle). */
+  const learnedWrites = new Map<string, { requests: number | undefined; tokens: number | undefined; at: number }>();
+
+  /** Whether an observation on a batched pool is worth its own write now (see learnedWriteMs). */
+  function worthWriting(slot: string, seen: LimitObservation, free = false): boolean {
+    const now = localClock();
+    const last = learnedWrites.get(slot);
+    const requests = seen.requests?.limit ?? last?.requests;
+    const tokens = seen.tokens?.limit ?? last?.tokens;
+    const tight = (w: ObservedWindow | undefined, limit: number | undefined) => w?.remaining !== undefined && limit !== undefined && w.remaining * 4 <= limit;
+    const write = free || !last || last.requests !== requests || last.tokens !== tokens || tight(seen.requests, requests) || tight(seen.tokens, tokens) || now - last.at >= learnedWriteMs;
+    if (write) {
+      if (learnedWrites.size >= MAX_LEARNED_WRITES) learnedWrites.clear();
+      learnedWrites.set(slot, { requests, tokens, at: now });
+    }
+    return write;
+  }
 
   function recordArgs(pool: PoolDefinition, keys: string[], kind: string, fingerprint: string, account: string, amount: number, reason: string): ScriptArg[] {
     return [keys.length, ...keys, clock ? clock() : '', kind, fingerprint, account, amount, reason, pool.windowMs, stateTtlMs, pool.windowMs + LOG_TTL_MARGIN_MS, pool.tpm];
@@ -144,10 +177,14 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
     const version = createHash('sha256').update(definition).digest('base64url').slice(0, 22);
     const limited = pool.rpm > 0 || pool.tpm > 0;
     const pickKeys = [meta, load, `${base}:def:${version}`, ...(limited ? accountKeys : [])];
+    const learnedPickKeys = [meta, load, `${base}:def:${version}`, ...accountKeys];
     const pairs: ScriptArg[] = [];
     pool.keys.forEach((key, i) => pairs.push(key.fingerprint, accountOfKey[i]! + 1));
     const result: Prepared = {
       pickArgs: [pickKeys.length, ...pickKeys, '', ''],
+      learnedPickArgs: [learnedPickKeys.length, ...learnedPickKeys, '', ''],
+      learnedNowIndex: 1 + learnedPickKeys.length,
+      learned: limited,
       definition,
       nowIndex: 1 + pickKeys.length,
       statusArgs: [2 + accountKeys.length, meta, load, ...accountKeys, '', pool.windowMs, pool.rpm, pool.tpm, accounts.length, ...accounts, ...pairs],
@@ -169,15 +206,20 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
     async pick(pool) {
       if (pool.keys.length === 0) return NO_KEYS;
       const p = prepare(pool);
-      let reply = await scripted.keyrackPoolPick(...withNow(p.pickArgs, p.nowIndex));
-      if (reply[0] === -2) {
-        // First pick of this configuration here, or its definition expired: send it along.
-        const withDefinition = withNow(p.pickArgs, p.nowIndex).slice(); // never write into the shared array
-        withDefinition[withDefinition.length - 1] = p.definition;
-        reply = await scripted.keyrackPoolPick(...withDefinition);
+      const args = () => (p.learned ? withNow(p.learnedPickArgs, p.learnedNowIndex) : withNow(p.pickArgs, p.nowIndex));
+      let reply = await scripted.keyrackPoolPick(...args());
+      let sendDefinition = false;
+      // At most one retry of each kind: {-2} sends the definition, {-3} the account logs (issue 22).
+      for (let retry = 0; retry < 2 && (reply[0] === -2 || reply[0] === -3); retry++) {
+        if (reply[0] === -2) sendDefinition = true;
+        else p.learned = true;
+        const next = args().slice(); // never write into the shared array
+        if (sendDefinition) next[next.length - 1] = p.definition;
+        reply = await scripted.keyrackPoolPick(...next);
       }
       if (reply[0] === 1) return { ok: true, fingerprint: reply[1] };
       if (reply[0] === 0) return { ok: false, reason: 'busy', retryAfterMs: reply[1] };
+      if (reply[0] === -2 || reply[0] === -3) return { ok: false, reason: 'busy', retryAfterMs: 1 };
       return NO_KEYS;
     },
 
@@ -187,10 +229,23 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
       if (!key) return; // the key left the pool's configuration meanwhile
       const amount =
         outcome.kind === 'success' ? Math.max(0, Math.round(outcome.tokens)) : outcome.kind === 'rejected' ? 0 : Math.max(0, Math.round(outcome.cooldownMs));
+      const seen = outcome.kind === 'rejected' ? undefined : outcome.limits;
       if (outcome.kind === 'success') {
+        const slot = `${pool.id}\u0000${key.account}`;
+        // A limited-TPM success is written anyway: what it stated rides along for free.
+        if (seen && worthWriting(slot, seen, pool.tpm > 0 && amount > 0)) {
+          // Written now, with this account's batched tokens along (one call for both).
+          const pending = pendingTokens.get(slot);
+          let tokens = amount;
+          if (pending && pending.pool === pool && pool.tpm === 0) {
+            tokens += pending.tokens;
+            pendingTokens.delete(slot);
+          }
+          await scripted.keyrackPoolRecord(...recordArgs(pool, key.keys, 'success', fingerprint, key.account, tokens, ''), ...observationArgs(seen));
+          return;
+        }
         if (amount === 0) return; // nothing to count
         if (pool.tpm === 0) {
-          const slot = `${pool.id}\u0000${key.account}`;
           const pending = pendingTokens.get(slot);
           if (pending && pending.pool === pool) pending.tokens += amount;
           else {
@@ -207,7 +262,10 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
       }
       const kind = outcome.kind === 'success' ? 'success' : outcome.kind === 'rejected' ? 'rejected' : 'cool';
       const reason = outcome.kind === 'rate_limited' || outcome.kind === 'quota_exhausted' ? outcome.kind : '';
-      await scripted.keyrackPoolRecord(...recordArgs(pool, key.keys, kind, fingerprint, key.account, amount, reason));
+      // A cooldown's record call carries what its answer stated for free (extra arguments).
+      const extra = seen && kind === 'cool' ? observationArgs(seen) : [];
+      if (seen && kind === 'cool') worthWriting(`${pool.id}\u0000${key.account}`, seen, true);
+      await scripted.keyrackPoolRecord(...recordArgs(pool, key.keys, kind, fingerprint, key.account, amount, reason), ...extra);
     },
 
     async add(pool, fingerprint, entries) {
@@ -234,7 +292,7 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
       const p = prepare(pool);
       const reply = await scripted.keyrackPoolStatus(...withNow(p.statusArgs, p.statusNowIndex));
       return pool.keys.map((key, i): KeyState => {
-        const at = 1 + 5 * i;
+        const at = 1 + 6 * i;
         const reason = String(reply[at + 1]);
         const until = String(reply[at + 2]);
         return {
@@ -245,6 +303,7 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
           until: until === '' ? null : Number(until),
           requestsThisWindow: Number(reply[at + 3]),
           tokensThisWindow: Number(reply[at + 4]),
+          learned: parseLearned(String(reply[at + 5])),
         };
       });
     },
@@ -260,4 +319,22 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
       if (options.quitOnClose) await redis.quit();
     },
   };
+}
+
+/** record.lua's observation arguments (issue 22): sinceMs, then per window limit, remaining, resetInMs ('' = not said). */
+function observationArgs(seen: LimitObservation): ScriptArg[] {
+  const n = (value: number | undefined): ScriptArg => (value === undefined || !Number.isFinite(value) ? '' : Math.max(0, Math.round(value)));
+  const window = (w: ObservedWindow | undefined): ScriptArg[] => (w ? [n(w.limit), n(w.remaining), n(w.resetInMs)] : ['', '', '']);
+  return [n(seen.sinceMs), ...window(seen.requests), ...window(seen.tokens)];
+}
+
+/** The meta hash's learned-limits field as lua/common.lua writes it ("rl|rr|ro|rt|tl|tr|to|tt"). */
+function parseLearned(raw: string): LearnedLimits | null {
+  if (raw === '') return null;
+  const v = raw.split('|').map((piece) => (piece === '' ? null : Number(piece)));
+  const window = (o: number): LearnedWindow | null =>
+    v[o + 2] === null || v[o + 2] === undefined ? null : { limit: v[o] ?? null, remaining: v[o + 1] ?? null, observedAt: v[o + 2]!, resetAt: v[o + 3] ?? v[o + 2]! };
+  const requests = window(0);
+  const tokens = window(4);
+  return requests || tokens ? { requests, tokens } : null;
 }

@@ -54,6 +54,24 @@ export class WindowLog {
   }
 
   /**
+   * Held entries recorded after `time` (issue 22: picks after the observed request was sent;
+   * its own pick, in the same millisecond or before, is in the provider's remaining already).
+   * Newest first, so it reads only those.
+   */
+  countAfter(time: number): number {
+    let n = 0;
+    for (let i = this.size - 1; i >= 0 && this.timeAt(i) > time; i--) n++;
+    return n;
+  }
+
+  /** Sum of the held amounts recorded after `time`. */
+  sumAfter(time: number): number {
+    let sum = 0;
+    for (let i = this.size - 1; i >= 0 && this.timeAt(i) > time; i--) sum += this.amountAt(i);
+    return sum;
+  }
+
+  /**
    * After a trim: how long until the held sum drops below `limit`, i.e. when the oldest entries
    * whose removal brings it under have all left the window. 0 when already below.
    */

@@ -4,7 +4,8 @@ import { emitEach } from '../emitEach';
 import { safeParseJson, safeParseValue } from '../http/parseJson';
 import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { firstByteLimit, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import { readAnthropicLimits } from '../http/rateLimitHeaders';
+import { firstByteLimit, headerReader, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { AdapterContext, AdapterEvent, AdapterSink, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
 import { ANTHROPIC_VERSION, anthropicMessageSchema, anthropicStreamEventSchema, type AnthropicStreamEvent, type AnthropicUsage } from './anthropicMessagesApi';
 import { classifyAnthropicError, classifyAnthropicStreamError } from './classifyAnthropicError';
@@ -31,6 +32,10 @@ export class AnthropicAdapter implements ProviderAdapter {
     if (!response.ok || !response.body) {
       const bodyText = await readErrorBody(response);
       throw classifyAnthropicError({ status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
+    }
+    if (ctx.onLimits) {
+      const limits = readAnthropicLimits(headerReader(response), now());
+      if (limits) ctx.onLimits(limits);
     }
     // json_object is asked as a forced tool (convertToAnthropicRequest): that tool's input is the
     // answer's text and its tool_use stop is a plain stop. A forced tool call comes without text

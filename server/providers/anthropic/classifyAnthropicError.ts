@@ -1,5 +1,6 @@
 import { ProviderError, type ProviderErrorKind } from '../ProviderError';
 import { safeParseJson } from '../http/parseJson';
+import { headersGetter, readAnthropicLimits } from '../http/rateLimitHeaders';
 import { retryAfterFromAnthropicHeaders, retryAfterFromStandardHeaders } from '../http/retryAfter';
 import { upstreamCode, upstreamErrorMessage, upstreamParam } from '../http/upstreamErrorMessage';
 import { anthropicErrorBodySchema, type anthropicErrorSchema } from './anthropicMessagesApi';
@@ -60,12 +61,14 @@ export function classifyAnthropicError({ status, headers, bodyText, apiKey, now 
   const kind = kindOf(status, error);
   // Anthropic: "retry-after: the number of seconds to wait"; the -reset headers say when each window refills.
   const retryAfterMs = retryAfterFromStandardHeaders(headers, now) ?? retryAfterFromAnthropicHeaders(headers, now);
+  const limits = readAnthropicLimits(headersGetter(headers), now);
   return new ProviderError({
     kind,
     status,
     message: upstreamErrorMessage('anthropic', status, error?.message ?? (parsed.success ? '' : bodyText.slice(0, 200)), apiKey),
     ...upstreamDetail(error, error?.type ? (error.details?.error_code ?? error.type) : undefined, apiKey),
     ...(retryAfterMs !== undefined && (kind === 'rate_limited' || kind === 'transient') ? { retryAfterMs } : {}),
+    ...(limits ? { limits } : {}),
   });
 }
 

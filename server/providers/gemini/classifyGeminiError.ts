@@ -2,6 +2,7 @@ import { ProviderError, type ProviderErrorKind } from '../ProviderError';
 import { safeParseJson } from '../http/parseJson';
 import { parseProtoDuration, retryAfterFromStandardHeaders } from '../http/retryAfter';
 import { upstreamCode, upstreamErrorMessage, upstreamParam } from '../http/upstreamErrorMessage';
+import { readGeminiQuotaLimits } from './geminiRateLimits';
 import { geminiErrorBodySchema, type GeminiStatus } from './geminiApi';
 
 /**
@@ -31,8 +32,10 @@ function retryDelayOf(error: GeminiStatus): number | undefined {
   return delay ? parseProtoDuration(delay) : undefined;
 }
 
-function build(status: number | undefined, error: GeminiStatus, apiKey: string, headerRetry: number | undefined): ProviderError {
+function build(status: number | undefined, error: GeminiStatus, apiKey: string, headerRetry: number | undefined, now?: number): ProviderError {
   const kind = kindOf(status, error);
+  // A per-minute quota it hit is the key's pace (issue 22); a stream error has no time to go by.
+  const limits = now !== undefined && kind === 'rate_limited' ? readGeminiQuotaLimits(error, now) : undefined;
   const retryAfterMs = retryDelayOf(error) ?? headerRetry;
   const reason = (error.details ?? []).map((d) => d.reason).find(Boolean);
   const providerCode = upstreamCode(reason ?? error.status, apiKey);
@@ -45,6 +48,7 @@ function build(status: number | undefined, error: GeminiStatus, apiKey: string, 
     ...(providerCode ? { providerCode } : {}),
     ...(param ? { param } : {}),
     ...(retryAfterMs !== undefined && kind !== 'rejected' && kind !== 'bad_request' ? { retryAfterMs } : {}),
+    ...(limits ? { limits } : {}),
   });
 }
 
@@ -63,7 +67,7 @@ export function classifyGeminiError({ status, headers, bodyText, apiKey, now }: 
       ? (parsed.value[0]?.error ?? {})
       : parsed.value.error
     : { message: bodyText.slice(0, 200) };
-  return build(status, error, apiKey, retryAfterFromStandardHeaders(headers, now));
+  return build(status, error, apiKey, retryAfterFromStandardHeaders(headers, now), now);
 }
 
 /** `data: {"error": {...}}` inside a 200 stream. */

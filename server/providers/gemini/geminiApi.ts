@@ -23,7 +23,16 @@ export const geminiStatusSchema = z.object({
         '@type': z.string().nullish(),
         reason: z.string().nullish(),
         retryDelay: z.string().nullish(),
-        violations: z.array(z.object({ quotaId: z.string().nullish(), quotaMetric: z.string().nullish() })).nullish(),
+        violations: z
+          .array(
+            z.object({
+              quotaId: z.string().nullish(),
+              quotaMetric: z.string().nullish(),
+              // The quota's size ("10"), which learned limits read (issue 22).
+              quotaValue: z.union([z.string(), z.number()]).nullish(),
+            }),
+          )
+          .nullish(),
         fieldViolations: z.array(z.object({ field: z.string().nullish() })).nullish(),
       }),
     )

@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import agentRequest from 'undici/lib/api/api-request.js';
 import { ProviderError } from '../ProviderError';
+import { headersGetter, type HeaderGetter } from './rateLimitHeaders';
 import { scrubUpstreamText, upstreamCode } from './upstreamErrorMessage';
 import { ChunkHandlerFailure, upstreamBody, type ChunkHandler } from './upstreamBody';
 
@@ -169,6 +170,12 @@ class NodeResponse {
     return this.status >= 200 && this.status < 300;
   }
 
+  /** One raw header, without building a Headers object (success answers read a few: issue 22). */
+  header(name: string): string | undefined {
+    const value = this.rawHeaders[name];
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
+
   get headers(): Headers {
     if (!this.headersObject) {
       const headers = new Headers();
@@ -195,6 +202,12 @@ class NodeResponse {
   async json(): Promise<unknown> {
     return JSON.parse(await this.text()) as unknown;
   }
+}
+
+/** Reads a response's headers by name: the raw ones of the undici transport, else its Headers. */
+export function headerReader(response: Response): HeaderGetter {
+  if (response instanceof NodeResponse) return (name) => response.header(name);
+  return headersGetter(response.headers);
 }
 
 /**

@@ -5,12 +5,13 @@ import { emitEach } from '../emitEach';
 import { safeParseValue } from '../http/parseJson';
 import { readSseEvents } from '../http/sseEvents';
 import { testKeyRequest } from '../http/testKeyRequest';
-import { firstByteLimit, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
+import { firstByteLimit, headerReader, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { ProviderSpec } from '../registry';
 import type { AdapterContext, AdapterEvent, AdapterSink, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
 import { classifyOpenAIError, classifyOpenAIStreamError } from './classifyOpenAIError';
 import { convertOpenAIUsage } from './convertOpenAIUsage';
 import { convertToOpenAIChatRequest } from './convertToOpenAIChatRequest';
+import { readOpenAICompatibleLimits } from './openAIRateLimits';
 import { mapOpenAIFinishReason } from './mapOpenAIFinishReason';
 import { openaiChunkSchema, openaiCompletionSchema } from './openaiChatApi';
 import { plainAnswer, plainDeltaChunk } from './plainShapes';
@@ -39,6 +40,10 @@ export class OpenAICompatibleAdapter implements ProviderAdapter {
     if (!response.ok || !response.body) {
       const bodyText = await readErrorBody(response);
       throw classifyOpenAIError({ spec: this.spec, status: response.status, headers: response.headers, bodyText, apiKey: ctx.apiKey, now: now() });
+    }
+    if (ctx.onLimits) {
+      const limits = readOpenAICompatibleLimits(this.spec, headerReader(response), now());
+      if (limits) ctx.onLimits(limits);
     }
     if (req.delivery === 'whole') return emitEach(this.readWhole(await readAnswerBody(response, ctx.apiKey), ctx.apiKey), emit);
 

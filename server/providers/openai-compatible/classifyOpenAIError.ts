@@ -1,8 +1,10 @@
 import { ProviderError, type ProviderErrorKind } from '../ProviderError';
 import { safeParseJson } from '../http/parseJson';
+import { headersGetter } from '../http/rateLimitHeaders';
 import { retryAfterFromRateLimitHeaders, retryAfterFromStandardHeaders } from '../http/retryAfter';
 import { upstreamCode, upstreamErrorMessage, upstreamParam } from '../http/upstreamErrorMessage';
 import type { ProviderSpec } from '../registry';
+import { readOpenAICompatibleLimits } from './openAIRateLimits';
 import { openaiErrorBodySchema, type OpenAIChunk } from './openaiChatApi';
 
 /**
@@ -71,6 +73,8 @@ export function classifyOpenAIError({ spec, status, headers, bodyText, apiKey, n
   const { message, codes } = fields;
   const has = (set: Set<string>) => codes.some((c) => set.has(c));
   const retryAfterMs = retryAfterFromStandardHeaders(headers, now) ?? retryAfterFromRateLimitHeaders(headers);
+  // An error answer states the windows too (a 429's are the ones that matter most): issue 22.
+  const limits = readOpenAICompatibleLimits(spec, headersGetter(headers), now);
 
   let kind: ProviderErrorKind;
   if (has(QUOTA_CODES) || status === 402 || QUOTA_MESSAGE.test(message ?? '')) kind = 'quota_exhausted';
@@ -86,6 +90,7 @@ export function classifyOpenAIError({ spec, status, headers, bodyText, apiKey, n
     message: upstreamErrorMessage(spec.id, status, message, apiKey),
     ...upstreamDetail(fields, apiKey),
     ...(retryAfterMs !== undefined && (kind === 'rate_limited' || kind === 'transient') ? { retryAfterMs } : {}),
+    ...(limits ? { limits } : {}),
   });
 }
 

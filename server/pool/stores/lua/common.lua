@@ -3,7 +3,8 @@
 -- Layout of one pool (all under the hash tag {pool:<id>}, so a pool lives on one Cluster slot):
 --   <p>:{pool:<id>}:meta          hash: cursor, seq,
 --                                       d:<fingerprint> = disabled reason,
---                                       c:<account> = "<untilMs>|<reason>" (cooldown)
+--                                       c:<account> = "<untilMs>|<reason>" (cooldown),
+--                                       l:<account> = learned limits (issue 22, see parseLearned)
 --   <p>:{pool:<id>}:load          hash: "<bucket>:r:<account>" = requests counted in the bucket,
 --                                       "<bucket>:t:<account>" = tokens (unlimited limits, below)
 --   <p>:{pool:<id>}:def:<version> string: the pool definition pick.lua reads (see its header)
@@ -98,12 +99,63 @@ local function extendTtl(key, ttl)
   if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
 end
 
+-- Learned limits (issue 22): what the provider stated about an account's windows, in the meta
+-- hash (so a pick reads them with the HGETALL it makes anyway, and a pool that learned nothing
+-- pays nothing) as "rl|rr|ro|rt|tl|tr|to|tt", '' for unknown: per window (requests r, tokens
+-- t) the stated limit, the remaining it reported, when the request that reported it was sent
+-- (picks after it are not in that remaining) and when the remaining stops applying (reset).
+-- A window is known once it has an observation time (field 3 / 7). learnedLimits.ts (the
+-- memory store's) merges the same way.
+local function parseLearned(raw)
+  local v = {}
+  local from = 1
+  for i = 1, 8 do
+    local bar = string.find(raw, '|', from, true)
+    v[i] = tonumber(bar and string.sub(raw, from, bar - 1) or string.sub(raw, from))
+    from = bar and bar + 1 or #raw + 1
+  end
+  return v
+end
+
+local function encodeLearned(v)
+  local out = {}
+  for i = 1, 8 do out[i] = v[i] ~= nil and fmt(v[i]) or '' end
+  return table.concat(out, '|')
+end
+
+-- Merge one observation {sinceMs, rLimit, rRemaining, rResetInMs, tLimit, tRemaining, tResetInMs}
+-- (nil = not said) into v. The limit stays until another is stated; what is left is the most
+-- recently sent request's; without a reset it holds one window from the observation.
+local function mergeLearned(v, obs, now, windowMs)
+  local observedAt = now - math.max(0, obs[1] or 0)
+  for w = 0, 1 do
+    local limit, remaining, resetIn = obs[2 + 3 * w], obs[3 + 3 * w], obs[4 + 3 * w]
+    if limit ~= nil or remaining ~= nil then
+      local previousAt = v[3 + 4 * w]
+      if previousAt == nil or observedAt >= previousAt then
+        if limit ~= nil then v[1 + 4 * w] = limit end
+        v[2 + 4 * w] = remaining
+        v[3 + 4 * w] = observedAt
+        v[4 + 4 * w] = resetIn ~= nil and (now + resetIn) or (observedAt + windowMs)
+      end
+    end
+  end
+end
+
+-- The limit in force: the configured one (0 = none) unless the provider stated a lower one.
+local function effectiveLimit(configured, learned)
+  if learned == nil then return configured end
+  if configured > 0 and configured <= learned then return configured end
+  return learned
+end
+
 -- Everything in the meta hash: disabled reasons by fingerprint; live cooldowns and their
--- reasons by account (ended ones are deleted); cursor; seq; and
--- when the last cooldown ends.
+-- reasons by account (ended ones are deleted); learned limits by account (raw); cursor; seq;
+-- and when the last cooldown ends.
 local function loadMeta(meta, now)
   local fields = redis.call('HGETALL', meta)
-  local disabled, cooling, reasons = {}, {}, {}
+  local disabled, cooling, reasons, learned = {}, {}, {}, {}
+  local anyLearned = false
   local cursor, seq, lastUntil = 0, 0, now
   for i = 1, #fields, 2 do
     local f, v = fields[i], fields[i + 1]
@@ -124,7 +176,10 @@ local function loadMeta(meta, now)
       cursor = tonumber(v)
     elseif f == 'seq' then
       seq = tonumber(v)
+    elseif p == 'l:' then
+      learned[string.sub(f, 3)] = v
+      anyLearned = true
     end
   end
-  return { disabled = disabled, cooling = cooling, reasons = reasons, cursor = cursor, seq = seq, lastUntil = lastUntil }
+  return { disabled = disabled, cooling = cooling, reasons = reasons, learned = learned, anyLearned = anyLearned, cursor = cursor, seq = seq, lastUntil = lastUntil }
 end

@@ -7,6 +7,8 @@
 --   [account names], [fingerprints in key order], [account index (1-based) of each key]]
 -- Returns {1, fingerprint} | {0, retryAfterMs} | {-1} (no key can ever serve)
 --       | {-2} (this Redis does not hold the definition: send it)
+--       | {-3} (an account learned limits (issue 22) but the call left out the account keys:
+--              send them, as for a limited pool, from now on)
 --
 -- Why the definition lives in Redis: a pick used to carry the whole pool (every key's
 -- fingerprint and account, every account's three key names) as ~60 arguments, and encoding,
@@ -39,6 +41,35 @@ local openCutoff = (rpm > 0 or tpm > 0) and '(' .. fmt(cutoff) or nil
 
 local state = loadMeta(meta, now)
 local disabled, cooling = state.disabled, state.cooling
+-- Learned limits (issue 22). None: nothing below costs more than before.
+local anyLearned = state.anyLearned
+if anyLearned then
+  if #KEYS <= 3 then return {-3} end
+  if openCutoff == nil then openCutoff = '(' .. fmt(cutoff) end
+end
+local learnedMemo = {}
+-- The account's parsed learned limits, or false.
+local function learnedOf(a)
+  local l = learnedMemo[a]
+  if l == nil then
+    local raw = state.learned[accountNames[a]]
+    l = raw and parseLearned(raw) or false
+    learnedMemo[a] = l
+  end
+  return l
+end
+-- A learned requests window counts exact picks whatever the configured rpm.
+local function exactRequests(a)
+  if rpm > 0 then return true end
+  if not anyLearned then return false end
+  local l = learnedOf(a)
+  return l and l[3] ~= nil
+end
+-- Entries of a log after an observation's request was sent (its own pick is in the provider's
+-- remaining already), within the window; learnedLimits' memory store counts the same.
+local function since(t0)
+  return t0 > cutoff and '(' .. fmt(t0) or openCutoff
+end
 
 local requestCount, tokenSum, usableMemo = {}, {}, {}
 
@@ -47,7 +78,7 @@ local estimates = nil
 local function requests(a)
   local c = requestCount[a]
   if c == nil then
-    if rpm > 0 then
+    if exactRequests(a) then
       c = redis.call('ZCOUNT', KEYS[3 * a + 1], openCutoff, '+inf')
     else
       if estimates == nil then estimates = estimateLoads(loadKey, now, windowMs, 'r', accountNames) end
@@ -58,7 +89,7 @@ local function requests(a)
   return c
 end
 
--- Only called when tpm > 0.
+-- Only called when tpm > 0 or the account learned limits (its keys are passed then).
 local function tokens(a)
   local s = tokenSum[a]
   if s == nil then
@@ -68,12 +99,33 @@ local function tokens(a)
   return s
 end
 
+-- Within the limits in force, and (issue 22) while the provider's remaining holds, fewer
+-- picks / tokens since its observation than it said were left.
+local function usableLearned(a, l)
+  local er = effectiveLimit(rpm, l[1])
+  if er > 0 and requests(a) >= er then return false end
+  if l[3] ~= nil and l[2] ~= nil and now < l[4] and redis.call('ZCOUNT', KEYS[3 * a + 1], since(l[3]), '+inf') >= l[2] then return false end
+  local et = effectiveLimit(tpm, l[5])
+  if et > 0 and tokens(a) >= et then return false end
+  if l[7] ~= nil and l[6] ~= nil and now < l[8] then
+    local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 2], since(l[7]), '+inf')
+    local sum = 0
+    for j = 1, #e do sum = sum + tokenOf(e[j]) end
+    if sum >= l[6] then return false end
+  end
+  return true
+end
+
 local function usable(a)
   local u = usableMemo[a]
   if u == nil then
-    u = not cooling[accountNames[a]]
-      and (rpm == 0 or requests(a) < rpm)
-      and (tpm == 0 or tokens(a) < tpm)
+    if cooling[accountNames[a]] then
+      u = false
+    elseif anyLearned and learnedOf(a) then
+      u = usableLearned(a, learnedOf(a))
+    else
+      u = (rpm == 0 or requests(a) < rpm) and (tpm == 0 or tokens(a) < tpm)
+    end
     usableMemo[a] = u
   end
   return u
@@ -105,7 +157,7 @@ end
 
 if chosen ~= nil then
   local seq = state.seq + 1
-  if rpm > 0 then
+  if exactRequests(chosenAccount) then
     local rlog = KEYS[3 * chosenAccount + 1]
     -- Counting reads only the window (ZCOUNT from the cutoff), so stale entries cost memory,
     -- never correctness; trimming on 1 pick in 8 keeps them few. The TTL follows every add.
@@ -136,20 +188,33 @@ local function waitOf(a)
   w = 0
   local untilMs = cooling[accountNames[a]]
   if untilMs then w = untilMs - now end
-  if rpm > 0 and requests(a) >= rpm then
-    -- The (count - rpm + 1)-th oldest entry is the one whose leaving brings the count under rpm.
-    local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 1], openCutoff, '+inf', 'WITHSCORES', 'LIMIT', requests(a) - rpm, 1)
+  local l = anyLearned and learnedOf(a)
+  local er = l and effectiveLimit(rpm, l[1]) or rpm
+  local et = l and effectiveLimit(tpm, l[5]) or tpm
+  if er > 0 and requests(a) >= er then
+    -- The (count - er + 1)-th oldest entry is the one whose leaving brings the count under er.
+    local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 1], openCutoff, '+inf', 'WITHSCORES', 'LIMIT', requests(a) - er, 1)
     if e[2] then w = math.max(w, tonumber(e[2]) + windowMs - now) end
   end
-  if tpm > 0 and tokens(a) >= tpm then
+  if et > 0 and tokens(a) >= et then
     local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 2], openCutoff, '+inf', 'WITHSCORES')
     local remaining = tokens(a)
     for j = 1, #e, 2 do
       remaining = remaining - tokenOf(e[j])
-      if remaining < tpm then
+      if remaining < et then
         w = math.max(w, tonumber(e[j + 1]) + windowMs - now)
         break
       end
+    end
+  end
+  -- A provider's remaining used up holds until its reset (issue 22).
+  if l then
+    if l[3] ~= nil and l[2] ~= nil and now < l[4] and redis.call('ZCOUNT', KEYS[3 * a + 1], since(l[3]), '+inf') >= l[2] then w = math.max(w, l[4] - now) end
+    if l[7] ~= nil and l[6] ~= nil and now < l[8] then
+      local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 2], since(l[7]), '+inf')
+      local sum = 0
+      for j = 1, #e do sum = sum + tokenOf(e[j]) end
+      if sum >= l[6] then w = math.max(w, l[8] - now) end
     end
   end
   waitMemo[a] = w

@@ -3,7 +3,10 @@
 -- ARGV: now ('' = Redis TIME), kind ('success' | 'cool' | 'rejected' | 'enable' | 'disable' | 'add'),
 --       fingerprint, account, amount (tokens, cooldown ms, or for 'add' the pool's rpm),
 --       reason (for 'cool'), windowMs, metaTtlMs, logTtlMs, tpm;
---       for 'add' only, ARGV[11..]: triples ageMs, requests, tokens (see the 'add' branch)
+--       for 'add' only, ARGV[11..]: triples ageMs, requests, tokens (see the 'add' branch);
+--       for 'success' and 'cool', optionally ARGV[11..17]: what the answer stated of the
+--       account's windows (issue 22): sinceMs, requests limit, remaining, resetInMs, tokens
+--       limit, remaining, resetInMs ('' = not said), piggybacked on the record call
 local meta, tlog, tsum, loadKey = KEYS[1], KEYS[3], KEYS[4], KEYS[5]
 local now = clockNow(ARGV[1])
 local kind = ARGV[2]
@@ -12,9 +15,32 @@ local amount = tonumber(ARGV[5])
 local windowMs = tonumber(ARGV[7])
 local metaTtl = tonumber(ARGV[8])
 
+-- Learned limits: merged into the account's field in meta before the outcome is applied.
+local learned = nil
+if (kind == 'success' or kind == 'cool') and ARGV[11] ~= nil then
+  local raw = redis.call('HGET', meta, 'l:' .. account)
+  learned = raw and parseLearned(raw) or {}
+  local obs = {}
+  for i = 1, 7 do obs[i] = tonumber(ARGV[10 + i]) end
+  mergeLearned(learned, obs, now, windowMs)
+  redis.call('HSET', meta, 'l:' .. account, encodeLearned(learned))
+end
+
 if kind == 'success' then
-  if amount <= 0 then return 0 end
-  if tonumber(ARGV[10]) == 0 then
+  if amount <= 0 then
+    if learned then extendTtl(meta, metaTtl) end
+    return 0
+  end
+  local exactTokens = tonumber(ARGV[10]) > 0
+  if not exactTokens then
+    -- A token window the provider stated keeps an exact log, whatever the configured tpm.
+    if learned == nil then
+      local raw = redis.call('HGET', meta, 'l:' .. account)
+      learned = raw and parseLearned(raw) or {}
+    end
+    exactTokens = learned[7] ~= nil
+  end
+  if not exactTokens then
     countLoad(loadKey, now, windowMs, 't', account, amount, metaTtl)
   else
     trimTokens(tlog, tsum, now - windowMs)
@@ -29,12 +55,16 @@ elseif kind == 'cool' then
   local untilMs = now + amount
   local existing = redis.call('HGET', meta, field)
   -- A short 429 must not cut a long quota cooldown short.
+  local longer = true
   if existing then
     local bar = string.find(existing, '|', 1, true)
-    if tonumber(string.sub(existing, 1, bar - 1)) >= untilMs then return 0 end
+    if tonumber(string.sub(existing, 1, bar - 1)) >= untilMs then longer = false end
   end
-  redis.call('HSET', meta, field, fmt(untilMs) .. '|' .. ARGV[6])
-  if amount > metaTtl then metaTtl = amount end
+  if not longer and learned == nil then return 0 end
+  if longer then
+    redis.call('HSET', meta, field, fmt(untilMs) .. '|' .. ARGV[6])
+    if amount > metaTtl then metaTtl = amount end
+  end
 elseif kind == 'rejected' then
   -- An admin's reason stays if the key was switched off while a request was in flight.
   redis.call('HSETNX', meta, 'd:' .. ARGV[3], 'rejected')
@@ -47,6 +77,13 @@ elseif kind == 'add' then
   -- fallback's admissions, issue 24.9), each at now - ageMs: limited windows get exact log
   -- entries, unlimited ones the estimate (at now). Entries already out of the window are skipped.
   local rpm, tpm = tonumber(ARGV[5]), tonumber(ARGV[10])
+  -- Windows the provider stated count exactly too (issue 22).
+  local raw = redis.call('HGET', meta, 'l:' .. account)
+  if raw then
+    local l = parseLearned(raw)
+    if rpm == 0 and l[3] ~= nil then rpm = 1 end
+    if tpm == 0 and l[7] ~= nil then tpm = 1 end
+  end
   local rlog = KEYS[2]
   local cutoff = now - windowMs
   local seq = tonumber(redis.call('HGET', meta, 'seq') or '0') or 0

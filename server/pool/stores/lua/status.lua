@@ -2,7 +2,8 @@
 -- KEYS: meta, load, then per account a (1-based): KEYS[3a] request log, KEYS[3a+1] token log,
 --       KEYS[3a+2] token sum. ARGV: now ('' = Redis TIME), windowMs, rpm, tpm, m, account names 1..m,
 --       then per key: fingerprint, account index (1-based)
--- Returns {now, then per key: status, reason ('' = none), until ('' = none), requests, tokens}
+-- Returns {now, then per key: status, reason ('' = none), until ('' = none), requests, tokens,
+--         learned limits as stored ('' = none; issue 22)}
 local meta = KEYS[1]
 local now = clockNow(ARGV[1])
 local windowMs = tonumber(ARGV[2])
@@ -19,12 +20,15 @@ local tokenEstimates = tpm == 0 and estimateLoads(KEYS[2], now, windowMs, 't', a
 
 local requests, tokens = {}, {}
 for a = 1, m do
-  if rpm > 0 then
+  -- A window the provider stated is an exact log (issue 22), as in pick.lua.
+  local raw = state.learned[accountNames[a]]
+  local l = raw and parseLearned(raw) or {}
+  if rpm > 0 or l[3] ~= nil then
     requests[a] = redis.call('ZCOUNT', KEYS[3 * a], openCutoff, '+inf')
   else
     requests[a] = requestEstimates[a]
   end
-  if tpm > 0 then
+  if tpm > 0 or l[7] ~= nil then
     local sum = 0
     local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 1], openCutoff, '+inf')
     for j = 1, #e do sum = sum + tokenOf(e[j]) end
@@ -50,5 +54,6 @@ for i = 0, n - 1 do
   out[#out + 1] = untilMs
   out[#out + 1] = requests[a]
   out[#out + 1] = tokens[a]
+  out[#out + 1] = state.learned[name] or ''
 end
 return out
