@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { keyReasonSchema } from '../../../shared';
-import type { Clock, CountingPoolStore, KeyState, PickResult, PoolDefinition } from '../types';
+import type { Clock, CountingPoolStore, KeyState, PickAsk, PickResult, PoolDefinition } from '../types';
+import { fairnessFromHash, FAIR_WEIGHT_DEFAULT } from './fairnessFromHash';
 import { groupByAccount } from './groupByAccount';
 
 /**
@@ -33,20 +34,21 @@ const LOG_TTL_MARGIN_MS = 60_000;
 /** Window entries per `add` script call (three arguments each). */
 const ADD_BATCH = 500;
 
-function script(name: string): string {
+function script(...names: string[]): string {
   const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
-  return read('common.lua') + '\n' + read(name);
+  return [read('common.lua'), ...names.map(read)].join('\n');
 }
 
 const SCRIPTS = {
-  keyrackPoolPick: script('pick.lua'),
+  // fair.lua: fair share and the wait queue (issue 22).
+  keyrackPoolPick: script('fair.lua', 'pick.lua'),
   keyrackPoolRecord: script('record.lua'),
   keyrackPoolStatus: script('status.lua'),
 };
 
 type ScriptArg = string | number;
 interface ScriptedRedis {
-  keyrackPoolPick(...args: ScriptArg[]): Promise<[1, string] | [0, number] | [-1] | [-2]>;
+  keyrackPoolPick(...args: ScriptArg[]): Promise<[1, string] | [0, number] | [-1] | [-2] | [3, number, string]>;
   keyrackPoolRecord(...args: ScriptArg[]): Promise<number>;
   keyrackPoolStatus(...args: ScriptArg[]): Promise<(string | number)[]>;
 }
@@ -65,6 +67,10 @@ interface Prepared {
   statusNowIndex: number;
   /** Per fingerprint: its account name and the record script's KEYS. */
   byFingerprint: Map<string, { account: string; keys: string[] }>;
+  /** The pool's fair-share hash and wait queue (issue 22). */
+  fairKey: string;
+  ulogKey: string;
+  queueKey: string;
 }
 
 const NO_KEYS: PickResult = Object.freeze({ ok: false, reason: 'no_keys', retryAfterMs: null });
@@ -143,6 +149,10 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
     // Named by content: same configuration, same key, on every instance.
     const version = createHash('sha256').update(definition).digest('base64url').slice(0, 22);
     const limited = pool.rpm > 0 || pool.tpm > 0;
+    // pick.lua names these from the meta key (issue 22); status and leave() read them here.
+    const fairKey = `${base}:fair`;
+    const queueKey = `${base}:queue`;
+    const ulogKey = `${base}:ulog`;
     const pickKeys = [meta, load, `${base}:def:${version}`, ...(limited ? accountKeys : [])];
     const pairs: ScriptArg[] = [];
     pool.keys.forEach((key, i) => pairs.push(key.fingerprint, accountOfKey[i]! + 1));
@@ -153,9 +163,26 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
       statusArgs: [2 + accountKeys.length, meta, load, ...accountKeys, '', pool.windowMs, pool.rpm, pool.tpm, accounts.length, ...accounts, ...pairs],
       statusNowIndex: 3 + accountKeys.length,
       byFingerprint,
+      fairKey,
+      ulogKey,
+      queueKey,
     };
     prepared.set(pool, result);
     return result;
+  }
+
+  async function storeNow(): Promise<number> {
+    if (clock) return clock();
+    const [seconds, micros] = await redis.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  }
+
+  /** The pick's arguments with the asker's (issue 22): user, weight, ticket, queue max, wait. */
+  function withAsk(p: Prepared, ask: PickAsk): ScriptArg[] {
+    const args = p.pickArgs.slice();
+    if (clock) args[p.nowIndex] = clock();
+    args.push(ask.user ?? '', ask.weight ?? FAIR_WEIGHT_DEFAULT, ask.ticket ?? '', ask.queueMax ?? 0, Math.max(0, Math.floor(ask.waitMs ?? 0)));
+    return args;
   }
 
   function withNow(args: ScriptArg[], index: number): ScriptArg[] {
@@ -166,19 +193,36 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
   }
 
   return {
-    async pick(pool) {
+    async pick(pool, ask) {
       if (pool.keys.length === 0) return NO_KEYS;
       const p = prepare(pool);
-      let reply = await scripted.keyrackPoolPick(...withNow(p.pickArgs, p.nowIndex));
+      const args = ask ? withAsk(p, ask) : withNow(p.pickArgs, p.nowIndex);
+      let reply = await scripted.keyrackPoolPick(...args);
       if (reply[0] === -2) {
         // First pick of this configuration here, or its definition expired: send it along.
-        const withDefinition = withNow(p.pickArgs, p.nowIndex).slice(); // never write into the shared array
-        withDefinition[withDefinition.length - 1] = p.definition;
+        const withDefinition = args.slice(); // never write into the shared array
+        withDefinition[p.nowIndex + 1] = p.definition;
         reply = await scripted.keyrackPoolPick(...withDefinition);
       }
       if (reply[0] === 1) return { ok: true, fingerprint: reply[1] };
       if (reply[0] === 0) return { ok: false, reason: 'busy', retryAfterMs: reply[1] };
+      if (reply[0] === 3) return { ok: false, reason: 'busy', retryAfterMs: reply[1], ticket: reply[2] };
       return NO_KEYS;
+    },
+
+    async leave(pool, ticket) {
+      await redis.zrem(prepare(pool).queueKey, ticket);
+    },
+
+    async fairness(pool) {
+      const p = prepare(pool);
+      const now = await storeNow();
+      const [fields, expired, waiters] = await Promise.all([
+        redis.hgetall(p.fairKey),
+        redis.zrangebyscore(p.ulogKey, '-inf', now - pool.windowMs),
+        redis.zrange(p.queueKey, 0, -1),
+      ]);
+      return fairnessFromHash(fields, expired, waiters, now, pool.windowMs);
     },
 
     async record(pool, fingerprint, outcome) {
@@ -249,11 +293,7 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
       });
     },
 
-    async now() {
-      if (clock) return clock();
-      const [seconds, micros] = await redis.time();
-      return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    },
+    now: storeNow,
 
     async close() {
       await flushTokens();

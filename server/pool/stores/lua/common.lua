@@ -105,6 +105,9 @@ local function loadMeta(meta, now)
   local fields = redis.call('HGETALL', meta)
   local disabled, cooling, reasons = {}, {}, {}
   local cursor, seq, lastUntil = 0, 0, now
+  -- Issue 22 (fair.lua): 'q' while the wait queue may hold someone, 'fs' the last refusal for
+  -- lack of capacity. Read here, with the rest, so a pick with an empty queue costs no extra call.
+  local queued, scarceAt = false, 0
   for i = 1, #fields, 2 do
     local f, v = fields[i], fields[i + 1]
     local p = string.sub(f, 1, 2)
@@ -124,7 +127,11 @@ local function loadMeta(meta, now)
       cursor = tonumber(v)
     elseif f == 'seq' then
       seq = tonumber(v)
+    elseif f == 'q' then
+      queued = true
+    elseif f == 'fs' then
+      scarceAt = tonumber(v)
     end
   end
-  return { disabled = disabled, cooling = cooling, reasons = reasons, cursor = cursor, seq = seq, lastUntil = lastUntil }
+  return { disabled = disabled, cooling = cooling, reasons = reasons, cursor = cursor, seq = seq, lastUntil = lastUntil, queued = queued, scarceAt = scarceAt }
 end
