@@ -23,6 +23,8 @@ export interface DispatchRequest {
   keySources?: KeySource[];
   /** Whether the provider's shared env pool may serve after `keySources` (a BYOK user's setting). Default: yes. */
   useSharedPool?: (provider: ProviderId) => boolean;
+  /** The user's weight in a shared pool's fair share (their limits' `weight`, issue 22). Default 1. */
+  weight?: number;
 }
 
 export interface DispatcherDeps {
@@ -185,7 +187,12 @@ export class Dispatcher {
     const adapter = this.adapters[provider];
     if (!adapter) return { code: 'no_keys', message: `no adapter for ${provider}`, final: false };
     const baseUrl = baseUrlFor(provider, this.deps.baseUrls);
-    const shared: KeySource[] = req.useSharedPool?.(provider) === false ? [] : [(p) => this.deps.pool.acquire(p)];
+    // Issue 22: the shared pool knows who asks (fair share) and how long it may wait for a key:
+    // the request's own maxWaitMs, within what is left of its deadline (the pool caps it too).
+    const shared: KeySource[] =
+      req.useSharedPool?.(provider) === false
+        ? []
+        : [(p) => this.deps.pool.acquire(p, { userId: req.userId, weight: req.weight ?? 1, maxWaitMs: Math.max(0, Math.min(req.chat.maxWaitMs ?? Infinity, state.deadline - this.clock())), signal })];
     const sources: KeySource[] = [...(req.keySources ?? []), ...shared];
     const upstreamReq: UpstreamRequest = {
       provider,
@@ -439,6 +446,7 @@ function guardSink(emit: EventSink): EventSink {
 
 /** The chat's fields an adapter converts (every one it sets; an adapter refuses what it cannot carry). */
 function upstreamFieldsOf(chat: ChatRequest): Omit<UpstreamRequest, 'provider' | 'model' | 'delivery'> {
-  const { model: _model, ...fields } = chat;
+  // maxWaitMs is the gateway's (how long to wait for a key, issue 22), not the provider's.
+  const { model: _model, maxWaitMs: _maxWaitMs, ...fields } = chat;
   return fields;
 }
