@@ -10,6 +10,7 @@
 --   <p>:{pool:<id>}:r:<account>   zset: request log, score = time ms, member = unique seq
 --   <p>:{pool:<id>}:t:<account>   zset: token log, score = time ms, member = "<seq>:<tokens>"
 --   <p>:{pool:<id>}:s:<account>   string: sum of the token log (kept with it, same TTL)
+--   <p>:{pool:<id>}:fair, :ulog, :queue  fair share and the wait queue (issue 22): see fair.lua
 -- An entry recorded at t is in the window while t > now - windowMs.
 --
 -- Limited counts (rpm/tpm > 0) are exact sliding logs. Unlimited ones only feed status and
