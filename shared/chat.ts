@@ -163,6 +163,12 @@ export const chatRequestSchema = z
     parallelToolCalls: z.boolean().optional(),
     responseFormat: responseFormatSchema.optional(),
     reasoningEffort: reasoningEffortSchema.optional(),
+    /**
+     * The gateway's, not the model's (issue 22): how long this request may wait for a key when
+     * every key is busy, ms, capped by the pool's `<P>_QUEUE_MAX_WAIT_MS`; 0 = fail at once.
+     * On /v1 it is the `x-keyrack-max-wait-ms` header.
+     */
+    maxWaitMs: z.number().int().min(0).max(600_000).optional(),
   })
   .superRefine((req, ctx) => {
     const names = new Set<string>();

@@ -48,6 +48,26 @@ export const keyStatusSchema = z.object({
 });
 export type KeyStatus = z.infer<typeof keyStatusSchema>;
 
+/** Issue 22: a user active in the pool's window, with their weighted fair share of its capacity. */
+export const poolUserShareSchema = z.object({
+  userId: z.string(),
+  weight: z.number().int().positive(),
+  requestsThisWindow: z.number().int().nonnegative(),
+  /** Requests per window this user may count on while the pool is scarce: capacity * weight / active weights. */
+  shareRpm: z.number().nonnegative(),
+});
+export type PoolUserShare = z.infer<typeof poolUserShareSchema>;
+
+/** Issue 22: requests waiting for capacity, across every instance. */
+export const poolQueueStatusSchema = z.object({
+  length: z.number().int().nonnegative(),
+  /** How long the oldest waiter has waited, ms; 0 when none waits. */
+  oldestWaitMs: z.number().nonnegative(),
+  maxLength: z.number().int().nonnegative(),
+  maxWaitMs: z.number().int().nonnegative(),
+});
+export type PoolQueueStatus = z.infer<typeof poolQueueStatusSchema>;
+
 export const providerPoolStatusSchema = z.object({
   provider: providerIdSchema,
   strategy: z.enum(['round-robin', 'least-loaded']),
@@ -61,6 +81,10 @@ export const providerPoolStatusSchema = z.object({
     /** Requests per minute the usable keys can still take (sum over distinct accounts). */
     capacityRpm: z.number().int(),
   }),
+  /** Issue 22: the most active users of the window (at most 10), on pools with an rpm. */
+  users: z.array(poolUserShareSchema).optional(),
+  /** Issue 22: the wait queue, on pools that have one. */
+  queue: poolQueueStatusSchema.optional(),
 });
 export type ProviderPoolStatus = z.infer<typeof providerPoolStatusSchema>;
 

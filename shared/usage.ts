@@ -108,6 +108,11 @@ export const userLimitsSchema = z.object({
   rpm: z.number().int().min(1).max(1_000_000).optional(),
   /** US dollars per UTC day. Absent: unlimited. */
   dailyBudgetUsd: z.number().min(0).max(1_000_000).optional(),
+  /**
+   * The user's weight in a shared pool's fair share while the pool is scarce (issue 22): a user
+   * of weight 2 may count on twice the requests of a user of weight 1 (e.g. by plan). Absent: 1.
+   */
+  weight: z.number().int().min(1).max(1_000).optional(),
 });
 export type UserLimits = z.infer<typeof userLimitsSchema>;
 

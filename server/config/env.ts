@@ -45,6 +45,10 @@ export interface ProviderEnv {
   rpmPerKey: number;
   tpmPerKey: number;
   strategy: RotationStrategy;
+  /** `<P>_QUEUE_MAX`: most requests waiting for a key at once, across instances (issue 22). */
+  queueMax: number;
+  /** `<P>_QUEUE_MAX_WAIT_MS`: longest wait for a key; 0 (the default) = requests do not wait. */
+  queueMaxWaitMs: number;
 }
 
 export interface GatewayEnv extends TokenEnv {
@@ -240,6 +244,8 @@ export function parseGatewayEnv(env: Env, options: ParseGatewayEnvOptions = {}):
         z.enum(ROTATION_STRATEGIES, { error: `must be one of: ${ROTATION_STRATEGIES.join(', ')}` }),
         'round-robin',
       ),
+      queueMax: read(`${envPrefix}_QUEUE_MAX`, intSchema(0, 100_000), 100),
+      queueMaxWaitMs: read(`${envPrefix}_QUEUE_MAX_WAIT_MS`, intSchema(0, 600_000), 0),
     };
   });
 

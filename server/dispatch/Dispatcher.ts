@@ -26,6 +26,8 @@ export interface DispatchRequest {
   keySources?: KeySource[];
   /** Whether the provider's shared env pool may serve after `keySources` (a BYOK user's setting). Default: yes. */
   useSharedPool?: (provider: ProviderId) => boolean;
+  /** The user's weight in a shared pool's fair share (their limits' `weight`, issue 22). Default 1. */
+  weight?: number;
 }
 
 export interface DispatcherDeps {
@@ -211,7 +213,7 @@ export class Dispatcher {
     const state: RequestState = { attempts: 0, deadline: this.clock() + this.deadlineMs };
     let answer: { value: T; usage: TokenUsage | null; keyFingerprint: string } | undefined;
     let started = false;
-    const result = await this.serveOnKeys(served, req, state, log, async (lease, firstByteTimeoutMs) => {
+    const result = await this.serveOnKeys(served, req, undefined, state, log, async (lease, firstByteTimeoutMs) => {
       const report = this.reporter(served, lease, req.requestId, log);
       const startedAt = this.clock();
       const ctx: AdapterContext = { apiKey: lease.secret, baseUrl, signal: req.signal, now: this.clock, ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}) };
@@ -262,7 +264,7 @@ export class Dispatcher {
       ...upstreamFieldsOf(req.chat),
       ...(req.delivery === 'whole' ? { delivery: 'whole' as const } : {}),
     };
-    return this.serveOnKeys(model, req, state, log, (lease, firstByteTimeoutMs) =>
+    return this.serveOnKeys(model, req, req.chat.maxWaitMs, state, log, (lease, firstByteTimeoutMs) =>
       this.attempt(model, adapter, upstreamReq, lease, baseUrl, req.signal, req.requestId, log, out, firstByteTimeoutMs),
     );
   }
@@ -275,14 +277,21 @@ export class Dispatcher {
    */
   private async serveOnKeys(
     model: ResolvedModel,
-    req: Pick<DispatchRequest, 'signal' | 'keySources' | 'useSharedPool'>,
+    req: Pick<DispatchRequest, 'signal' | 'keySources' | 'useSharedPool' | 'userId' | 'weight'>,
+    /** How long the request may wait for a key of the shared pool (issue 22); the pool caps it. */
+    maxWaitMs: number | undefined,
     state: RequestState,
     log: Logger,
     attemptOn: (lease: KeyLease, firstByteTimeoutMs: number | undefined) => Promise<'done' | Failure | ProviderError>,
   ): Promise<'done' | Failure> {
     const { signal } = req;
     const provider = model.provider;
-    const shared: KeySource[] = req.useSharedPool?.(provider) === false ? [] : [(p) => this.deps.pool.acquire(p)];
+    // Issue 22: the shared pool knows who asks (fair share) and how long it may wait for a key:
+    // the request's own maxWaitMs, within what is left of its deadline (the pool caps it too).
+    const shared: KeySource[] =
+      req.useSharedPool?.(provider) === false
+        ? []
+        : [(p) => this.deps.pool.acquire(p, { userId: req.userId, weight: req.weight ?? 1, maxWaitMs: Math.max(0, Math.min(maxWaitMs ?? Infinity, state.deadline - this.clock())), signal })];
     const sources: KeySource[] = [...(req.keySources ?? []), ...shared];
     let last: Failure | undefined;
     let lastKind: ProviderError['kind'] | undefined;
@@ -576,6 +585,7 @@ function guardSink(emit: EventSink): EventSink {
 
 /** The chat's fields an adapter converts (every one it sets; an adapter refuses what it cannot carry). */
 function upstreamFieldsOf(chat: ChatRequest): Omit<UpstreamRequest, 'provider' | 'model' | 'delivery'> {
-  const { model: _model, ...fields } = chat;
+  // maxWaitMs is the gateway's (how long to wait for a key, issue 22), not the provider's.
+  const { model: _model, maxWaitMs: _maxWaitMs, ...fields } = chat;
   return fields;
 }

@@ -1,9 +1,9 @@
 import type { ProviderId } from '../../shared';
-import type { AcquireResult, KeyLease, LeaseOutcome } from '../pool/KeyPool';
+import type { AcquireOptions, AcquireResult, KeyLease, LeaseOutcome } from '../pool/KeyPool';
 
 // One definition of a lease and its outcomes: the pool's. Re-exported so dispatch code and its
 // callers need not know where they live.
-export type { AcquireResult, KeyLease, LeaseOutcome };
+export type { AcquireOptions, AcquireResult, KeyLease, LeaseOutcome };
 
 /**
  * What the dispatcher needs of the key pool (server/pool/KeyPool.ts satisfies it structurally).
@@ -11,7 +11,7 @@ export type { AcquireResult, KeyLease, LeaseOutcome };
  */
 export interface DispatchKeyPool {
   /** Env pools are named after their provider. */
-  acquire(poolId: string): Promise<AcquireResult>;
+  acquire(poolId: string, options?: AcquireOptions): Promise<AcquireResult>;
   report(lease: KeyLease, outcome: LeaseOutcome): Promise<void>;
 }
 

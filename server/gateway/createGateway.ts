@@ -203,6 +203,8 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
           rpm: p.rpmPerKey,
           tpm: p.tpmPerKey,
           keys: Array.from({ length: DEMO_KEYS_PER_PROVIDER }, (_, i) => ({ secret: `sk-test-demo-${p.provider}-${i + 1}`, account: null })),
+          // Issue 22: only a pool whose requests may wait has a queue.
+          ...(p.queueMaxWaitMs > 0 ? { queueMax: p.queueMax, queueMaxWaitMs: p.queueMaxWaitMs } : {}),
         };
       });
     } else {
@@ -210,7 +212,9 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       baseUrls = baseUrlOverrides(env.providers);
     }
     const metrics = createMetrics();
-    const pool = new KeyPool(timedStore(store, metrics), { ...options.pool, logger });
+    // Issue 22: how long requests waited for a key, per provider.
+    const onWait: KeyPoolOptions['onWait'] = (event) => metrics.queueWait.observe({ provider: event.provider, outcome: event.outcome }, event.waitedMs / 1000);
+    const pool = new KeyPool(timedStore(store, metrics), { onWait, ...options.pool, logger });
     pool.setPools(poolConfigs);
 
     const docStore = redis ? createRedisDocStore({ redis, prefix: env.redisPrefix, logger }) : createMemoryDocStore();
@@ -334,6 +338,7 @@ export async function createGateway(options: CreateGatewayOptions): Promise<Gate
       for (const p of status.providers) {
         metrics.coolingKeys.set({ provider: p.provider }, p.totals.cooling);
         metrics.disabledKeys.set({ provider: p.provider }, p.totals.disabled);
+        if (p.queue) metrics.queueLength.set({ provider: p.provider }, p.queue.length);
       }
     };
     const headersTimeout = options.http?.headersTimeoutMs ?? 10_000;
@@ -610,10 +615,13 @@ function timedStore(store: PoolStore, metrics: GatewayMetrics): PoolStore {
   const PICK = { operation: 'pick' };
   const RECORD = { operation: 'record' };
   return {
-    pick: (pool) => {
+    pick: (pool, ask) => {
       const startedAt = performance.now();
-      return timed(PICK, store.pick(pool), startedAt);
+      return timed(PICK, ask === undefined ? store.pick(pool) : store.pick(pool, ask), startedAt);
     },
+    // Issue 22: the wait queue and the admin view of fair share, untimed.
+    ...(store.leave ? { leave: store.leave.bind(store) } : {}),
+    ...(store.fairness ? { fairness: store.fairness.bind(store) } : {}),
     record: (pool, fingerprint, outcome) => {
       const startedAt = performance.now();
       return timed(RECORD, store.record(pool, fingerprint, outcome), startedAt);

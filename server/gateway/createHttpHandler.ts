@@ -284,7 +284,7 @@ function applyCors(req: IncomingMessage, res: ServerResponse, allowed: readonly 
   if (req.method === 'OPTIONS') {
     res.writeHead(204, {
       'access-control-allow-methods': 'GET, POST, OPTIONS',
-      'access-control-allow-headers': 'authorization, content-type, x-request-id, last-event-id, trpc-accept, x-api-key, anthropic-version, anthropic-beta',
+      'access-control-allow-headers': 'authorization, content-type, x-request-id, last-event-id, trpc-accept, x-api-key, anthropic-version, anthropic-beta, x-keyrack-max-wait-ms',
       'access-control-max-age': '600',
     });
     res.end();

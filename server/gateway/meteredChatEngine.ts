@@ -128,6 +128,8 @@ export function createMeteredChatEngine(deps: MeteredChatEngineDeps): ChatEngine
             ...req,
             keySources,
             useSharedPool: (provider) => fallbackToSharedPool || !ownProviders.has(provider),
+            // The user's weight in the shared pools' fair share (issue 22); BYOK pools have none.
+            ...(limits?.weight !== undefined ? { weight: limits.weight } : {}),
           },
           (event) => {
             const pricing = price(event);

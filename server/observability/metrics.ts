@@ -26,6 +26,10 @@ export interface GatewayMetrics {
   /** Usage records (user-days) not yet in the store of record: read from `pending` at scrape time. */
   usageOutbox: { readFrom(pending: () => number): void };
   storeLatency: LabelledHistogram<'operation'>;
+  /** Issue 22: requests waiting for a key, across instances (set when the pool gauges refresh, at scrape). */
+  queueLength: Gauge<'provider'>;
+  /** Issue 22: how long a request waited for a key, by how the wait ended. */
+  queueWait: LabelledHistogram<'provider' | 'outcome'>;
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -120,6 +124,19 @@ export function createMetrics(options: { collectDefaults?: boolean } = {}): Gate
         usagePending = pending;
       },
     },
+    queueLength: new Gauge({
+      name: 'keyrack_pool_queue_length',
+      help: 'Requests waiting for a key in the pool queue (shared by every instance)',
+      labelNames: ['provider'],
+      registers,
+    }),
+    queueWait: new LabelledHistogram({
+      name: 'keyrack_pool_queue_wait_seconds',
+      help: 'Time a request waited in the pool queue, by outcome: served, timeout, aborted, no_keys',
+      labelNames: ['provider', 'outcome'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers,
+    }),
     storeLatency: new LabelledHistogram({
       name: 'keyrack_store_latency_seconds',
       help: 'Latency of state store operations',

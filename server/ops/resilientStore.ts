@@ -2,7 +2,7 @@ import type { RedisClient } from './redisClient';
 import type { Logger } from '../observability/logger';
 import { createMemoryStore } from '../pool/stores/memoryStore';
 import { WindowLog } from '../pool/stores/windowLog';
-import { systemClock, type Clock, type CountingPoolStore, type Outcome, type PickResult, type PoolDefinition, type PoolStore, type WindowEntry } from '../pool/types';
+import { systemClock, type Clock, type CountingPoolStore, type Outcome, type PickAsk, type PickResult, type PoolDefinition, type PoolStore, type WindowEntry } from '../pool/types';
 
 /**
  * A PoolStore that keeps the gateway serving while Redis is away (issue #7, "Redis faults").
@@ -311,10 +311,13 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
   }
 
   /** A fallback pick: refused outright when this instance's share is 0, and counted for the push back. */
-  async function pickLocally(pool: PoolDefinition): Promise<PickResult> {
+  async function pickLocally(pool: PoolDefinition, ask: PickAsk | undefined): Promise<PickResult> {
     const share = divide(pool);
     if (share.closed) return pool.keys.length === 0 ? { ok: false, reason: 'no_keys', retryAfterMs: null } : { ok: false, reason: 'busy', retryAfterMs: probeMs };
-    const picked = await fallback.pick(share.pool);
+    // Issue 22: fair share and the wait queue degrade to this instance's own (its users, its
+    // waiters, its share of the limits) while Redis is away; a Redis ticket is unknown here, so
+    // its waiter joins the local queue as a newcomer.
+    const picked = await (ask === undefined ? fallback.pick(share.pool) : fallback.pick(share.pool, ask));
     if (picked.ok && pool.rpm > 0) countOn(journalOf(pool).admitted, pool, picked.fingerprint, 1, 0);
     return picked;
   }
@@ -412,12 +415,33 @@ export function createResilientStore(options: ResilientStoreOptions): ResilientS
   }
 
   return {
-    pick(pool) {
+    pick(pool, ask) {
+      const onPrimary = () => (ask === undefined ? primary.pick(pool) : primary.pick(pool, ask));
       return route(
         pool,
         // Unlimited pools (nothing to overrun in an outage) pay nothing for the bookkeeping.
-        () => (limited(pool) ? primary.pick(pool).then((picked) => notePicked(pool, picked)) : primary.pick(pool)),
-        () => pickLocally(pool),
+        () => (limited(pool) ? onPrimary().then((picked) => notePicked(pool, picked)) : onPrimary()),
+        () => pickLocally(pool, ask),
+      );
+    },
+
+    leave(pool, ticket) {
+      return route(
+        pool,
+        async () => {
+          await primary.leave?.(pool, ticket);
+          await fallback.leave?.(local(pool), ticket);
+        },
+        (p) => fallback.leave?.(p, ticket) ?? Promise.resolve(),
+      );
+    },
+
+    fairness(pool) {
+      const empty = async () => ({ users: [], queue: { length: 0, oldestJoinedAt: null }, now: clock() });
+      return route(
+        pool,
+        () => primary.fairness?.(pool) ?? empty(),
+        (p) => fallback.fairness?.(p) ?? empty(),
       );
     },
 

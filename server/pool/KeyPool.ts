@@ -13,7 +13,9 @@ import {
 import type { GatewayEnv } from '../config/env';
 import type { Logger } from '../observability/logger';
 import { fingerprintOf, maskOf } from './keyIdentity';
-import { effectiveLimit, type KeyState, type LearnedWindow, type LimitObservation, type ObservedWindow, type Outcome, type PoolDefinition, type PoolStore } from './types';
+import { pickWaiting, systemTimer, type WaitOutcome, type WaitTimer } from './pickWaiting';
+import { poolFairnessOf } from './poolFairnessOf';
+import { effectiveLimit, type KeyState, type LearnedWindow, type LimitObservation, type ObservedWindow, type Outcome, type PickAsk, type PoolDefinition, type PoolStore } from './types';
 
 /**
  * The key pool as the rest of the gateway sees it. Secrets live here, in process memory only,
@@ -32,6 +34,25 @@ export interface PoolConfigInput {
   rpm: number;
   tpm: number;
   keys: PoolKeyInput[];
+  /** Issue 22: most requests waiting for capacity (`<P>_QUEUE_MAX`). Default 0: none wait. */
+  queueMax?: number;
+  /** Issue 22: longest wait for capacity, ms (`<P>_QUEUE_MAX_WAIT_MS`). Default 0: none wait. */
+  queueMaxWaitMs?: number;
+}
+
+/**
+ * Who asks (issue 22): a named user on a pool with an rpm gets at most its weighted fair share
+ * while the pool is scarce; with a wait allowed, a request that finds every key busy waits in
+ * the pool's queue instead of failing at once.
+ */
+export interface AcquireOptions {
+  userId?: string;
+  /** The user's weight (their limits' `weight`); default 1. */
+  weight?: number;
+  /** This request's own deadline for waiting, ms, capped by the pool's; default the pool's. */
+  maxWaitMs?: number;
+  /** Aborts a wait (the client went away): the request leaves the queue at once. */
+  signal?: AbortSignal;
 }
 
 export interface KeyLease {
@@ -68,6 +89,11 @@ export interface KeyPoolOptions {
   quotaCooldownMs?: number;
   /** Key state changes (rejected, cooling) are logged by fingerprint and mask. Default: silent. */
   logger?: Logger;
+  /** Issue 22: a waiter's timer (tests pass a controlled one) and clock. */
+  timer?: WaitTimer;
+  clock?: () => number;
+  /** Issue 22: once per request that waited in a queue, when it leaves it (the wait-time metric). */
+  onWait?: (event: { poolId: string; provider: ProviderId; waitedMs: number; outcome: WaitOutcome }) => void;
 }
 
 /** Invalid pool configuration. Names fields, never values: a value may be a key. */
@@ -85,7 +111,12 @@ const poolConfigSchema = z.object({
   rpm: z.number().int().min(0),
   tpm: z.number().int().min(0),
   keys: z.array(z.object({ secret: z.string().min(1), account: z.string().min(1).max(200).nullable() })),
+  queueMax: z.number().int().min(0).max(100_000).optional(),
+  queueMaxWaitMs: z.number().int().min(0).max(600_000).optional(),
 });
+
+/** Weights are whole numbers in this range (shared/usage.ts userLimitsSchema). */
+const MAX_WEIGHT = 1_000;
 
 /** Cooldowns the provider names are trusted, within reason. */
 const MAX_COOLDOWN_MS = 24 * 3_600_000;
@@ -107,6 +138,9 @@ export class KeyPool {
   private readonly defaultCooldownMs: number;
   private readonly quotaCooldownMs: number;
   private readonly logger: Logger | undefined;
+  private readonly timer: WaitTimer;
+  private readonly clock: () => number;
+  private readonly onWait: KeyPoolOptions['onWait'];
   private registered = new Map<string, RegisteredPool>();
   /** Definitions (no secrets) of ad-hoc pools by id, for report() and setKeyEnabled(). */
   private readonly adhoc = new Map<string, { signature: string; definition: PoolDefinition; masks: Map<string, string> }>();
@@ -121,6 +155,9 @@ export class KeyPool {
     this.defaultCooldownMs = options.defaultCooldownMs ?? 30_000;
     this.quotaCooldownMs = options.quotaCooldownMs ?? 3_600_000;
     this.logger = options.logger;
+    this.timer = options.timer ?? systemTimer;
+    this.clock = options.clock ?? Date.now;
+    this.onWait = options.onWait;
   }
 
   /** Replace the registered (environment) pools. Key state lives in the store, by fingerprint. */
@@ -140,10 +177,11 @@ export class KeyPool {
     return this.registered.has(poolId);
   }
 
-  async acquire(poolId: string): Promise<AcquireResult> {
+  async acquire(poolId: string, options?: AcquireOptions): Promise<AcquireResult> {
     const pool = this.registered.get(poolId);
     if (!pool) return { ok: false, reason: 'no_keys', retryAfterMs: null };
-    return this.pickFrom(pool);
+    if (options === undefined) return this.pickFrom(pool);
+    return this.pickFrom(pool, options);
   }
 
   /** Acquire from a pool that is not registered, such as a user's own (BYOK) keys. */
@@ -195,13 +233,44 @@ export class KeyPool {
     return this.describe(config, this.build(config, 'pool'));
   }
 
-  private async pickFrom(pool: RegisteredPool): Promise<AcquireResult> {
-    const picked = await this.store.pick(pool.definition);
+  private async pickFrom(pool: RegisteredPool, options?: AcquireOptions): Promise<AcquireResult> {
+    const picked = options === undefined ? await this.store.pick(pool.definition) : await this.pickAsking(pool, options);
     if (!picked.ok) return picked;
     const key = pool.keys.get(picked.fingerprint);
     // The store only knows fingerprints we gave it; a miss means the config changed under us.
     if (!key) return { ok: false, reason: 'busy', retryAfterMs: 1 };
     return { ok: true, lease: leaseOf(pool.config.id, pool.config.provider, picked.fingerprint, key.mask, key.secret) };
+  }
+
+  /**
+   * Issue 22: the pick with who asks and how long it may wait. A pool with no rpm has no share
+   * to compute, and one without a queue no wait: then it is the plain pick, at its plain cost.
+   */
+  private pickAsking(pool: RegisteredPool, options: AcquireOptions) {
+    const { config, definition } = pool;
+    const user = config.rpm > 0 && options.userId ? options.userId : undefined;
+    const poolWait = config.queueMax && config.queueMax > 0 ? (config.queueMaxWaitMs ?? 0) : 0;
+    const asked = options.maxWaitMs;
+    const waitMs = Math.max(0, Math.floor(Math.min(poolWait, asked !== undefined && Number.isFinite(asked) ? asked : poolWait)));
+    if (user === undefined && waitMs === 0) return this.store.pick(definition);
+    const ask: PickAsk = {};
+    if (user !== undefined) {
+      ask.user = user;
+      ask.weight = Math.min(MAX_WEIGHT, Math.max(1, Math.round(options.weight ?? 1)));
+    }
+    if (waitMs === 0) return this.store.pick(definition, ask);
+    ask.queueMax = config.queueMax!;
+    const { onWait } = this;
+    return pickWaiting({
+      store: this.store,
+      pool: definition,
+      ask,
+      waitMs,
+      signal: options.signal,
+      clock: this.clock,
+      timer: this.timer,
+      ...(onWait ? { onWait: (waitedMs: number, outcome: WaitOutcome) => onWait({ poolId: config.id, provider: config.provider, waitedMs, outcome }) } : {}),
+    });
   }
 
   private definitionOf(poolId: string): PoolDefinition | undefined {
@@ -292,7 +361,10 @@ export class KeyPool {
       requestsThisWindow += account.requests;
       if (account.usable && account.rpm > 0) capacityRpm += Math.max(0, account.rpm - account.requests);
     }
+    // Issue 22: users' shares and the queue, where the pool has either.
+    const fairness = this.store.fairness && (config.rpm > 0 || (config.queueMax ?? 0) > 0) ? poolFairnessOf(await this.store.fairness(pool.definition), config, states) : {};
     return {
+      ...fairness,
       provider: config.provider,
       strategy: config.strategy,
       keys,
@@ -319,6 +391,8 @@ export function poolConfigsFromEnv(env: GatewayEnv): PoolConfigInput[] {
       rpm: p.rpmPerKey,
       tpm: p.tpmPerKey,
       keys: p.keys.map((k) => ({ secret: k.secret, account: k.account })),
+      // Issue 22: only a pool whose requests may wait has a queue.
+      ...(p.queueMaxWaitMs > 0 ? { queueMax: p.queueMax, queueMaxWaitMs: p.queueMaxWaitMs } : {}),
     }));
 }
 

@@ -37,9 +37,35 @@ export type PickResult =
   /**
    * Nothing can serve now. `retryAfterMs` is when the soonest key frees up (cooldown end or the
    * oldest request leaving the window); null when no key can ever serve without an operator
-   * (every key disabled, or the pool is empty).
+   * (every key disabled, or the pool is empty). `ticket`: the request waits in the pool's queue
+   * (issue 22); pick again with it at `retryAfterMs`, or leave() with it.
    */
-  | { ok: false; retryAfterMs: number | null; reason: 'busy' | 'no_keys' };
+  | { ok: false; retryAfterMs: number | null; reason: 'busy' | 'no_keys'; ticket?: string };
+
+/**
+ * Who asks and whether they may wait (issue 22). Without it (or with none of its fields) a pick
+ * is exactly what it was before: no fair share, no queue, no extra work.
+ */
+export interface PickAsk {
+  /** Fair share applies to a pool with an rpm when a user is named (BYOK pools name none). */
+  user?: string;
+  /** The user's weight in the share, an integer >= 1 (default 1). */
+  weight?: number;
+  /** A waiter's ticket, from its previous pick. */
+  ticket?: string;
+  /** The pool's most waiters; 0 = this request may not wait. */
+  queueMax?: number;
+  /** How long this request may still wait, ms; 0 = it may not. */
+  waitMs?: number;
+}
+
+/** What a store knows of a pool's users and queue, for the admin view (issue 22). */
+export interface FairnessState {
+  /** Users active in the window: served, or asked while the pool was scarce. */
+  users: { userId: string; weight: number; requests: number }[];
+  queue: { length: number; oldestJoinedAt: number | null };
+  now: number;
+}
 
 /**
  * One window as an answer stated it (issue 22, learned limits), times relative to the
@@ -127,7 +153,11 @@ export interface PoolStore {
    * accounts and accounts without RPM/TPM capacity, and count the request against the
    * account's sliding window; or refuse with when to retry.
    */
-  pick(pool: PoolDefinition): Promise<PickResult>;
+  pick(pool: PoolDefinition, ask?: PickAsk): Promise<PickResult>;
+  /** A waiter gives up (deadline, client gone): its ticket leaves the queue at once (issue 22). */
+  leave?(pool: PoolDefinition, ticket: string): Promise<void>;
+  /** Users' use and the queue, for the admin view (issue 22). */
+  fairness?(pool: PoolDefinition): Promise<FairnessState>;
   /** Record the outcome of a request served by `fingerprint`. */
   record(pool: PoolDefinition, fingerprint: string, outcome: Outcome): Promise<void>;
   /** Admin switch: a disabled key stays out of rotation until enabled (clears `rejected` too). */

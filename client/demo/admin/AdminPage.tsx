@@ -4,6 +4,7 @@ import { usePoolStatus } from '../../sdk';
 import { formatCount } from '../ui/format';
 import { useNow } from '../ui/useNow';
 import { KeyRow } from './KeyRow';
+import { PoolFairness } from './PoolFairness';
 import { TrafficChart } from './TrafficChart';
 import { TrafficHistory } from './TrafficHistory';
 
@@ -104,6 +105,7 @@ export function AdminPage() {
               ))}
             </tbody>
           </table>
+          <PoolFairness p={p} />
         </section>
       ))}
 

@@ -70,6 +70,16 @@ export async function handleOpenAIRequest(req: IncomingMessage, res: ServerRespo
   return true;
 }
 
+const MAX_WAIT_HEADER = 'x-keyrack-max-wait-ms';
+
+/** The header's value: undefined when absent, null when it is not one whole number in range. */
+function maxWaitOf(header: string | string[] | undefined): number | undefined | null {
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string' || !/^\d{1,6}$/.test(header.trim())) return null;
+  const ms = Number(header.trim());
+  return ms <= 600_000 ? ms : null;
+}
+
 /** OpenAI's model object. */
 function openaiModel(m: { id: string; provider: string }) {
   return { id: m.id, object: 'model', created: 0, owned_by: m.provider };
@@ -89,7 +99,13 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
   const read = readOpenAIChatRequest(raw);
   if (!read.ok) return sendRefusal(res, read.refusal);
   const wire = read.wire;
-  const chat = chatRequestSchema.safeParse(read.chat);
+  // Issue 22: how long this request may wait for a key, from its header (capped by the pool's).
+  const maxWait = maxWaitOf(req.headers[MAX_WAIT_HEADER]);
+  if (maxWait === null) {
+    sendJson(res, 400, openaiError(`${MAX_WAIT_HEADER} must be a whole number of milliseconds from 0 to 600000`, 'invalid_request_error', 'invalid_header', MAX_WAIT_HEADER));
+    return;
+  }
+  const chat = chatRequestSchema.safeParse(maxWait === undefined ? read.chat : { ...read.chat, maxWaitMs: maxWait });
   if (!chat.success) return sendRefusal(res, refusalOf(chat.error.issues[0], (path) => wirePath(path, wire)));
 
   // The client going away aborts the upstream call.

@@ -1,6 +1,7 @@
 import type { KeyReason } from '../../../shared';
-import { effectiveLimit, systemClock, type Clock, type CountingPoolStore, type KeyState, type LearnedLimits, type Outcome, type PickResult, type PoolDefinition, type WindowEntry } from '../types';
+import { effectiveLimit, systemClock, type Clock, type CountingPoolStore, type FairnessState, type KeyState, type LearnedLimits, type Outcome, type PickAsk, type PickResult, type PoolDefinition, type WindowEntry } from '../types';
 import { ApproxWindow } from './approxWindow';
+import { activeUsers, countServed, fairAllows, joinQueue, leaveQueue, newFairPoolState, noteAsked, trimQueue, useOf, type FairPoolState, type Waiter } from './fairState';
 import { mergeObservation } from './learnedLimits';
 import { WindowLog } from './windowLog';
 
@@ -42,6 +43,8 @@ interface PoolState {
   lastTouched: number;
   /** False once swept: cached views of this state must be rebuilt. */
   alive: boolean;
+  /** Fair share and the wait queue (issue 22). */
+  fair: FairPoolState;
 }
 
 /** A pool definition resolved to its state objects, cached per definition object. */
@@ -70,7 +73,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
   function poolState(id: string, now: number): PoolState {
     let state = pools.get(id);
     if (!state) {
-      state = { cursor: 0, accounts: new Map(), keys: new Map(), lastTouched: now, alive: true };
+      state = { cursor: 0, accounts: new Map(), keys: new Map(), lastTouched: now, alive: true, fair: newFairPoolState() };
       pools.set(id, state);
     }
     return state;
@@ -187,13 +190,82 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     return wait;
   }
 
-  function pickNow(pool: PoolDefinition): PickResult {
+  function pickNow(pool: PoolDefinition, ask?: PickAsk): PickResult {
     const now = clock();
     maybeSweep(now);
     const n = pool.keys.length;
     if (n === 0) return NO_KEYS;
     const v = view(pool, now);
     const cutoff = now - pool.windowMs;
+    // Issue 22, as pick.lua: a queue or a scarce pool may hold a usable key back.
+    const fs = v.state.fair;
+    const user = ask?.user ?? '';
+    const weight = ask?.weight ?? 1;
+    const queueMax = ask?.queueMax ?? 0;
+    const waitMs = Math.max(0, Math.floor(ask?.waitMs ?? 0));
+    const fairOn = user !== '' && pool.rpm > 0;
+    const scarce = fairOn && fs.scarceAt > now - 2 * pool.windowMs;
+    let hold = false;
+    let ahead = 0;
+    let free = 0;
+    let holdCapacity = 0;
+    let mine: Waiter | null = null;
+    if (fs.queued || scarce) {
+      let capacity = 0;
+      const seen = new Set<AccountState>();
+      for (let i = 0; i < n; i++) {
+        const account = v.accountOfKey[i]!;
+        if (v.keys[i]!.disabled !== null || seen.has(account)) continue;
+        seen.add(account);
+        if (account.coolUntil > now) continue;
+        if (pool.rpm > 0) {
+          capacity += pool.rpm;
+          if (usable(account, pool, now, cutoff)) free += pool.rpm - requestsOf(account, pool, now);
+        } else if (usable(account, pool, now, cutoff)) free = Infinity;
+      }
+      holdCapacity = capacity;
+      let users: ReturnType<typeof activeUsers> | null = null;
+      if (fairOn) {
+        users = activeUsers(fs, now, pool.windowMs);
+        noteAsked(fs, user, weight, now);
+        users.active.set(user, weight);
+        if (!users.use.has(user)) users.use.set(user, 0);
+      }
+      if (fs.queued) {
+        const length = trimQueue(fs, now);
+        let rank = -1;
+        if (length > 0 && ask?.ticket) {
+          rank = fs.queue.findIndex((w) => w.member === ask.ticket);
+          if (rank >= 0) mine = fs.queue[rank]!;
+        }
+        if (length > 0 && rank < 0 && free <= length && waitMs > 0 && length < queueMax) {
+          mine = joinQueue(fs, now, waitMs, user, weight, users?.use.get(user));
+          rank = fs.queue.indexOf(mine);
+        }
+        ahead = rank >= 0 ? rank : length;
+        if (length > 0 && free <= ahead) hold = true;
+      }
+      if (!hold && scarce && users && free >= 1 && free !== Infinity && !fairAllows(users.use, users.active, user, capacity, free)) hold = true;
+    }
+    if (hold) {
+      // Held back: when enough of the window has left to serve this place (see pick.lua).
+      const k = Math.max(1, ahead + 1 - free);
+      const times: number[] = [];
+      const seen = new Set<AccountState>();
+      for (let i = 0; i < n; i++) {
+        const account = v.accountOfKey[i]!;
+        if (v.keys[i]!.disabled !== null || seen.has(account)) continue;
+        seen.add(account);
+        if (account.coolUntil > now) times.push(account.coolUntil - now);
+        else if (pool.rpm > 0) {
+          account.requests.trim(cutoff);
+          for (let j = 0; j < Math.min(k, account.requests.size); j++) times.push(account.requests.timeAt(j) + pool.windowMs - now);
+        }
+      }
+      times.sort((a, b) => a - b);
+      const wait = times[Math.min(k, times.length) - 1] ?? pool.windowMs / Math.max(1, holdCapacity);
+      return refuse(fs, mine, pool, now, ask, fairOn, Math.max(1, Math.ceil(wait)));
+    }
     const start = v.state.cursor % n;
     let chosen = -1;
     let anyEnabled = false;
@@ -232,15 +304,43 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
         account.approx.addRequest(now, pool.windowMs);
       }
       v.state.cursor = chosen + 1;
+      if (fairOn) countServed(fs, user, weight, now, pool.windowMs);
+      if (mine) {
+        leaveQueue(fs, (mine as Waiter).member);
+        if (fs.queue.length === 0) fs.queued = false;
+      }
       return v.granted[chosen]!;
     }
     if (!anyEnabled) return NO_KEYS;
+    if (pool.rpm > 0 || pool.tpm > 0) fs.scarceAt = now;
+    if (fairOn) noteAsked(fs, user, weight, now);
     let wait = Infinity;
     for (let i = 0; i < n; i++) {
       if (v.keys[i]!.disabled !== null) continue;
       wait = Math.min(wait, waitOf(v.accountOfKey[i]!, pool, now));
     }
-    return { ok: false, reason: 'busy', retryAfterMs: Math.max(1, Math.ceil(wait)) };
+    return refuse(fs, mine, pool, now, ask, fairOn, Math.max(1, Math.ceil(wait)));
+  }
+
+  /** A busy answer; a request that may wait and is not yet queued joins, unless the queue is full. */
+  function refuse(fs: FairPoolState, mine: Waiter | null, pool: PoolDefinition, now: number, ask: PickAsk | undefined, fairOn: boolean, wait: number): PickResult {
+    const waitMs = Math.max(0, Math.floor(ask?.waitMs ?? 0));
+    const queueMax = ask?.queueMax ?? 0;
+    if (!mine && waitMs > 0 && queueMax > 0 && fs.queue.length < queueMax) {
+      const user = ask?.user ?? '';
+      mine = joinQueue(fs, now, waitMs, user, ask?.weight ?? 1, fairOn ? useOf(fs, user, now, pool.windowMs) : undefined);
+    }
+    return mine ? { ok: false, reason: 'busy', retryAfterMs: wait, ticket: mine.member } : { ok: false, reason: 'busy', retryAfterMs: wait };
+  }
+
+  function fairnessNow(pool: PoolDefinition): FairnessState {
+    const now = clock();
+    const fs = view(pool, now).state.fair;
+    const { use, active } = activeUsers(fs, now, pool.windowMs);
+    const users = [...active].map(([userId, weight]) => ({ userId, weight, requests: use.get(userId) ?? 0 }));
+    const live = fs.queue.filter((w) => w.deadline > now);
+    const oldestJoinedAt = live.length === 0 ? null : Math.min(...live.map((w) => w.joinedAt));
+    return { users, queue: { length: live.length, oldestJoinedAt }, now };
   }
 
   function recordNow(pool: PoolDefinition, fingerprint: string, outcome: Outcome): void {
@@ -308,8 +408,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
   }
 
   return {
-    pick(pool) {
-      return Promise.resolve(pickNow(pool));
+    pick(pool, ask) {
+      return Promise.resolve(pickNow(pool, ask));
+    },
+    leave(pool, ticket) {
+      leaveQueue(view(pool, clock()).state.fair, ticket);
+      return Promise.resolve();
+    },
+    fairness(pool) {
+      return Promise.resolve(fairnessNow(pool));
     },
     add(pool, fingerprint, entries) {
       addNow(pool, fingerprint, entries);

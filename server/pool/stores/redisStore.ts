@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from '../../ops/redisClient';
 import { keyReasonSchema } from '../../../shared';
-import type { Clock, CountingPoolStore, KeyState, LearnedLimits, LearnedWindow, LimitObservation, ObservedWindow, PickResult, PoolDefinition } from '../types';
+import type { Clock, CountingPoolStore, KeyState, LearnedLimits, LearnedWindow, LimitObservation, ObservedWindow, PickAsk, PickResult, PoolDefinition } from '../types';
+import { fairnessFromHash, FAIR_WEIGHT_DEFAULT } from './fairnessFromHash';
 import { groupByAccount } from './groupByAccount';
 
 /**
@@ -42,20 +43,21 @@ const ADD_BATCH = 500;
 /** Accounts whose last learned-limits write is remembered (for the throttle), per instance. */
 const MAX_LEARNED_WRITES = 10_000;
 
-function script(name: string): string {
+function script(...names: string[]): string {
   const read = (file: string) => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
-  return read('common.lua') + '\n' + read(name);
+  return [read('common.lua'), ...names.map(read)].join('\n');
 }
 
 const SCRIPTS = {
-  keyrackPoolPick: script('pick.lua'),
+  // fair.lua: fair share and the wait queue (issue 22).
+  keyrackPoolPick: script('fair.lua', 'pick.lua'),
   keyrackPoolRecord: script('record.lua'),
   keyrackPoolStatus: script('status.lua'),
 };
 
 type ScriptArg = string | number;
 interface ScriptedRedis {
-  keyrackPoolPick(...args: ScriptArg[]): Promise<[1, string] | [0, number] | [-1] | [-2] | [-3]>;
+  keyrackPoolPick(...args: ScriptArg[]): Promise<[1, string] | [0, number] | [-1] | [-2] | [-3] | [3, number, string]>;
   keyrackPoolRecord(...args: ScriptArg[]): Promise<number>;
   keyrackPoolStatus(...args: ScriptArg[]): Promise<(string | number)[]>;
 }
@@ -79,6 +81,10 @@ interface Prepared {
   statusNowIndex: number;
   /** Per fingerprint: its account name and the record script's KEYS. */
   byFingerprint: Map<string, { account: string; keys: string[] }>;
+  /** The pool's fair-share hash and wait queue (issue 22). */
+  fairKey: string;
+  ulogKey: string;
+  queueKey: string;
 }
 
 const NO_KEYS: PickResult = Object.freeze({ ok: false, reason: 'no_keys', retryAfterMs: null });
@@ -176,6 +182,10 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
     // Named by content: same configuration, same key, on every instance.
     const version = createHash('sha256').update(definition).digest('base64url').slice(0, 22);
     const limited = pool.rpm > 0 || pool.tpm > 0;
+    // pick.lua names these from the meta key (issue 22); status and leave() read them here.
+    const fairKey = `${base}:fair`;
+    const queueKey = `${base}:queue`;
+    const ulogKey = `${base}:ulog`;
     const pickKeys = [meta, load, `${base}:def:${version}`, ...(limited ? accountKeys : [])];
     const learnedPickKeys = [meta, load, `${base}:def:${version}`, ...accountKeys];
     const pairs: ScriptArg[] = [];
@@ -190,9 +200,26 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
       statusArgs: [2 + accountKeys.length, meta, load, ...accountKeys, '', pool.windowMs, pool.rpm, pool.tpm, accounts.length, ...accounts, ...pairs],
       statusNowIndex: 3 + accountKeys.length,
       byFingerprint,
+      fairKey,
+      ulogKey,
+      queueKey,
     };
     prepared.set(pool, result);
     return result;
+  }
+
+  async function storeNow(): Promise<number> {
+    if (clock) return clock();
+    const [seconds, micros] = await redis.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  }
+
+  /** The pick's arguments with the asker's (issue 22): user, weight, ticket, queue max, wait. */
+  function withAsk(list: ScriptArg[], nowIndex: number, ask: PickAsk): ScriptArg[] {
+    const args = list.slice();
+    if (clock) args[nowIndex] = clock();
+    args.push(ask.user ?? '', ask.weight ?? FAIR_WEIGHT_DEFAULT, ask.ticket ?? '', ask.queueMax ?? 0, Math.max(0, Math.floor(ask.waitMs ?? 0)));
+    return args;
   }
 
   function withNow(args: ScriptArg[], index: number): ScriptArg[] {
@@ -203,24 +230,48 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
   }
 
   return {
-    async pick(pool) {
+    async pick(pool, ask) {
       if (pool.keys.length === 0) return NO_KEYS;
       const p = prepare(pool);
-      const args = () => (p.learned ? withNow(p.learnedPickArgs, p.learnedNowIndex) : withNow(p.pickArgs, p.nowIndex));
-      let reply = await scripted.keyrackPoolPick(...args());
+      // The account logs once the pool learned limits (issue 22), the asker's arguments when
+      // there is one (fair share and the queue, issue 22); the definition goes after the clock slot.
+      const build = () => {
+        const list = p.learned ? p.learnedPickArgs : p.pickArgs;
+        const nowIndex = p.learned ? p.learnedNowIndex : p.nowIndex;
+        return { args: ask ? withAsk(list, nowIndex, ask) : withNow(list, nowIndex), definitionIndex: nowIndex + 1 };
+      };
+      let built = build();
+      let reply = await scripted.keyrackPoolPick(...built.args);
       let sendDefinition = false;
       // At most one retry of each kind: {-2} sends the definition, {-3} the account logs (issue 22).
       for (let retry = 0; retry < 2 && (reply[0] === -2 || reply[0] === -3); retry++) {
         if (reply[0] === -2) sendDefinition = true;
         else p.learned = true;
-        const next = args().slice(); // never write into the shared array
-        if (sendDefinition) next[next.length - 1] = p.definition;
+        built = build();
+        const next = built.args.slice(); // never write into the shared array
+        if (sendDefinition) next[built.definitionIndex] = p.definition;
         reply = await scripted.keyrackPoolPick(...next);
       }
       if (reply[0] === 1) return { ok: true, fingerprint: reply[1] };
       if (reply[0] === 0) return { ok: false, reason: 'busy', retryAfterMs: reply[1] };
+      if (reply[0] === 3) return { ok: false, reason: 'busy', retryAfterMs: reply[1], ticket: reply[2] };
       if (reply[0] === -2 || reply[0] === -3) return { ok: false, reason: 'busy', retryAfterMs: 1 };
       return NO_KEYS;
+    },
+
+    async leave(pool, ticket) {
+      await redis.zrem(prepare(pool).queueKey, ticket);
+    },
+
+    async fairness(pool) {
+      const p = prepare(pool);
+      const now = await storeNow();
+      const [fields, expired, waiters] = await Promise.all([
+        redis.hgetall(p.fairKey),
+        redis.zrangebyscore(p.ulogKey, '-inf', now - pool.windowMs),
+        redis.zrange(p.queueKey, 0, -1),
+      ]);
+      return fairnessFromHash(fields, expired, waiters, now, pool.windowMs);
     },
 
     async record(pool, fingerprint, outcome) {
@@ -308,11 +359,7 @@ export function createRedisStore(options: RedisStoreOptions): CountingPoolStore 
       });
     },
 
-    async now() {
-      if (clock) return clock();
-      const [seconds, micros] = await redis.time();
-      return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    },
+    now: storeNow,
 
     async close() {
       await flushTokens();

@@ -11,6 +11,7 @@
 --   <p>:{pool:<id>}:r:<account>   zset: request log, score = time ms, member = unique seq
 --   <p>:{pool:<id>}:t:<account>   zset: token log, score = time ms, member = "<seq>:<tokens>"
 --   <p>:{pool:<id>}:s:<account>   string: sum of the token log (kept with it, same TTL)
+--   <p>:{pool:<id>}:fair, :ulog, :queue  fair share and the wait queue (issue 22): see fair.lua
 -- An entry recorded at t is in the window while t > now - windowMs.
 --
 -- Limited counts (rpm/tpm > 0) are exact sliding logs. Unlimited ones only feed status and
@@ -157,6 +158,9 @@ local function loadMeta(meta, now)
   local disabled, cooling, reasons, learned = {}, {}, {}, {}
   local anyLearned = false
   local cursor, seq, lastUntil = 0, 0, now
+  -- Issue 22 (fair.lua): 'q' while the wait queue may hold someone, 'fs' the last refusal for
+  -- lack of capacity. Read here, with the rest, so a pick with an empty queue costs no extra call.
+  local queued, scarceAt = false, 0
   for i = 1, #fields, 2 do
     local f, v = fields[i], fields[i + 1]
     local p = string.sub(f, 1, 2)
@@ -179,7 +183,11 @@ local function loadMeta(meta, now)
     elseif p == 'l:' then
       learned[string.sub(f, 3)] = v
       anyLearned = true
+    elseif f == 'q' then
+      queued = true
+    elseif f == 'fs' then
+      scarceAt = tonumber(v)
     end
   end
-  return { disabled = disabled, cooling = cooling, reasons = reasons, learned = learned, anyLearned = anyLearned, cursor = cursor, seq = seq, lastUntil = lastUntil }
+  return { disabled = disabled, cooling = cooling, reasons = reasons, learned = learned, anyLearned = anyLearned, cursor = cursor, seq = seq, lastUntil = lastUntil, queued = queued, scarceAt = scarceAt }
 end

@@ -5,10 +5,14 @@
 -- ARGV[1] = now ('' = Redis TIME), ARGV[2] = the definition as JSON, sent only after a {-2}
 --   reply ('' otherwise): [windowMs, rpm, tpm, strategy 'r'|'l', metaTtlMs, logTtlMs,
 --   [account names], [fingerprints in key order], [account index (1-based) of each key]]
+-- Issue 22 (fair.lua), all optional: ARGV[3] = user ('' = none: no fair share), ARGV[4] = its
+--   weight, ARGV[5] = the waiter's ticket ('' = a newcomer), ARGV[6] = the queue's max length
+--   (0 = no waiting), ARGV[7] = how long this request may still wait, ms.
 -- Returns {1, fingerprint} | {0, retryAfterMs} | {-1} (no key can ever serve)
 --       | {-2} (this Redis does not hold the definition: send it)
 --       | {-3} (an account learned limits (issue 22) but the call left out the account keys:
 --              send them, as for a limited pool, from now on)
+--       | {3, retryAfterMs, ticket} (waiting in the queue: pick again with the ticket then)
 --
 -- Why the definition lives in Redis: a pick used to carry the whole pool (every key's
 -- fingerprint and account, every account's three key names) as ~60 arguments, and encoding,
@@ -70,6 +74,15 @@ end
 local function since(t0)
   return t0 > cutoff and '(' .. fmt(t0) or openCutoff
 end
+-- Named from the meta key (same hash tag, so the same Cluster slot) rather than passed as KEYS:
+-- a pick's arguments stay what they were (issue #8). Only touched by picks that use them.
+local poolBase = string.sub(meta, 1, -5)
+local fairKey, ulogKey, queueKey = poolBase .. 'fair', poolBase .. 'ulog', poolBase .. 'queue'
+local user, weight, ticket = ARGV[3] or '', tonumber(ARGV[4]) or 1, ARGV[5] or ''
+local queueMax, waitMs = tonumber(ARGV[6]) or 0, tonumber(ARGV[7]) or 0
+-- Fair share counts requests, so it needs an rpm; a pool with none has no share to compute.
+local fairOn = user ~= '' and rpm > 0
+local scarce = fairOn and state.scarceAt > now - 2 * windowMs
 
 local requestCount, tokenSum, usableMemo = {}, {}, {}
 
@@ -131,11 +144,68 @@ local function usable(a)
   return u
 end
 
+-- Issue 22: with a queue or a scarce pool, a usable key may still be held back: for the waiters
+-- ahead (hold 'queue') or for the active users under their share (hold 'share').
+local hold, ahead, free, holdCapacity = nil, 0, 0, 0
+local myTicket = nil
+if state.queued or scarce then
+  local capacity, seen = 0, {}
+  for i = 1, n do
+    local a = accountOfKey[i]
+    if not disabled[fingerprints[i]] and not seen[a] then
+      seen[a] = true
+      if not cooling[accountNames[a]] then
+        if rpm > 0 then
+          capacity = capacity + rpm
+          if usable(a) then free = free + rpm - requests(a) end
+        elseif usable(a) then
+          free = math.huge
+        end
+      end
+    end
+  end
+  holdCapacity = capacity
+  local use, active = nil, nil
+  if fairOn then
+    use, active = fairUsers(fairKey, ulogKey, now, windowMs)
+    redis.call('HSET', fairKey, 'w:' .. user, weight, 'a:' .. user, fmt(now))
+    active[user] = weight
+    if use[user] == nil then use[user] = 0 end
+  end
+  if state.queued then
+    local length = queueTrim(queueKey, meta, now)
+    local rank = nil
+    if length > 0 and ticket ~= '' then
+      rank = redis.call('ZRANK', queueKey, ticket)
+      if rank then myTicket = ticket end
+    end
+    if length > 0 and not rank and free <= length and waitMs > 0 and length < queueMax then
+      -- A newcomer does not pass the waiters: it joins at its fair place, and only that place counts.
+      state.seq = redis.call('HINCRBY', meta, 'seq', 1)
+      myTicket = queueJoin(queueKey, meta, now, state.seq, waitMs, user, weight, use and use[user])
+      rank = redis.call('ZRANK', queueKey, myTicket)
+    end
+    ahead = rank or length
+    if length > 0 and free <= ahead then hold = 'queue' end
+  end
+  if not hold and scarce and fairOn and free >= 1 and free ~= math.huge and not fairAllows(use, active, user, capacity, free) then hold = 'share' end
+end
+
+-- A request that may wait and is not served joins the queue, unless it is full.
+local function joinQueue()
+  if myTicket or waitMs <= 0 or queueMax <= 0 then return end
+  if redis.call('ZCARD', queueKey) >= queueMax then return end
+  local use = nil
+  if fairOn then use = fairUsers(fairKey, ulogKey, now, windowMs)[user] end
+  state.seq = redis.call('HINCRBY', meta, 'seq', 1)
+  myTicket = queueJoin(queueKey, meta, now, state.seq, waitMs, user, weight, use)
+end
+
 local start = state.cursor % n
 local chosen, chosenAccount = nil, nil
 local anyEnabled = false
 local best = nil
-for step = 0, n - 1 do
+for step = 0, (hold and -1 or n - 1) do
   local i = (start + step) % n
   if not disabled[fingerprints[i + 1]] then
     anyEnabled = true
@@ -175,10 +245,45 @@ if chosen ~= nil then
     redis.call('PEXPIRE', meta, math.max(metaTtlMs, state.lastUntil - now))
     redis.call('PEXPIRE', defKey, metaTtlMs)
   end
+  if fairOn then fairCount(fairKey, ulogKey, now, cutoff, seq, user, weight, metaTtlMs) end
+  if myTicket then
+    redis.call('ZREM', queueKey, myTicket)
+    if redis.call('ZCARD', queueKey) == 0 then redis.call('HDEL', meta, 'q') end
+  end
   return {1, fingerprints[chosen + 1]}
 end
 
+if hold then
+  -- Held back, not busy: retry when enough of the shared window has left it to serve this
+  -- place (the k-th next slot to free over the usable accounts), else at the soonest change.
+  local k = math.max(1, ahead + 1 - free)
+  local times, seen = {}, {}
+  for i = 1, n do
+    local a = accountOfKey[i]
+    if not disabled[fingerprints[i]] and not seen[a] then
+      seen[a] = true
+      local untilMs = cooling[accountNames[a]]
+      if untilMs then
+        times[#times + 1] = untilMs - now
+      elseif rpm > 0 then
+        local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 1], openCutoff, '+inf', 'WITHSCORES', 'LIMIT', 0, k)
+        for j = 2, #e, 2 do times[#times + 1] = tonumber(e[j]) + windowMs - now end
+      end
+    end
+  end
+  table.sort(times)
+  -- Nothing in the logs to wait for (waiters ahead whose instance is gone, until their
+  -- deadline): a slot's share of the window, rather than a spin.
+  local wait = times[math.min(k, #times)] or windowMs / math.max(1, holdCapacity)
+  wait = math.max(1, math.ceil(wait))
+  joinQueue()
+  if myTicket then return {3, wait, myTicket} end
+  return {0, wait}
+end
+
 if not anyEnabled then return {-1} end
+if rpm > 0 or tpm > 0 then redis.call('HSET', meta, 'fs', fmt(now)) end
+if fairOn then redis.call('HSET', fairKey, 'w:' .. user, weight, 'a:' .. user, fmt(now)) end
 
 -- Busy: the soonest moment any enabled key's account frees up.
 local waitMemo = {}
@@ -230,4 +335,6 @@ for i = 0, n - 1 do
 end
 wait = math.ceil(wait)
 if wait < 1 then wait = 1 end
+joinQueue()
+if myTicket then return {3, wait, myTicket} end
 return {0, wait}
