@@ -1,13 +1,14 @@
 import type { PoolQueueStatus, PoolUserShare } from '../../shared';
 import type { PoolConfigInput } from './KeyPool';
-import type { FairnessState, KeyState } from './types';
+import { effectiveLimit, type FairnessState, type KeyState } from './types';
 
 /** Users shown per pool in the admin view: the most active of the window. */
 const TOP_USERS = 10;
 
 /**
  * The admin view of a pool's fair share and queue (issue 22): each active user's share of the
- * capacity (rpm times the accounts with a usable key), weighted as pick.lua weighs it.
+ * capacity (the requests limit in force, configured or learned, summed over the accounts with
+ * a usable key), weighted as pick.lua weighs it.
  */
 export function poolFairnessOf(
   state: FairnessState,
@@ -15,9 +16,12 @@ export function poolFairnessOf(
   keys: readonly KeyState[],
 ): { users?: PoolUserShare[]; queue?: PoolQueueStatus } {
   const out: { users?: PoolUserShare[]; queue?: PoolQueueStatus } = {};
-  if (config.rpm > 0) {
-    const usable = new Set(keys.filter((k) => k.status === 'ok').map((k) => k.account));
-    const capacity = config.rpm * usable.size;
+  // The capacity pick.lua shares: per account with a usable key, the requests limit in force.
+  const rpmOfAccount = new Map<string, number>();
+  for (const k of keys) if (k.status === 'ok') rpmOfAccount.set(k.account, effectiveLimit(config.rpm, k.learned?.requests?.limit));
+  let capacity = 0;
+  for (const rpm of rpmOfAccount.values()) capacity += rpm;
+  if (capacity > 0) {
     const total = state.users.reduce((sum, u) => sum + u.weight, 0);
     out.users = [...state.users]
       .sort((a, b) => b.requests - a.requests || a.userId.localeCompare(b.userId))

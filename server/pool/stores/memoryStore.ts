@@ -154,6 +154,16 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     return true;
   }
 
+  /** Whether an account of the pool learned limits (pick.lua reads the same from its meta hash). */
+  function anyLearned(v: View): boolean {
+    return v.accountOfKey.some((account) => account.learned !== null);
+  }
+
+  /** The requests limit in force for the account: configured, or corrected / stated by its provider. */
+  function rpmOf(account: AccountState, pool: PoolDefinition): number {
+    return account.learned === null ? pool.rpm : effectiveLimit(pool.rpm, account.learned.requests?.limit);
+  }
+
   /** Whether the account's requests are an exact log: a configured or a learned window. */
   function exactRequests(account: AccountState, pool: PoolDefinition): boolean {
     return pool.rpm > 0 || (account.learned !== null && account.learned.requests !== null);
@@ -203,7 +213,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     const weight = ask?.weight ?? 1;
     const queueMax = ask?.queueMax ?? 0;
     const waitMs = Math.max(0, Math.floor(ask?.waitMs ?? 0));
-    const fairOn = user !== '' && pool.rpm > 0;
+    // As pick.lua: fair share needs a requests limit, configured or learned by an account.
+    const fairOn = user !== '' && (pool.rpm > 0 || anyLearned(v));
     const scarce = fairOn && fs.scarceAt > now - 2 * pool.windowMs;
     let hold = false;
     let ahead = 0;
@@ -218,9 +229,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
         if (v.keys[i]!.disabled !== null || seen.has(account)) continue;
         seen.add(account);
         if (account.coolUntil > now) continue;
-        if (pool.rpm > 0) {
-          capacity += pool.rpm;
-          if (usable(account, pool, now, cutoff)) free += pool.rpm - requestsOf(account, pool, now);
+        const rpm = rpmOf(account, pool);
+        if (rpm > 0) {
+          capacity += rpm;
+          if (usable(account, pool, now, cutoff)) free += Math.max(0, rpm - requestsOf(account, pool, now));
         } else if (usable(account, pool, now, cutoff)) free = Infinity;
       }
       holdCapacity = capacity;
@@ -257,7 +269,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
         if (v.keys[i]!.disabled !== null || seen.has(account)) continue;
         seen.add(account);
         if (account.coolUntil > now) times.push(account.coolUntil - now);
-        else if (pool.rpm > 0) {
+        else if (rpmOf(account, pool) > 0) {
           account.requests.trim(cutoff);
           for (let j = 0; j < Math.min(k, account.requests.size); j++) times.push(account.requests.timeAt(j) + pool.windowMs - now);
         }
@@ -312,7 +324,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
       return v.granted[chosen]!;
     }
     if (!anyEnabled) return NO_KEYS;
-    if (pool.rpm > 0 || pool.tpm > 0) fs.scarceAt = now;
+    if (pool.rpm > 0 || pool.tpm > 0 || anyLearned(v)) fs.scarceAt = now;
     if (fairOn) noteAsked(fs, user, weight, now);
     let wait = Infinity;
     for (let i = 0; i < n; i++) {

@@ -80,8 +80,15 @@ local poolBase = string.sub(meta, 1, -5)
 local fairKey, ulogKey, queueKey = poolBase .. 'fair', poolBase .. 'ulog', poolBase .. 'queue'
 local user, weight, ticket = ARGV[3] or '', tonumber(ARGV[4]) or 1, ARGV[5] or ''
 local queueMax, waitMs = tonumber(ARGV[6]) or 0, tonumber(ARGV[7]) or 0
--- Fair share counts requests, so it needs an rpm; a pool with none has no share to compute.
-local fairOn = user ~= '' and rpm > 0
+-- The requests limit in force for account a: the configured rpm, or what its provider stated
+-- (a key with no configured rpm is paced, and shared, by the learned one).
+local function rpmOf(a)
+  if not anyLearned then return rpm end
+  local l = learnedOf(a)
+  return l and effectiveLimit(rpm, l[1]) or rpm
+end
+-- Fair share counts requests, so it needs a requests limit: configured, or learned by an account.
+local fairOn = user ~= '' and (rpm > 0 or anyLearned)
 local scarce = fairOn and state.scarceAt > now - 2 * windowMs
 
 local requestCount, tokenSum, usableMemo = {}, {}, {}
@@ -155,9 +162,10 @@ if state.queued or scarce then
     if not disabled[fingerprints[i]] and not seen[a] then
       seen[a] = true
       if not cooling[accountNames[a]] then
-        if rpm > 0 then
-          capacity = capacity + rpm
-          if usable(a) then free = free + rpm - requests(a) end
+        local ar = rpmOf(a)
+        if ar > 0 then
+          capacity = capacity + ar
+          if usable(a) then free = free + math.max(0, ar - requests(a)) end
         elseif usable(a) then
           free = math.huge
         end
@@ -265,7 +273,7 @@ if hold then
       local untilMs = cooling[accountNames[a]]
       if untilMs then
         times[#times + 1] = untilMs - now
-      elseif rpm > 0 then
+      elseif rpmOf(a) > 0 then
         local e = redis.call('ZRANGEBYSCORE', KEYS[3 * a + 1], openCutoff, '+inf', 'WITHSCORES', 'LIMIT', 0, k)
         for j = 2, #e, 2 do times[#times + 1] = tonumber(e[j]) + windowMs - now end
       end
@@ -282,7 +290,7 @@ if hold then
 end
 
 if not anyEnabled then return {-1} end
-if rpm > 0 or tpm > 0 then redis.call('HSET', meta, 'fs', fmt(now)) end
+if rpm > 0 or tpm > 0 or anyLearned then redis.call('HSET', meta, 'fs', fmt(now)) end
 if fairOn then redis.call('HSET', fairKey, 'w:' .. user, weight, 'a:' .. user, fmt(now)) end
 
 -- Busy: the soonest moment any enabled key's account frees up.
