@@ -142,6 +142,11 @@ export const modelNameSchema = z
   .max(200)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/, 'model names use letters, digits and . _ : / @ -');
 
+/** The longest any request may wait for a key (issue 22), ms: ten minutes. */
+export const MAX_WAIT_MS = 600_000;
+/** How long a request may wait for a key when every key is busy (chat, embeddings), ms. */
+export const maxWaitMsSchema = z.number().int().min(0).max(MAX_WAIT_MS);
+
 /**
  * One chat request, as every surface (tRPC, /v1, the SDK) carries it. Each field is either
  * carried to the provider or refused (400 naming it) where the model or provider cannot honour
@@ -168,7 +173,7 @@ export const chatRequestSchema = z
      * every key is busy, ms, capped by the pool's `<P>_QUEUE_MAX_WAIT_MS`; 0 = fail at once.
      * On /v1 it is the `x-keyrack-max-wait-ms` header.
      */
-    maxWaitMs: z.number().int().min(0).max(600_000).optional(),
+    maxWaitMs: maxWaitMsSchema.optional(),
   })
   .superRefine((req, ctx) => {
     const names = new Set<string>();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { maxWaitMsSchema } from './chat';
 
 /**
  * embeddings.create (issue 21): texts in, one vector per text out, from an embedding model of the
@@ -23,6 +24,8 @@ export const embeddingsCreateInputSchema = z.strictObject({
   input: z.union([embeddingTextSchema, z.array(embeddingTextSchema).min(1, 'input holds at least one text').max(MAX_EMBEDDING_INPUTS, `input holds at most ${MAX_EMBEDDING_INPUTS} texts`)]),
   /** Fewer dimensions than the model's own, where the model allows it (text-embedding-3, gemini-embedding-001). */
   dimensions: z.number().int().min(1).max(65_536).optional(),
+  /** The gateway's (issue 22): how long to wait for a key when every key is busy, ms (as a chat's). */
+  maxWaitMs: maxWaitMsSchema.optional(),
 });
 export type EmbeddingsCreateInput = z.infer<typeof embeddingsCreateInputSchema>;
 

@@ -213,7 +213,7 @@ export class Dispatcher {
     const state: RequestState = { attempts: 0, deadline: this.clock() + this.deadlineMs };
     let answer: { value: T; usage: TokenUsage | null; keyFingerprint: string } | undefined;
     let started = false;
-    const result = await this.serveOnKeys(served, req, undefined, state, log, async (lease, firstByteTimeoutMs) => {
+    const result = await this.serveOnKeys(served, req, req.maxWaitMs, state, log, async (lease, firstByteTimeoutMs) => {
       const report = this.reporter(served, lease, req.requestId, log);
       const startedAt = this.clock();
       const ctx: AdapterContext = { apiKey: lease.secret, baseUrl, signal: req.signal, now: this.clock, ...(firstByteTimeoutMs !== undefined ? { firstByteTimeoutMs } : {}) };

@@ -48,7 +48,7 @@ export interface PooledAnswer<T> {
  */
 export type PooledAttemptFn<T> = (attempt: PooledAttempt) => Promise<PooledAnswer<T>>;
 
-export interface PooledCallRequest<T> extends Pick<DispatchRequest, 'userId' | 'signal' | 'requestId' | 'keySources' | 'useSharedPool'> {
+export interface PooledCallRequest<T> extends Pick<DispatchRequest, 'userId' | 'signal' | 'requestId' | 'keySources' | 'useSharedPool' | 'weight'> {
   /** As the client named it: a catalog id or `provider/model`. */
   model: string;
   /** The kind of model the endpoint serves; a model of another kind is a 400 naming `model`. */
@@ -60,6 +60,8 @@ export interface PooledCallRequest<T> extends Pick<DispatchRequest, 'userId' | '
    * own field name, e.g. `dimensions`).
    */
   unsupported?: (model: ResolvedModel) => string | { message: string; field: string } | null;
+  /** How long this call may wait for a key when every key is busy (issue 22), as a chat's maxWaitMs. */
+  maxWaitMs?: number;
   attempt: PooledAttemptFn<T>;
 }
 

@@ -30,7 +30,7 @@ export interface MeteredCalls {
   call<T>(req: MeteredCallRequest<T>): Promise<MeteredCallResult<T>>;
 }
 
-export interface MeteredCallRequest<T> extends Pick<PooledCallRequest<T>, 'model' | 'kind' | 'userId' | 'signal' | 'requestId' | 'unsupported'> {
+export interface MeteredCallRequest<T> extends Pick<PooledCallRequest<T>, 'model' | 'kind' | 'userId' | 'signal' | 'requestId' | 'unsupported' | 'maxWaitMs'> {
   /**
    * The budget's bound: at most this many input tokens (promptTokensAtMost-style: UTF-8 bytes
    * are an upper bound) and output tokens. Output default: the provider's largest output
@@ -123,6 +123,9 @@ export function createMeteredCalls(deps: MeteredCallsDeps): MeteredCalls {
           signal: local.signal,
           ...(req.requestId !== undefined ? { requestId: req.requestId } : {}),
           ...(req.unsupported ? { unsupported: req.unsupported } : {}),
+          ...(req.maxWaitMs !== undefined ? { maxWaitMs: req.maxWaitMs } : {}),
+          // The user's weight in the shared pools' fair share (issue 22), as for a chat.
+          ...(limits?.weight !== undefined ? { weight: limits.weight } : {}),
           keySources,
           useSharedPool: (provider) => fallbackToSharedPool || !ownProviders.has(provider),
           attempt: (attempt) => {

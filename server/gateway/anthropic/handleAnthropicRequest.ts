@@ -13,6 +13,7 @@ import { StreamedResponse } from '../../streams/StreamedResponse';
 import type { GatewayDeps } from '../context';
 import { retryAfterMsOf } from '../gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
+import { MAX_WAIT_HEADER_REFUSAL, maxWaitOf } from '../http/maxWaitHeader';
 import { anthropicPromptMessages } from './anthropicPromptMessages';
 import { mergeUsage, tokenUsageOf } from './anthropicUsage';
 import {
@@ -83,6 +84,12 @@ export async function handleAnthropicRequest(req: IncomingMessage, res: ServerRe
     fail(400, 'invalid_request_error', headers);
     return true;
   }
+  // Issue 22: how long it may wait for a key, as on every endpoint the key pools serve.
+  const maxWait = maxWaitOf(req);
+  if (maxWait === null) {
+    fail(400, 'invalid_request_error', MAX_WAIT_HEADER_REFUSAL);
+    return true;
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(await readBody(req, res, options.bodyLimitOf(req)));
@@ -91,7 +98,7 @@ export async function handleAnthropicRequest(req: IncomingMessage, res: ServerRe
     else fail(400, 'invalid_request_error', 'There was an issue with the format or content of your request: the body must be JSON');
     return true;
   }
-  await serveMessages(route, raw, headers, verified.user, requestId, res, options);
+  await serveMessages(route, raw, headers, maxWait, verified.user, requestId, res, options);
   return true;
 }
 
@@ -134,7 +141,7 @@ function single(value: string | string[] | undefined): string | undefined {
   return v === undefined ? undefined : v.trim();
 }
 
-async function serveMessages(route: 'create' | 'count', raw: unknown, headers: Record<string, string>, user: AuthUser, requestId: string, res: ServerResponse, options: AnthropicHandlerOptions): Promise<void> {
+async function serveMessages(route: 'create' | 'count', raw: unknown, headers: Record<string, string>, maxWaitMs: number | undefined, user: AuthUser, requestId: string, res: ServerResponse, options: AnthropicHandlerOptions): Promise<void> {
   const { deps } = options;
   const fail: Fail = (status, type, message, extra = {}) => sendJson(res, status, anthropicError(type, message, requestId), extra);
   const parsed = (route === 'create' ? anthropicCreateSchema : anthropicCountTokensSchema).safeParse(raw, { reportInput: true });
@@ -178,6 +185,7 @@ async function serveMessages(route: 'create' | 'count', raw: unknown, headers: R
     signal: upstream.signal,
     requestId,
     estimatedInputTokens,
+    ...(maxWaitMs !== undefined ? { maxWaitMs } : {}),
   };
 
   if (route === 'count' || body.stream !== true) {

@@ -15,6 +15,8 @@ export interface EmbedTextsRequest {
   userId: string;
   signal: AbortSignal;
   requestId?: string;
+  /** How long it may wait for a key when every key is busy (issue 22). */
+  maxWaitMs?: number;
 }
 
 export type EmbedTextsResult =
@@ -54,6 +56,7 @@ export function embedTexts(calls: MeteredCalls, req: EmbedTextsRequest, http: Up
       userId: req.userId,
       signal: req.signal,
       ...(req.requestId !== undefined ? { requestId: req.requestId } : {}),
+      ...(req.maxWaitMs !== undefined ? { maxWaitMs: req.maxWaitMs } : {}),
       unsupported: (model) => refusalFor(model, dimensions),
       bound: { inputTokensAtMost: bytes + req.inputs.length, outputTokensAtMost: 0 },
       estimatedInputTokens: estimate,

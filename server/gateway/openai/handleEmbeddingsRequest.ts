@@ -5,6 +5,7 @@ import type { GatewayDeps } from '../context';
 import { embedTexts } from '../embeddings/embedTexts';
 import { retryAfterHeaders, retryAfterMsOf } from '../gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
+import { MAX_WAIT_HEADER, MAX_WAIT_HEADER_REFUSAL, maxWaitOf } from '../http/maxWaitHeader';
 import { base64Embedding, readOpenAIEmbeddingsRequest } from './openaiEmbeddingsWire';
 import { OPENAI_ERROR_OF, openaiError } from './openaiWire';
 
@@ -24,6 +25,8 @@ export async function handleEmbeddingsRequest(req: IncomingMessage, res: ServerR
   }
   const read = readOpenAIEmbeddingsRequest(raw);
   if (!read.ok) return sendJson(res, 400, openaiError(read.refusal.message, 'invalid_request_error', 'invalid_value', read.refusal.param));
+  const maxWait = maxWaitOf(req);
+  if (maxWait === null) return sendJson(res, 400, openaiError(MAX_WAIT_HEADER_REFUSAL, 'invalid_request_error', 'invalid_header', MAX_WAIT_HEADER));
   if (!deps.calls) return sendJson(res, 503, openaiError('embeddings are not served by this gateway', 'server_error', 'no_keys'));
   const { request, wire } = read;
 
@@ -38,6 +41,7 @@ export async function handleEmbeddingsRequest(req: IncomingMessage, res: ServerR
     userId: user.id,
     signal: upstream.signal,
     requestId,
+    ...(maxWait !== undefined ? { maxWaitMs: maxWait } : {}),
   });
   if (res.destroyed) return;
   if (!result.ok) return sendFailure(res, result);

@@ -9,6 +9,7 @@ import { collectAnswer } from '../collectAnswer';
 import { handleEmbeddingsRequest } from './handleEmbeddingsRequest';
 import { retryAfterHeaders, retryAfterMsOf } from '../gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
+import { MAX_WAIT_HEADER, MAX_WAIT_HEADER_REFUSAL, maxWaitOf } from '../http/maxWaitHeader';
 import { handleResponsesRoute } from './handleResponsesRequest';
 import { OPENAI_ERROR_OF, openaiError, openaiFinishReason, openaiToolCalls, openaiUsage, readOpenAIChatRequest, refusalOf, wireField, wirePath, type OpenAIChatRequest } from './openaiWire';
 
@@ -70,16 +71,6 @@ export async function handleOpenAIRequest(req: IncomingMessage, res: ServerRespo
   return true;
 }
 
-const MAX_WAIT_HEADER = 'x-keyrack-max-wait-ms';
-
-/** The header's value: undefined when absent, null when it is not one whole number in range. */
-function maxWaitOf(header: string | string[] | undefined): number | undefined | null {
-  if (header === undefined) return undefined;
-  if (typeof header !== 'string' || !/^\d{1,6}$/.test(header.trim())) return null;
-  const ms = Number(header.trim());
-  return ms <= 600_000 ? ms : null;
-}
-
 /** OpenAI's model object. */
 function openaiModel(m: { id: string; provider: string }) {
   return { id: m.id, object: 'model', created: 0, owned_by: m.provider };
@@ -100,11 +91,8 @@ async function chatCompletions(req: IncomingMessage, res: ServerResponse, user: 
   if (!read.ok) return sendRefusal(res, read.refusal);
   const wire = read.wire;
   // Issue 22: how long this request may wait for a key, from its header (capped by the pool's).
-  const maxWait = maxWaitOf(req.headers[MAX_WAIT_HEADER]);
-  if (maxWait === null) {
-    sendJson(res, 400, openaiError(`${MAX_WAIT_HEADER} must be a whole number of milliseconds from 0 to 600000`, 'invalid_request_error', 'invalid_header', MAX_WAIT_HEADER));
-    return;
-  }
+  const maxWait = maxWaitOf(req);
+  if (maxWait === null) return sendJson(res, 400, openaiError(MAX_WAIT_HEADER_REFUSAL, 'invalid_request_error', 'invalid_header', MAX_WAIT_HEADER));
   const chat = chatRequestSchema.safeParse(maxWait === undefined ? read.chat : { ...read.chat, maxWaitMs: maxWait });
   if (!chat.success) return sendRefusal(res, refusalOf(chat.error.issues[0], (path) => wirePath(path, wire)));
 

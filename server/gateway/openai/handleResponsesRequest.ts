@@ -12,6 +12,7 @@ import { StreamedResponse } from '../../streams/StreamedResponse';
 import type { GatewayDeps } from '../context';
 import { retryAfterHeaders, retryAfterMsOf } from '../gatewayFailure';
 import { BodyTooLargeError, readBody, sendJson } from '../http/readBody';
+import { MAX_WAIT_HEADER, MAX_WAIT_HEADER_REFUSAL, maxWaitOf } from '../http/maxWaitHeader';
 import { OPENAI_ERROR_OF, openaiError } from './openaiWire';
 import { relayResponsesStream } from './relayResponsesStream';
 import { promptMessagesOf, readResponsesRequest, upstreamResponsesBody, usageOfResponse } from './responsesWire';
@@ -58,6 +59,8 @@ export async function handleResponsesRequest(req: IncomingMessage, res: ServerRe
   }
   const read = readResponsesRequest(raw);
   if (!read.ok) return sendJson(res, 400, openaiError(read.refusal.message, 'invalid_request_error', 'invalid_value', read.refusal.param));
+  const maxWait = maxWaitOf(req);
+  if (maxWait === null) return sendJson(res, 400, openaiError(MAX_WAIT_HEADER_REFUSAL, 'invalid_request_error', 'invalid_header', MAX_WAIT_HEADER));
   const { wire, body } = read;
 
   const calls = deps.calls;
@@ -120,6 +123,7 @@ export async function handleResponsesRequest(req: IncomingMessage, res: ServerRe
     signal: upstream.signal,
     requestId,
     unsupported: noResponsesApi,
+    ...(maxWait !== undefined ? { maxWaitMs: maxWait } : {}),
     bound: { inputTokensAtMost: promptTokensAtMost(messages), ...(wire.max_output_tokens ? { outputTokensAtMost: wire.max_output_tokens } : {}) },
     estimatedInputTokens: prompt.promptTokens,
     producedOutputTokens: () => Math.ceil(producedBytes / ESTIMATED_BYTES_PER_TOKEN),

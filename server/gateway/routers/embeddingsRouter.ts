@@ -19,6 +19,7 @@ export const embeddingsRouter = router({
         model: input.model,
         inputs: typeof input.input === 'string' ? [input.input] : input.input,
         ...(input.dimensions !== undefined ? { dimensions: input.dimensions } : {}),
+        ...(input.maxWaitMs !== undefined ? { maxWaitMs: input.maxWaitMs } : {}),
         userId: ctx.user.id,
         signal: signal ?? new AbortController().signal,
         requestId: ctx.requestId,
