@@ -248,6 +248,35 @@ describe('demo client in Chromium', () => {
     await expect.poll(() => row.getAttribute('data-status'), { timeout: 10_000 }).toBe('ok');
   });
 
+  it('issue 22: the admin panel shows the limits learned from the provider and the users\' shares', async () => {
+    // The demo configures no RPM; the mock now states 50 per key in its rate-limit headers.
+    await mock('POST', '/_mock/config', { rpmPerKey: 50 });
+    try {
+      await chat.getByTestId('model-picker').selectOption('gpt-4o');
+      const before = await chat.getByTestId('message-assistant').count();
+      await chat.getByTestId('chat-input').fill('What is my limit?');
+      await chat.getByTestId('chat-send').click();
+      // This answer's bubble, not the last one before it.
+      await chat.waitForFunction((n) => {
+        const all = document.querySelectorAll('[data-testid="message-assistant"]');
+        return all.length > n && all[all.length - 1]?.getAttribute('data-finish') === 'stop';
+      }, before);
+      const fingerprint = await chat.getByTestId('message-assistant').last().getAttribute('data-key');
+      const row = admin.getByTestId(`key-row-${fingerprint}`);
+      const badge = row.getByTestId('learned-requests');
+      await badge.waitFor({ timeout: 10_000 });
+      await expect(badge.getAttribute('data-source')).resolves.toBe('learned');
+      await expect(badge.getAttribute('title')).resolves.toContain('provider states 50 requests/min');
+      // The user's share of the capacity (learned 50 on this key, the demo's 500 on the other).
+      const fairness = admin.getByTestId('fairness-openai');
+      await expect.poll(() => fairness.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.querySelector('td')?.textContent)), { timeout: 10_000 }).toContain('ada');
+      await admin.getByTestId('pool-provider-openai').scrollIntoViewIfNeeded();
+      await screenshot(admin, 'admin-learned-laptop');
+    } finally {
+      await mock('POST', '/_mock/config', { rpmPerKey: null });
+    }
+  });
+
   it('adds a BYOK key, shows only its mask, tests and removes it', async () => {
     const page = await openPage(context);
     await signIn(page, 'byok-user', 'user');

@@ -22,7 +22,7 @@ export function PoolFairness({ p }: { p: ProviderPoolStatus }) {
               <th>User</th>
               <th>Weight</th>
               <th>Requests this window</th>
-              <th>Fair share</th>
+              <th>Fair share / min</th>
             </tr>
           </thead>
           <tbody>
