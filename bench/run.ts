@@ -60,7 +60,7 @@ async function main(): Promise<number> {
 
   let stack: BenchStack | undefined;
   try {
-    step('starting Redis (and a Redis Cluster for section 5), the mock provider, the bare proxy and the gateway');
+    step(`starting Redis${runs('pool') ? ' and a Redis Cluster (for 5)' : ''}, the mock provider, the bare proxy and the gateway`);
     stack = await startBenchStack(children, {
       gatewayNodeArgs: values.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
       redisCluster: runs('pool'),
