@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { request } from 'undici';
 import { buildServer, startCommand } from '../scripts/buildServer';
 import { TokenService } from '../server/auth/tokens';
+import { startRedisCluster } from '../test/support/redisCluster';
 import { freePort, startRedisServer } from '../test/support/redisServer';
 import { ChildProcesses, waitForPort, type BenchChild } from './ChildProcesses';
 import { PROBE_MARKER } from './probe/eventLoopProbe';
@@ -16,6 +17,11 @@ import { PROBE_MARKER } from './probe/eventLoopProbe';
 export interface BenchStack {
   redisUrl: string;
   redisPort: number;
+  /**
+   * A local 3-master Redis Cluster, `redis+cluster://127.0.0.1:p1,...` (issue 22), when the
+   * stack was asked for one (StackOptions.redisCluster); nothing but bench/poolPicks.ts uses it.
+   */
+  redisClusterUrl: string | undefined;
   mockUrl: string;
   /** The mock's OpenAI base URL: http://127.0.0.1:P/openai/v1 */
   directBase: string;
@@ -62,11 +68,24 @@ export interface StackOptions {
    * (kept to compare the two).
    */
   gatewayRuntime?: 'compiled' | 'tsx';
+  /** Also start a local 3-master Redis Cluster (section 5's cluster row). Default false. */
+  redisCluster?: boolean;
 }
 
 export async function startBenchStack(children: ChildProcesses, options: StackOptions = {}): Promise<BenchStack> {
-  const redis = await startRedisServer();
-  children.track('redis', redis.process);
+  // Side by side (the cluster takes a few seconds to agree on its slots); whichever started is
+  // tracked before a failure of the other is thrown, so stopAll stops it.
+  const [redisStarted, clusterStarted] = await Promise.allSettled([startRedisServer(), options.redisCluster ? startRedisCluster() : undefined]);
+  if (redisStarted.status === 'fulfilled') children.track('redis', redisStarted.value.process);
+  const cluster = clusterStarted.status === 'fulfilled' ? clusterStarted.value : undefined;
+  if (cluster) {
+    cluster.processes.forEach((node, i) => children.track(`redis cluster node ${cluster.ports[i]}`, node));
+    // Its stop() finds the nodes stopped already and removes their config directory.
+    children.afterStop(() => cluster.stop());
+  }
+  if (redisStarted.status === 'rejected') throw redisStarted.reason;
+  if (clusterStarted.status === 'rejected') throw clusterStarted.reason;
+  const redis = redisStarted.value;
 
   const [mockPort, barePort, gatewayPort] = [await freePort(), await freePort(), await freePort()];
   const mock = children.spawnTs('mock provider', 'server/mock-provider/main.ts', {
@@ -115,6 +134,7 @@ export async function startBenchStack(children: ChildProcesses, options: StackOp
   return {
     redisUrl: redis.url,
     redisPort: redis.port,
+    redisClusterUrl: cluster?.url,
     mockUrl,
     directBase,
     bareUrl: `http://127.0.0.1:${barePort}`,

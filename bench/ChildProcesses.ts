@@ -30,6 +30,7 @@ const OUTPUT_TAIL = 8_192;
  */
 export class ChildProcesses {
   private readonly children: BenchChild[] = [];
+  private readonly cleanups: (() => Promise<void>)[] = [];
 
   /** `node --import tsx <script>` as its own process: its pid is the process we measure. */
   spawnTs(name: string, script: string, options: SpawnTsOptions): BenchChild {
@@ -85,10 +86,16 @@ export class ChildProcesses {
     return entry;
   }
 
+  /** Runs once every process has stopped (stopAll): removes what they leave behind, such as a throwaway directory. */
+  afterStop(cleanup: () => Promise<void>): void {
+    this.cleanups.push(cleanup);
+  }
+
   /** `graceMs` per process before SIGKILL (a process writing a CPU profile at exit needs longer). */
   async stopAll(graceMs?: number): Promise<void> {
     const all = this.children.splice(0);
     await Promise.all(all.reverse().map((c) => c.stop(graceMs)));
+    await Promise.all(this.cleanups.splice(0).map((cleanup) => cleanup()));
   }
 
   /** Synchronous last resort for `process.on('exit')`: no waiting, just the signal. */

@@ -60,9 +60,10 @@ async function main(): Promise<number> {
 
   let stack: BenchStack | undefined;
   try {
-    step('starting Redis, the mock provider, the bare proxy and the gateway');
+    step(`starting Redis${runs('pool') ? ' and a Redis Cluster (for 5)' : ''}, the mock provider, the bare proxy and the gateway`);
     stack = await startBenchStack(children, {
       gatewayNodeArgs: values.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+      redisCluster: runs('pool'),
     });
     const targets = httpTargets(stack);
     await checkTarget('direct', targets.direct);
@@ -160,7 +161,7 @@ ${report.markdownTable()}
 
 ## Setup
 
-Every part is its own process on 127.0.0.1: \`redis-server\`, the mock provider
+Every part is its own process on 127.0.0.1: \`redis-server\` (three more as a Redis Cluster for 5), the mock provider
 (server/mock-provider/main.ts), the bare proxy (bench/bareProxyMain.ts: parse the JSON body,
 forward it with a kept-alive undici pool, return the answer) and the gateway
 (the bundle \`npm start\` runs: \`${startLine()}\`, built by scripts/buildServer.ts; Redis pool store, ${4} fake OpenAI keys with unlimited rpm/tpm,
@@ -194,11 +195,15 @@ The load generator runs in the benchmark's own process.
 - 5: bench/poolPicks.ts in its own process: KeyPool.acquire on the in-process store awaited one by one,
   and on the Redis store with ${plan.pool.redisInFlight} picks in flight on the gateway's pool connection (writes coalesced per turn of the event loop); ceiling:
   \`redis-benchmark -c 50 -n ${plan.pool.redisBenchmarkRequests} EVALSHA <sha of "return 1"> 0\` on the same Redis.
+  Then the same picks on a local 3-master Redis Cluster (redis-server --cluster-enabled yes, 127.0.0.1, no
+  replicas; test/support/redisCluster.ts), over the gateway's pool connection for a \`redis+cluster://\` URL:
+  one pool (one hash slot, so one master), then one pool per master with the ${plan.pool.redisInFlight} in-flight picks shared among them.
 - 6: VmRSS of the gateway right after the checks above (start-up plus one request per path),
   and again after ${plan.idleSettleMs / 1000} s more at rest, when V8's memory reducer has given unused heap back.
 - Targets (2-core machine): added latency p50 <= ${TARGETS.addedLatencyP50Ms} ms, p99 <= ${TARGETS.addedLatencyP99Ms} ms; throughput >= ${TARGETS.throughputVsBare * 100}% of the bare proxy;
   added TTFT p50 <= ${TARGETS.addedTtftP50Ms} ms; 1,000 streams complete with 0 lost/duplicated chunks, <= 64 KiB RSS per
-  stream, event-loop p99 <= ${TARGETS.eventLoopP99Ms} ms; picks >= 1,000,000/s in-process and >= ${TARGETS.redisPicksVsCeiling * 100}% of redis-benchmark on Redis;
+  stream, event-loop p99 <= ${TARGETS.eventLoopP99Ms} ms; picks >= 1,000,000/s in-process, >= ${TARGETS.redisPicksVsCeiling * 100}% of redis-benchmark on Redis
+  and >= ${TARGETS.clusterPicksVsSingleNode * 100}% of that on the Redis Cluster;
   idle RSS <= 100 MB (read as 10^8 bytes = 95.4 MiB).
 
 ${NOTES_MARKER}
