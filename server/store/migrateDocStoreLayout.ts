@@ -64,11 +64,26 @@ async function moveKey(redis: RedisClient, from: string, to: string): Promise<'m
   try {
     await redis.restore(to, ttl > 0 ? ttl : 0, dump);
   } catch (error) {
-    if (error instanceof Error && /BUSYKEY/.test(error.message)) return 'taken';
+    if (error instanceof Error && /BUSYKEY/.test(error.message)) return (await movedByAnother(redis, from, to, dump)) ? 'gone' : 'taken';
     throw error;
   }
   await redis.del(from);
   return 'moved';
+}
+
+/**
+ * The new name was taken on a cluster: by another instance moving this same key right now (it
+ * restored the same value and deletes the old name, or has), or by a value of its own (a
+ * conflict). Without RENAMENX's atomicity the two look alike at first; the old name gone, or the
+ * new one holding exactly what was copied, is the other instance's move (the old name is then
+ * deleted here too, as that instance does).
+ */
+async function movedByAnother(redis: RedisClient, from: string, to: string, dump: Buffer): Promise<boolean> {
+  const [stillThere, there] = await Promise.all([redis.exists(from), redis.dumpBuffer(to)]);
+  if (stillThere === 0) return true;
+  if (there === null || !there.equals(dump)) return false;
+  await redis.del(from);
+  return true;
 }
 
 function escapeRegExp(text: string): string {

@@ -86,7 +86,11 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
   private flushDeferred = false;
   /** Callers of flushed() waiting for the next flush to be written. */
   private flushWaiters: (() => void)[] = [];
-  /** The last pipeline sent: replies come in order, so its settling means all before it did. */
+  /**
+   * Settles once every batch sent so far has. On one connection that is the last batch sent
+   * (replies come in order); on a cluster the batches go to the nodes of their buckets, whose
+   * replies come in any order, so it is the last batch and the one before it (issue 22).
+   */
   private lastSent: Promise<unknown> = Promise.resolve();
   private readonly flushIntervalMs: number | undefined;
   private readonly writesPerSecond: number;
@@ -238,10 +242,11 @@ export class RedisStreamBuffer implements DurableStreamBuffer {
       }
       sent = Promise.all([...byBucket.values()].map((group) => this.sendBatch(group, 0, group.length, now))).then(() => undefined);
     }
-    this.lastSent = sent;
+    const allSent = this.cluster ? Promise.all([this.lastSent, sent]) : sent;
+    this.lastSent = allSent;
     if (last) {
       this.sending = false;
-      if (waiters.length > 0) void sent.finally(() => waiters.forEach((wake) => wake()));
+      if (waiters.length > 0) void allSent.finally(() => waiters.forEach((wake) => wake()));
       if (this.flushDeferred) {
         this.flushDeferred = false;
         // A microtask: after this batch was handed to the connection above, so it goes first.

@@ -1,19 +1,23 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, testModel, type TestGateway } from '../support/gatewayHarness';
+import { forEachRedisTopology } from '../support/redisTopologies';
 
 /**
- * Issue 22 through the gateway: two instances on one Redis share one wait queue per pool. The
- * demo pool has two keys (two accounts) at OPENAI_RPM_PER_KEY=2 per WINDOW ms: 4 per window.
+ * Issue 22 through the gateway: two instances on one Redis share one wait queue per pool, on a
+ * single Redis node and on a Redis Cluster. The demo pool has two keys (two accounts) at
+ * OPENAI_RPM_PER_KEY=2 per WINDOW ms: 4 per window.
  */
 
 const WINDOW = 800;
+
+forEachRedisTopology((topology) => {
 let a: TestGateway;
 let b: TestGateway;
 
 beforeAll(async () => {
   const env = {
-    REDIS_URL: inject('redisUrl'),
-    REDIS_PREFIX: `gw-wait-${process.pid}-${Date.now()}`,
+    REDIS_URL: topology.url(),
+    REDIS_PREFIX: `gw-wait-${topology.cluster ? 'cluster-' : ''}${process.pid}-${Date.now()}`,
     OPENAI_RPM_PER_KEY: '2',
     OPENAI_QUEUE_MAX: '100',
     OPENAI_QUEUE_MAX_WAIT_MS: '2000',
@@ -86,4 +90,5 @@ describe('issue 22: waiting for capacity across gateway instances', () => {
     expect(openai.users?.find((u) => u.userId === 'erin')).toMatchObject({ weight: 2, requestsThisWindow: expect.any(Number) });
     expect(openai.users?.every((u) => u.weight >= 1 && u.shareRpm >= 0)).toBe(true);
   });
+});
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { connectRedis, type RedisClient } from '../../server/ops/redisClient';
 import { createMemoryStore } from '../../server/pool/stores/memoryStore';
 import { createRedisStore } from '../../server/pool/stores/redisStore';
 import type { CountingPoolStore, LimitObservation, PoolDefinition, PoolKey } from '../../server/pool/types';
@@ -15,22 +15,22 @@ const T0 = 100 * WINDOW;
 let now = T0;
 const clock = () => now;
 
-const redisClients: Redis[] = [];
+const redisClients: RedisClient[] = [];
 afterAll(async () => {
   await Promise.all(redisClients.map((r) => r.quit()));
 });
 
 const stores: [string, () => CountingPoolStore][] = [
   ['memory', () => createMemoryStore({ clock })],
-  [
-    'redis',
-    () => {
-      const redis = new Redis(inject('redisUrl'));
-      redisClients.push(redis);
-      return createRedisStore({ redis, prefix: `test-learned-${randomUUID()}`, clock });
-    },
-  ],
+  ['redis', () => redisStore(inject('redisUrl'))],
+  ['Redis Cluster', () => redisStore(inject('redisClusterUrl'))],
 ];
+
+function redisStore(url: string): CountingPoolStore {
+  const redis = connectRedis(url);
+  redisClients.push(redis);
+  return createRedisStore({ redis, prefix: `test-learned-${randomUUID()}`, clock });
+}
 
 function key(fingerprint: string, account = fingerprint): PoolKey {
   return { fingerprint, account };

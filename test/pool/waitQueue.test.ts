@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { connectRedis, type RedisClient } from '../../server/ops/redisClient';
 import { KeyPool, type AcquireOptions, type PoolConfigInput } from '../../server/pool/KeyPool';
 import { createMemoryStore } from '../../server/pool/stores/memoryStore';
 import { createRedisStore } from '../../server/pool/stores/redisStore';
@@ -13,13 +13,13 @@ import type { PoolStore } from '../../server/pool/types';
  */
 
 const WINDOW = 300;
-const redisClients: Redis[] = [];
+const redisClients: RedisClient[] = [];
 afterAll(async () => {
   await Promise.all(redisClients.map((r) => r.quit()));
 });
 
-function redisStore(prefix: string): PoolStore {
-  const redis = new Redis(inject('redisUrl'));
+function redisStore(url: string, prefix: string): PoolStore {
+  const redis = connectRedis(url);
   redisClients.push(redis);
   return createRedisStore({ redis, prefix });
 }
@@ -31,7 +31,11 @@ const stores: [string, () => () => PoolStore][] = [
   }],
   ['redis', () => {
     const prefix = `test-wait-${randomUUID()}`;
-    return () => redisStore(prefix); // instances share only Redis
+    return () => redisStore(inject('redisUrl'), prefix); // instances share only Redis
+  }],
+  ['Redis Cluster', () => {
+    const prefix = `test-wait-${randomUUID()}`;
+    return () => redisStore(inject('redisClusterUrl'), prefix);
   }],
 ];
 

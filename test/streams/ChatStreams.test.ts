@@ -1,11 +1,11 @@
-import { Redis } from 'ioredis';
-import { afterAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { StreamEvent } from '../../shared';
 import { silentLogger } from '../../server/observability/logger';
 import { pushEach, type ChatEngine, type ChatEngineRequest, type EventSink } from '../../server/streams/ChatEngine';
 import { ChatStreams, StreamLimitError } from '../../server/streams/ChatStreams';
 import { RedisStreamBuffer } from '../../server/streams/RedisStreamBuffer';
 import type { BufferedEvent } from '../../server/streams/types';
+import { forEachRedisTopology } from '../support/redisTopologies';
 
 const chat = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'hi' }] };
 
@@ -189,107 +189,109 @@ describe('ChatStreams (in process)', () => {
   });
 });
 
-describe('ChatStreams with the Redis buffer (another instance resumes)', () => {
-  const redis = new Redis(inject('redisUrl'));
-  const prefix = `test-streams-${process.pid}-${Date.now()}`;
-  afterAll(() => redis.quit());
+forEachRedisTopology((topology) => {
+  describe('ChatStreams with the Redis buffer (another instance resumes)', () => {
+    const redis = topology.connect();
+    const prefix = `test-streams-${process.pid}-${Date.now()}`;
+    afterAll(() => redis.quit());
 
-  it('an instance that did not run the stream reads it from Redis, owner-checked, after lastEventId', async () => {
-    const engine = new ScriptedEngine(SCRIPT);
-    const producer = new ChatStreams({ engine, logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix }) });
-    const other = new ChatStreams({ engine: new ScriptedEngine([]), logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix, blockMs: 200 }) });
-    const { streamId } = await producer.start({ chat, userId: 'alice' });
-    // Wait until the producer has finished (its local copy ends), so every write was queued.
-    await collect((await producer.open({ streamId, userId: 'alice' }))!(new AbortController().signal));
+    it('an instance that did not run the stream reads it from Redis, owner-checked, after lastEventId', async () => {
+      const engine = new ScriptedEngine(SCRIPT);
+      const producer = new ChatStreams({ engine, logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix }) });
+      const other = new ChatStreams({ engine: new ScriptedEngine([]), logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix, blockMs: 200 }) });
+      const { streamId } = await producer.start({ chat, userId: 'alice' });
+      // Wait until the producer has finished (its local copy ends), so every write was queued.
+      await collect((await producer.open({ streamId, userId: 'alice' }))!(new AbortController().signal));
 
-    expect(await other.open({ streamId, userId: 'mallory' })).toBeNull();
-    const read = await other.open({ streamId, userId: 'alice', lastEventId: '1' });
-    expect(read).not.toBeNull();
-    const events = await collect(read!(new AbortController().signal));
-    expect(events).toEqual(SCRIPT.slice(1).map((event, i) => ({ id: String(i + 2), event })));
-    expect(engine.calls).toBe(1);
-  });
-
-  it('keeps in memory only what a local reader still needs; older events resume from Redis on the same instance', async () => {
-    const script: StreamEvent[] = [SCRIPT[0]!, ...Array.from({ length: 40 }, (_, i) => ({ type: 'delta' as const, text: `t${i} ` })), SCRIPT[3]!, SCRIPT[4]!];
-    const engine = new ScriptedEngine(script, true);
-    const streams = new ChatStreams({ engine, logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix, flushIntervalMs: 0, blockMs: 200 }), detachGraceMs: 60_000 });
-    const { streamId } = await streams.start({ chat, userId: 'alice' });
-    const got: string[] = [];
-    const ended = new Promise<void>((resolve) => {
-      streams.follow({ streamId, userId: 'alice' }, { write: (id) => (got.push(id), true), end: resolve }, new AbortController().signal)!.start();
+      expect(await other.open({ streamId, userId: 'mallory' })).toBeNull();
+      const read = await other.open({ streamId, userId: 'alice', lastEventId: '1' });
+      expect(read).not.toBeNull();
+      const events = await collect(read!(new AbortController().signal));
+      expect(events).toEqual(SCRIPT.slice(1).map((event, i) => ({ id: String(i + 2), event })));
+      expect(engine.calls).toBe(1);
     });
-    // The follower writes each event as it comes; every written event reaches Redis soon after.
-    for (let i = 1; i < script.length; i += 1) {
-      engine.release();
-      await vi.waitFor(() => expect(got).toHaveLength(i + 1), { interval: 1 });
-      if (i === 30) {
-        // By now the early events are in Redis and written by the only reader: gone from memory.
-        await vi.waitFor(() => expect(streams.follow({ streamId, userId: 'alice', lastEventId: '2' }, { write: () => true, end: () => {} }, AbortSignal.abort())).toBeNull(), { interval: 5 });
+
+    it('keeps in memory only what a local reader still needs; older events resume from Redis on the same instance', async () => {
+      const script: StreamEvent[] = [SCRIPT[0]!, ...Array.from({ length: 40 }, (_, i) => ({ type: 'delta' as const, text: `t${i} ` })), SCRIPT[3]!, SCRIPT[4]!];
+      const engine = new ScriptedEngine(script, true);
+      const streams = new ChatStreams({ engine, logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix, flushIntervalMs: 0, blockMs: 200 }), detachGraceMs: 60_000 });
+      const { streamId } = await streams.start({ chat, userId: 'alice' });
+      const got: string[] = [];
+      const ended = new Promise<void>((resolve) => {
+        streams.follow({ streamId, userId: 'alice' }, { write: (id) => (got.push(id), true), end: resolve }, new AbortController().signal)!.start();
+      });
+      // The follower writes each event as it comes; every written event reaches Redis soon after.
+      for (let i = 1; i < script.length; i += 1) {
+        engine.release();
+        await vi.waitFor(() => expect(got).toHaveLength(i + 1), { interval: 1 });
+        if (i === 30) {
+          // By now the early events are in Redis and written by the only reader: gone from memory.
+          await vi.waitFor(() => expect(streams.follow({ streamId, userId: 'alice', lastEventId: '2' }, { write: () => true, end: () => {} }, AbortSignal.abort())).toBeNull(), { interval: 5 });
+        }
       }
-    }
-    await ended;
-    expect(got).toEqual(script.map((_, i) => String(i + 1)));
-    // A reconnect from event 2 on this instance is served from the durable copy, whole.
-    const read = await streams.open({ streamId, userId: 'alice', lastEventId: '2' });
-    const events = await collect(read!(new AbortController().signal));
-    expect(events).toEqual(script.slice(2).map((event, i) => ({ id: String(i + 3), event })));
-    expect(engine.calls).toBe(1);
-  });
+      await ended;
+      expect(got).toEqual(script.map((_, i) => String(i + 1)));
+      // A reconnect from event 2 on this instance is served from the durable copy, whole.
+      const read = await streams.open({ streamId, userId: 'alice', lastEventId: '2' });
+      const events = await collect(read!(new AbortController().signal));
+      expect(events).toEqual(script.slice(2).map((event, i) => ({ id: String(i + 3), event })));
+      expect(engine.calls).toBe(1);
+    });
 
-  it('without a reader nothing leaves memory: a reconnect after chat.start is served locally', async () => {
-    const script: StreamEvent[] = [SCRIPT[0]!, ...Array.from({ length: 40 }, (_, i) => ({ type: 'delta' as const, text: `t${i} ` })), SCRIPT[4]!];
-    const buffer = new RedisStreamBuffer({ redis, prefix, flushIntervalMs: 0, blockMs: 200 });
-    const streams = new ChatStreams({ engine: new ScriptedEngine(script), logger: silentLogger, durable: buffer });
-    const { streamId } = await streams.start({ chat, userId: 'alice' });
-    // Redis has the whole stream (its end entry included) before anyone reads it here.
-    expect(await collect(buffer.read(streamId, 0, new AbortController().signal))).toHaveLength(script.length);
-    const got: string[] = [];
-    streams.follow({ streamId, userId: 'alice' }, { write: (id) => (got.push(id), true), end: () => {} }, new AbortController().signal)!.start();
-    expect(got).toEqual(script.map((_, i) => String(i + 1)));
-  });
+    it('without a reader nothing leaves memory: a reconnect after chat.start is served locally', async () => {
+      const script: StreamEvent[] = [SCRIPT[0]!, ...Array.from({ length: 40 }, (_, i) => ({ type: 'delta' as const, text: `t${i} ` })), SCRIPT[4]!];
+      const buffer = new RedisStreamBuffer({ redis, prefix, flushIntervalMs: 0, blockMs: 200 });
+      const streams = new ChatStreams({ engine: new ScriptedEngine(script), logger: silentLogger, durable: buffer });
+      const { streamId } = await streams.start({ chat, userId: 'alice' });
+      // Redis has the whole stream (its end entry included) before anyone reads it here.
+      expect(await collect(buffer.read(streamId, 0, new AbortController().signal))).toHaveLength(script.length);
+      const got: string[] = [];
+      streams.follow({ streamId, userId: 'alice' }, { write: (id) => (got.push(id), true), end: () => {} }, new AbortController().signal)!.start();
+      expect(got).toEqual(script.map((_, i) => String(i + 1)));
+    });
 
-  it('issue 24.7: a user holds at most maxStreamsPerUser subscriptions per instance, local and from Redis alike; one ending frees a place', async () => {
-    const engine = new ScriptedEngine(SCRIPT, true);
-    const producer = new ChatStreams({ engine, logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix }), detachGraceMs: 60_000 });
-    const reader = new ChatStreams({ engine: new ScriptedEngine(SCRIPT, true), logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix, blockMs: 50 }), maxStreamsPerUser: 3, detachGraceMs: 60_000 });
-    const remote = (await producer.start({ chat, userId: 'alice' })).streamId;
-    const local = (await reader.start({ chat, userId: 'alice' })).streamId;
-    const first = new AbortController();
-    const readFirst = (await reader.open({ streamId: remote, userId: 'alice' }))!(first.signal);
-    expect((await readFirst.next()).value).toMatchObject({ id: '1' });
-    const second = (await reader.open({ streamId: remote, userId: 'alice' }))!(new AbortController().signal);
-    reader.follow({ streamId: local, userId: 'alice' }, { write: () => true, end: () => {} }, new AbortController().signal)!.start();
-    expect(reader.subscriptionsOf('alice')).toBe(3);
-    // The fourth, whichever way it comes, is refused; another user is not affected.
-    await expect(reader.open({ streamId: remote, userId: 'alice' })).rejects.toBeInstanceOf(StreamLimitError);
-    await expect(reader.open({ streamId: local, userId: 'alice' })).rejects.toBeInstanceOf(StreamLimitError);
-    expect(() => reader.follow({ streamId: local, userId: 'alice' }, { write: () => true, end: () => {} }, new AbortController().signal)).toThrow(StreamLimitError);
-    expect(await reader.open({ streamId: remote, userId: 'bob' })).toBeNull();
-    // One ends (its client left): the next is let in.
-    first.abort();
-    await readFirst.next();
-    expect(reader.subscriptionsOf('alice')).toBe(2);
-    const fourth = await reader.open({ streamId: remote, userId: 'alice', lastEventId: '1' });
-    expect(fourth).not.toBeNull();
-    void second.return(undefined);
-    producer.close();
-    reader.close();
-  });
+    it('issue 24.7: a user holds at most maxStreamsPerUser subscriptions per instance, local and from Redis alike; one ending frees a place', async () => {
+      const engine = new ScriptedEngine(SCRIPT, true);
+      const producer = new ChatStreams({ engine, logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix }), detachGraceMs: 60_000 });
+      const reader = new ChatStreams({ engine: new ScriptedEngine(SCRIPT, true), logger: silentLogger, durable: new RedisStreamBuffer({ redis, prefix, blockMs: 50 }), maxStreamsPerUser: 3, detachGraceMs: 60_000 });
+      const remote = (await producer.start({ chat, userId: 'alice' })).streamId;
+      const local = (await reader.start({ chat, userId: 'alice' })).streamId;
+      const first = new AbortController();
+      const readFirst = (await reader.open({ streamId: remote, userId: 'alice' }))!(first.signal);
+      expect((await readFirst.next()).value).toMatchObject({ id: '1' });
+      const second = (await reader.open({ streamId: remote, userId: 'alice' }))!(new AbortController().signal);
+      reader.follow({ streamId: local, userId: 'alice' }, { write: () => true, end: () => {} }, new AbortController().signal)!.start();
+      expect(reader.subscriptionsOf('alice')).toBe(3);
+      // The fourth, whichever way it comes, is refused; another user is not affected.
+      await expect(reader.open({ streamId: remote, userId: 'alice' })).rejects.toBeInstanceOf(StreamLimitError);
+      await expect(reader.open({ streamId: local, userId: 'alice' })).rejects.toBeInstanceOf(StreamLimitError);
+      expect(() => reader.follow({ streamId: local, userId: 'alice' }, { write: () => true, end: () => {} }, new AbortController().signal)).toThrow(StreamLimitError);
+      expect(await reader.open({ streamId: remote, userId: 'bob' })).toBeNull();
+      // One ends (its client left): the next is let in.
+      first.abort();
+      await readFirst.next();
+      expect(reader.subscriptionsOf('alice')).toBe(2);
+      const fourth = await reader.open({ streamId: remote, userId: 'alice', lastEventId: '1' });
+      expect(fourth).not.toBeNull();
+      void second.return(undefined);
+      producer.close();
+      reader.close();
+    });
 
-  it('a Redis reader follows a live stream and stops when its signal aborts', async () => {
-    const engine = new ScriptedEngine(SCRIPT, true);
-    const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200 });
-    const producer = new ChatStreams({ engine, logger: silentLogger, durable: buffer, detachGraceMs: 60_000 });
-    const { streamId } = await producer.start({ chat, userId: 'alice' });
-    const ac = new AbortController();
-    const reader = buffer.read(streamId, 0, ac.signal);
-    expect((await reader.next()).value).toEqual({ id: '1', event: SCRIPT[0] });
-    engine.release();
-    expect((await reader.next()).value).toEqual({ id: '2', event: SCRIPT[1] });
-    const pending = reader.next();
-    ac.abort();
-    expect((await pending).done).toBe(true);
-    producer.close();
+    it('a Redis reader follows a live stream and stops when its signal aborts', async () => {
+      const engine = new ScriptedEngine(SCRIPT, true);
+      const buffer = new RedisStreamBuffer({ redis, prefix, blockMs: 200 });
+      const producer = new ChatStreams({ engine, logger: silentLogger, durable: buffer, detachGraceMs: 60_000 });
+      const { streamId } = await producer.start({ chat, userId: 'alice' });
+      const ac = new AbortController();
+      const reader = buffer.read(streamId, 0, ac.signal);
+      expect((await reader.next()).value).toEqual({ id: '1', event: SCRIPT[0] });
+      engine.release();
+      expect((await reader.next()).value).toEqual({ id: '2', event: SCRIPT[1] });
+      const pending = reader.next();
+      ac.abort();
+      expect((await pending).done).toBe(true);
+      producer.close();
+    });
   });
 });

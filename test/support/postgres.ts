@@ -37,6 +37,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     url: url.toString(),
     pool,
     async drop() {
+      // pool.end() resolves once its clients are told to end, not once their connections closed:
+      // DROP ... WITH (FORCE) may terminate one still closing (57P01), and its idle listener then
+      // re-emits that on the pool, unhandled without a listener here.
+      pool.on('error', () => {});
       await pool.end();
       const cleaner = new pg.Client({ connectionString: serverUrl });
       await cleaner.connect();
