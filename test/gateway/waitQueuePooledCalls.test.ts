@@ -39,7 +39,7 @@ const BODIES: Record<Endpoint, unknown> = {
 };
 
 function post(endpoint: Endpoint, token: string, headers: Record<string, string> = {}): Promise<Response> {
-  const auth = endpoint === 'messages' ? { 'x-api-key': token, 'anthropic-version': '2023-06-01' } : { authorization: `Bearer ${token}` };
+  const auth: Record<string, string> = endpoint === 'messages' ? { 'x-api-key': token, 'anthropic-version': '2023-06-01' } : { authorization: `Bearer ${token}` };
   return fetch(`${gw.url}/v1/${endpoint}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', ...headers }, body: JSON.stringify(BODIES[endpoint]) });
 }
 

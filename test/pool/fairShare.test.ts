@@ -1,9 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { connectRedis, type RedisClient } from '../../server/ops/redisClient';
-import { createMemoryStore } from '../../server/pool/stores/memoryStore';
-import { createRedisStore } from '../../server/pool/stores/redisStore';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { CountingPoolStore, PickAsk, PoolDefinition } from '../../server/pool/types';
+import { poolStoresUnderTest } from '../support/poolStores';
 
 /**
  * Issue 22, fair share and the wait queue at the store: one contract for the in-process store
@@ -15,22 +12,7 @@ const T0 = 100 * WINDOW; // a bucket boundary, so use estimates are round number
 
 let now = T0;
 const clock = () => now;
-const redisClients: RedisClient[] = [];
-afterAll(async () => {
-  await Promise.all(redisClients.map((r) => r.quit()));
-});
-
-const stores: [string, () => CountingPoolStore][] = [
-  ['memory', () => createMemoryStore({ clock })],
-  ['redis', () => redisStore(inject('redisUrl'))],
-  ['Redis Cluster', () => redisStore(inject('redisClusterUrl'))],
-];
-
-function redisStore(url: string): CountingPoolStore {
-  const redis = connectRedis(url);
-  redisClients.push(redis);
-  return createRedisStore({ redis, prefix: `test-fair-${randomUUID()}`, clock });
-}
+const stores = poolStoresUnderTest('test-fair', clock);
 
 function pool(rpm: number, accounts = 1): PoolDefinition {
   const keys = Array.from({ length: accounts }, (_, i) => ({ fingerprint: `f${i}`, account: `a${i}` }));

@@ -1,11 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { poolFairnessOf } from '../../server/pool/poolFairnessOf';
-import { createMemoryStore } from '../../server/pool/stores/memoryStore';
-import { createRedisStore } from '../../server/pool/stores/redisStore';
 import type { CountingPoolStore, KeyState, PickAsk, PoolDefinition } from '../../server/pool/types';
-import type { RedisClient } from '../../server/ops/redisClient';
-import { REDIS_TOPOLOGIES } from '../support/redisTopologies';
+import { poolStoresUnderTest } from '../support/poolStores';
 
 /**
  * Issue 22: fair share and the wait queue on a pool whose keys have no configured RPM, paced
@@ -18,22 +14,7 @@ const WINDOW = 60_000;
 const T0 = 100 * WINDOW;
 let now = T0;
 const clock = () => now;
-const clients: RedisClient[] = [];
-afterAll(async () => {
-  await Promise.all(clients.map((r) => r.quit()));
-});
-
-const stores: [string, () => CountingPoolStore][] = [
-  ['memory', () => createMemoryStore({ clock })],
-  ...REDIS_TOPOLOGIES.map((topology): [string, () => CountingPoolStore] => [
-    `redis ${topology.name}`,
-    () => {
-      const redis = topology.connect();
-      clients.push(redis);
-      return createRedisStore({ redis, prefix: `test-fair-learned-${randomUUID()}`, clock });
-    },
-  ]),
-];
+const stores = poolStoresUnderTest('test-fair-learned', clock);
 
 /** No configured rpm: whatever limits the pool has are what its provider stated. */
 function pool(accounts = 1): PoolDefinition {

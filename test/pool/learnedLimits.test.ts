@@ -1,9 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { connectRedis, type RedisClient } from '../../server/ops/redisClient';
-import { createMemoryStore } from '../../server/pool/stores/memoryStore';
-import { createRedisStore } from '../../server/pool/stores/redisStore';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { CountingPoolStore, LimitObservation, PoolDefinition, PoolKey } from '../../server/pool/types';
+import { poolStoresUnderTest } from '../support/poolStores';
 
 /**
  * Issue 22, learned limits: one contract for the memory and the Redis store. What an answer
@@ -15,22 +12,7 @@ const T0 = 100 * WINDOW;
 let now = T0;
 const clock = () => now;
 
-const redisClients: RedisClient[] = [];
-afterAll(async () => {
-  await Promise.all(redisClients.map((r) => r.quit()));
-});
-
-const stores: [string, () => CountingPoolStore][] = [
-  ['memory', () => createMemoryStore({ clock })],
-  ['redis', () => redisStore(inject('redisUrl'))],
-  ['Redis Cluster', () => redisStore(inject('redisClusterUrl'))],
-];
-
-function redisStore(url: string): CountingPoolStore {
-  const redis = connectRedis(url);
-  redisClients.push(redis);
-  return createRedisStore({ redis, prefix: `test-learned-${randomUUID()}`, clock });
-}
+const stores = poolStoresUnderTest('test-learned', clock);
 
 function key(fingerprint: string, account = fingerprint): PoolKey {
   return { fingerprint, account };
