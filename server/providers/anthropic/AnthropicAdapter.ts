@@ -1,4 +1,4 @@
-import type { FinishReason, TokenUsage } from '../../../shared';
+import type { FinishReason } from '../../../shared';
 import { ProviderError } from '../ProviderError';
 import { emitEach } from '../emitEach';
 import { safeParseJson, safeParseValue } from '../http/parseJson';
@@ -7,7 +7,7 @@ import { testKeyRequest } from '../http/testKeyRequest';
 import { readAnthropicLimits } from '../http/rateLimitHeaders';
 import { firstByteLimit, headerReader, readAnswerBody, readErrorBody, type UpstreamHttp } from '../http/UpstreamHttp';
 import type { AdapterContext, AdapterEvent, AdapterSink, KeyTestResult, ProviderAdapter, UpstreamRequest } from '../types';
-import { ANTHROPIC_VERSION, anthropicMessageSchema, anthropicStreamEventSchema, type AnthropicStreamEvent, type AnthropicUsage } from './anthropicMessagesApi';
+import { ANTHROPIC_VERSION, anthropicMessageSchema, anthropicStreamEventSchema, tokenUsageOf, type AnthropicStreamEvent, type AnthropicUsage } from './anthropicMessagesApi';
 import { classifyAnthropicError, classifyAnthropicStreamError } from './classifyAnthropicError';
 import { convertToAnthropicRequest } from './convertToAnthropicRequest';
 import { mapAnthropicStopReason } from './mapAnthropicStopReason';
@@ -98,7 +98,7 @@ export class AnthropicAdapter implements ProviderAdapter {
     if (!stopped) {
       throw new ProviderError({ kind: 'transient', message: 'anthropic: stream ended before message_stop', providerCode: 'truncated' });
     }
-    await emitEach([{ type: 'usage', usage: toTokenUsage(usage) }, { type: 'done', finishReason: finishReason ?? 'stop' }], emit);
+    await emitEach([{ type: 'usage', usage: tokenUsageOf(usage) }, { type: 'done', finishReason: finishReason ?? 'stop' }], emit);
   }
 
   testKey(ctx: AdapterContext): Promise<KeyTestResult> {
@@ -179,20 +179,9 @@ function readWhole(bodyText: string, jsonViaTool: boolean): AdapterEvent[] {
     ...(reasoning ? [{ type: 'reasoning', text: reasoning } as const] : []),
     ...(text ? [{ type: 'delta', text } as const] : []),
     ...calls,
-    { type: 'usage', usage: toTokenUsage(definedOnly(message.usage)) },
+    { type: 'usage', usage: tokenUsageOf(definedOnly(message.usage)) },
     { type: 'done', finishReason: message.stop_reason ? finishOf(message.stop_reason, jsonViaTool) : 'stop' },
   ];
-}
-
-function toTokenUsage(usage: AnthropicUsage): TokenUsage {
-  const cacheRead = usage.cache_read_input_tokens ?? 0;
-  return {
-    // input_tokens excludes cache reads and cache writes; all three are input the model read.
-    inputTokens: (usage.input_tokens ?? 0) + cacheRead + (usage.cache_creation_input_tokens ?? 0),
-    outputTokens: usage.output_tokens ?? 0,
-    cachedInputTokens: cacheRead,
-    reasoningTokens: usage.output_tokens_details?.thinking_tokens ?? 0,
-  };
 }
 
 function definedOnly(usage: AnthropicUsage | null | undefined): AnthropicUsage {

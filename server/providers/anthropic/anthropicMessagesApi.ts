@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { TokenUsage } from '../../../shared';
 
 /** The Anthropic Messages API wire format (streamed and one-piece), as far as Keyrack reads it. */
 
@@ -13,6 +14,21 @@ export const anthropicUsageSchema = z.object({
   output_tokens_details: z.object({ thinking_tokens: z.number().int().nonnegative().nullish() }).nullish(),
 });
 export type AnthropicUsage = z.infer<typeof anthropicUsageSchema>;
+
+/**
+ * Anthropic's usage as the ledger counts it (the adapter's chat and the /v1/messages relay
+ * alike): input_tokens excludes cache reads and cache writes, and all three are input the model
+ * read; output_tokens includes thinking.
+ */
+export function tokenUsageOf(usage: AnthropicUsage): TokenUsage {
+  const cacheRead = usage.cache_read_input_tokens ?? 0;
+  return {
+    inputTokens: (usage.input_tokens ?? 0) + cacheRead + (usage.cache_creation_input_tokens ?? 0),
+    outputTokens: usage.output_tokens ?? 0,
+    cachedInputTokens: cacheRead,
+    reasoningTokens: usage.output_tokens_details?.thinking_tokens ?? 0,
+  };
+}
 
 export const anthropicErrorSchema = z.object({
   type: z.string().nullish(),
