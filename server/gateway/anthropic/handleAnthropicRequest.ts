@@ -7,6 +7,7 @@ import type { ResolvedModel } from '../../business/types';
 import type { PooledAttempt, PooledCallFailure } from '../../dispatch/pooledCall';
 import { ANTHROPIC_VERSION } from '../../providers/anthropic/anthropicMessagesApi';
 import { ProviderError } from '../../providers/ProviderError';
+import { withoutKey } from '../../providers/http/KeyEchoGuard';
 import { postUpstream } from '../../providers/http/postUpstream';
 import { readAnswerBody, sharedUpstreamHttp, type UpstreamHttp } from '../../providers/http/UpstreamHttp';
 import { StreamedResponse } from '../../streams/StreamedResponse';
@@ -196,7 +197,7 @@ async function serveMessages(route: 'create' | 'count', raw: unknown, headers: R
       bound: { inputTokensAtMost: route === 'count' ? 0 : promptTokensAtMost(messages), outputTokensAtMost: route === 'count' ? 0 : (body.max_tokens ?? 0) },
       attempt: async (attempt) => {
         const response = await post(attempt, endpoint, false);
-        return readWhole(await readAnswerBody(response, attempt.ctx.apiKey), body.model, route === 'count');
+        return readWhole(withoutKey(await readAnswerBody(response, attempt.ctx.apiKey), attempt.ctx.apiKey), body.model, route === 'count');
       },
     });
     // A client gone while the answer was written upstream has no one to tell.

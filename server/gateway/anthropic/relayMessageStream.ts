@@ -1,4 +1,5 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { KeyEchoGuard } from '../../providers/http/KeyEchoGuard';
 import { ProviderError } from '../../providers/ProviderError';
 import { readUpstreamBody } from '../../providers/http/UpstreamHttp';
 import { anthropicErrorSchema, type AnthropicUsage } from '../../providers/anthropic/anthropicMessagesApi';
@@ -64,6 +65,8 @@ export async function relayMessageStream({ body, apiKey, clientModel, stream, op
   let held = '';
   let blockStart = 0;
   let opened = false;
+  // Relayed as Anthropic wrote it, but never with the key in it (an echo in an error event).
+  const guard = new KeyEchoGuard(apiKey);
 
   /** While held: looks for the first event; once found, opens the stream and writes everything held. */
   const hold = (text: string): void | Promise<void> => {
@@ -85,7 +88,7 @@ export async function relayMessageStream({ body, apiKey, clientModel, stream, op
       opened = true;
       open();
       parser.feed(rest);
-      return stream.write(out) ? undefined : stream.drained();
+      return stream.write(guard.pass(out)) ? undefined : stream.drained();
     }
     if (held.length > MAX_HELD_CHARS) throw new ProviderError({ kind: 'transient', message: 'anthropic: no event in the first MiB of the stream' });
     return undefined;
@@ -98,7 +101,7 @@ export async function relayMessageStream({ body, apiKey, clientModel, stream, op
       const text = decoder.decode(chunk, { stream: true });
       if (!opened) return hold(text);
       parser.feed(text);
-      return stream.write(text) ? undefined : stream.drained();
+      return stream.write(guard.pass(text)) ? undefined : stream.drained();
     },
     () => false,
   );
@@ -108,8 +111,10 @@ export async function relayMessageStream({ body, apiKey, clientModel, stream, op
     if (!opened) throw new ProviderError({ kind: 'transient', message: 'anthropic: the stream ended before its first event', providerCode: 'truncated' });
   } else if (tail) {
     parser.feed(tail);
-    stream.write(tail);
+    stream.write(guard.pass(tail));
   }
+  const heldBack = guard.end();
+  if (heldBack) stream.write(heldBack);
   // Relayed already; thrown so the attempt is reported against the key as what it was.
   if (state.errorRelayed) throw errorOf(state.relayedError, apiKey);
   if (!state.stopped) {

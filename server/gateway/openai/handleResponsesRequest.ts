@@ -4,6 +4,7 @@ import { checkPrompt } from '../../business/checkPrompt';
 import { ESTIMATED_BYTES_PER_TOKEN, promptTokensAtMost } from '../../business/countPromptTokens';
 import type { ResolvedModel } from '../../business/types';
 import type { PooledAttempt, PooledAnswer } from '../../dispatch/pooledCall';
+import { withoutKey } from '../../providers/http/KeyEchoGuard';
 import { postUpstream } from '../../providers/http/postUpstream';
 import { readAnswerBody, sharedUpstreamHttp, type UpstreamHttp } from '../../providers/http/UpstreamHttp';
 import { ProviderError } from '../../providers/ProviderError';
@@ -97,7 +98,8 @@ export async function handleResponsesRequest(req: IncomingMessage, res: ServerRe
       stream: streamed,
     });
     if (!streamed) {
-      const answer = parseAnswer(await readAnswerBody(response, ctx.apiKey));
+      // The provider's answer as it came, but never with the key in it (see KeyEchoGuard).
+      const answer = parseAnswer(withoutKey(await readAnswerBody(response, ctx.apiKey), ctx.apiKey));
       answer.model = model.id;
       return { value: JSON.stringify(answer), usage: usageOfResponse(answer) };
     }
@@ -106,7 +108,9 @@ export async function handleResponsesRequest(req: IncomingMessage, res: ServerRe
     const out = (stream = new StreamedResponse(res));
     const relayed = await relayResponsesStream(response.body, ctx.apiKey, model.id, {
       // A full socket (a slow client) holds the upstream read back.
-      write: (frame) => {
+      write: (whole) => {
+        // Whole events: the key cannot straddle two of them.
+        const frame = withoutKey(whole, ctx.apiKey);
         events += 1;
         if (frame.startsWith(ERROR_FRAME)) relayedError = true;
         return out.write(frame) ? undefined : out.drained();
