@@ -109,7 +109,7 @@ describe('the passthrough endpoints never relay the key a provider echoed', () =
   });
 
   async function answer(path: string, token: string, body: Record<string, unknown>): Promise<string> {
-    const headers = path === '/v1/messages' ? { 'x-api-key': token, 'anthropic-version': '2023-06-01' } : { authorization: `Bearer ${token}` };
+    const headers: Record<string, string> = path === '/v1/messages' ? { 'x-api-key': token, 'anthropic-version': '2023-06-01' } : { authorization: `Bearer ${token}` };
     const res = await fetch(`${gw.url}${path}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return `${res.status} ${[...res.headers].join(' ')} ${await res.text()}`;
   }
