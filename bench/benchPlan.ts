@@ -53,7 +53,7 @@ export const TARGETS = {
   /**
    * Picks on a local 3-master Redis Cluster, pools spread one per master, against one Redis
    * (issue 22). On 2 cores the masters and the picker share the cores one Redis had (no gain to
-   * expect), and a cluster connection does not coalesce writes: what a cluster may cost.
+   * expect): what a cluster may cost.
    */
   clusterPicksVsSingleNode: 0.8,
   /** "100 MB", read as SI megabytes (95.4 MiB): the stricter reading. */

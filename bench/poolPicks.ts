@@ -95,8 +95,8 @@ const memoryPicksPerS = await sequentialRate(acquireMemory);
 
 /**
  * Picks on the Redis store over the connection the gateway's pool store uses (createGateway):
- * writes coalesced per turn on a single node; on a cluster createGatewayRedis leaves them as
- * ioredis sends them. `poolIds(redis)` names the pools the in-flight picks share.
+ * writes coalesced per turn (on a cluster, per node connection). `poolIds(redis)` names the
+ * pools the in-flight picks share.
  */
 async function redisRate(url: string, poolIds: (redis: RedisClient, prefix: string) => Promise<string[]>) {
   const redis = createGatewayRedis(url, { role: 'pool', coalesceWrites: true });

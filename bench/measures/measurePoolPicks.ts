@@ -49,7 +49,7 @@ export async function measurePoolPicks(stack: BenchStack, children: ChildProcess
   const vsSingle = cluster.spreadPicksPerS / picks.redisPicksPerS;
   report.add({
     section: 5,
-    measure: `Key picks/s in one process, Redis store on a local 3-master Redis Cluster (${cluster.pools} pools, one per master; ${picks.redisInFlight} in flight shared among them; writes not coalesced, as createGatewayRedis does on a cluster)`,
+    measure: `Key picks/s in one process, Redis store on a local 3-master Redis Cluster (${cluster.pools} pools, one per master; ${picks.redisInFlight} in flight shared among them; writes coalesced per turn on each node, as in the gateway)`,
     keyrack: `${perSecond(cluster.spreadPicksPerS)} = ${percent(vsSingle)} of the single-node Redis figure (same run)`,
     baseline: `single node (row above) ${perSecond(picks.redisPicksPerS)}; one pool on the cluster ${perSecond(cluster.onePoolPicksPerS)} (${percent(cluster.onePoolPicksPerS / picks.redisPicksPerS)}); picker CPU per pick ${cpuUs(cluster.spreadCpuUsPerPick)} on the cluster, ${cpuUs(picks.redisCpuUsPerPick)} on the single node`,
     target: `>= ${percent(TARGETS.clusterPicksVsSingleNode)} of the single-node figure`,

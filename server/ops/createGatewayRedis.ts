@@ -77,12 +77,13 @@ export function createGatewayRedis(url: string, options: GatewayRedisOptions = {
   const target = parseRedisTarget(url, options.cluster);
   let redis: RedisClient;
   if (target.kind === 'cluster') {
-    // Issue 22. Coalescing is off on a cluster: CoalescingRedis corks one socket, a Cluster
-    // writes to one per node (each is a plain Redis ioredis makes); its commands go out as
-    // ioredis sends them. The stall guard covers the cluster as a whole: one command timing
-    // out on any node makes every command fail fast until a ping (to any node) is answered.
+    // Issue 22. A Cluster writes to one socket per node, each a plain Redis that ioredis makes:
+    // coalescing corks each node's socket for the turn as it joins (coalesceNodeWrites). The
+    // stall guard covers the cluster as a whole: one command timing out on any node makes
+    // every command fail fast until a ping (to any node) is answered.
     const clusterOptions = clusterOptionsFrom({ ...gatewayRedisOptions(options), ...options.redisOptions, ...target.redisOptions });
     const cluster = guarded ? new StallGuardedCluster(target.nodes, clusterOptions) : new Cluster(target.nodes, clusterOptions);
+    if (options.coalesceWrites) cluster.on('+node', (node: Redis) => coalesceNodeWrites(node));
     if (cluster instanceof StallGuardedCluster) cluster.configureStallGuard(stallSettings);
     if (options.duplicateCommandTimeoutMs !== undefined) setDuplicateDefaults(cluster, { commandTimeout: options.duplicateCommandTimeoutMs });
     redis = cluster;
@@ -123,25 +124,42 @@ export function createGatewayRedis(url: string, options: GatewayRedisOptions = {
  * when bytes reach the socket moves, never their order.
  */
 export class CoalescingRedis extends Redis {
-  private corked: Socket | null = null;
-  private readonly uncork = (): void => {
-    const socket = this.corked;
-    this.corked = null;
-    socket?.uncork();
-  };
+  private readonly cork = socketCorker();
 
   override sendCommand(...args: Parameters<Redis['sendCommand']>): ReturnType<Redis['sendCommand']> {
     // Only writes to the connection's own socket (a command given a stream is a pipeline's).
-    if (this.corked === null && args[1] === undefined && this.status === 'ready') {
-      const socket = this.stream as Socket | undefined;
-      if (socket?.writable) {
-        socket.cork();
-        this.corked = socket;
-        setImmediate(this.uncork);
-      }
-    }
+    if (args[1] === undefined && this.status === 'ready') this.cork(this.stream as Socket | undefined);
     return super.sendCommand(...args);
   }
+}
+
+/**
+ * CoalescingRedis's corking on a node connection a Cluster made (the Cluster builds plain Redis
+ * objects itself, so the node's own sendCommand is wrapped instead of its class chosen).
+ */
+export function coalesceNodeWrites(node: Redis): void {
+  const cork = socketCorker();
+  const send = node.sendCommand.bind(node);
+  node.sendCommand = (...args: Parameters<Redis['sendCommand']>) => {
+    if (args[1] === undefined && node.status === 'ready') cork(node.stream as Socket | undefined);
+    return send(...args);
+  };
+}
+
+/** Corks a socket for the rest of this turn of the event loop (one at a time; a no-op while corked). */
+function socketCorker(): (socket: Socket | undefined) => void {
+  let corked: Socket | null = null;
+  const uncork = (): void => {
+    const socket = corked;
+    corked = null;
+    socket?.uncork();
+  };
+  return (socket) => {
+    if (corked !== null || !socket?.writable) return;
+    socket.cork();
+    corked = socket;
+    setImmediate(uncork);
+  };
 }
 
 /** Whether a connection made with failFastWhenStalled currently refuses commands (false for any other). */

@@ -1,8 +1,10 @@
 import type { Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createGatewayRedis, CoalescingRedis } from '../../server/ops/createGatewayRedis';
 import { startRedisServer, type RedisServer } from '../support/redisServer';
 import { waitFor } from './waitFor';
+import calculateSlot from 'cluster-key-slot';
 
 /**
  * Issue #8: the pool connection sends what one turn of the event loop asks for in one socket
@@ -73,4 +75,34 @@ describe('CoalescingRedis', () => {
       redis.disconnect();
     }
   });
+
+  it('on a Redis Cluster (issue 22): each node connection writes a turn of its commands together', async () => {
+    const cluster = createGatewayRedis(inject('redisClusterUrl'), { coalesceWrites: true }) as Cluster;
+    try {
+      await waitFor(() => cluster.status === 'ready', 'the cluster connection');
+      // Two keys in different slots (so, with three masters, most likely on different nodes),
+      // asked once first so that the connections of their nodes exist and are ready.
+      const keys = ['coalesce:{a}', 'coalesce:{b}'];
+      await Promise.all(keys.map((k) => cluster.del(k)));
+      const serving = new Set(keys.map((k) => cluster.slots[calculateSlot(k)]![0]!));
+      let writes = 0;
+      for (const node of cluster.nodes('master').filter((n) => serving.has(`${n.options.host}:${n.options.port}`))) {
+        await waitFor(() => node.status === 'ready', 'a node connection');
+        const spy = node.stream as unknown as { _writev: (...a: unknown[]) => unknown; _write: (...a: unknown[]) => unknown };
+        const [writev, write] = [spy._writev.bind(node.stream), spy._write.bind(node.stream)];
+        spy._writev = (...a) => ((writes += 1), writev(...a));
+        spy._write = (...a) => ((writes += 1), write(...a));
+      }
+      await nextTurn();
+      const replies = keys.flatMap((k) => Array.from({ length: 20 }, (_, i) => cluster.incrby(k, i + 1)));
+      const values = await Promise.all(replies);
+      // One write per node that had commands, not one per command; replies in order per key.
+      expect(writes).toBe(serving.size);
+      const sums = Array.from({ length: 20 }, (_, i) => ((i + 1) * (i + 2)) / 2);
+      expect(values).toEqual([...sums, ...sums]);
+    } finally {
+      cluster.disconnect();
+    }
+  });
 });
+
