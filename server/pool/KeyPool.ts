@@ -362,7 +362,7 @@ export class KeyPool {
       if (account.usable && account.rpm > 0) capacityRpm += Math.max(0, account.rpm - account.requests);
     }
     // Issue 22: users' shares and the queue, where the pool has either.
-    const fairness = this.store.fairness && (config.rpm > 0 || (config.queueMax ?? 0) > 0 || states.some((s) => s.learned?.requests)) ? poolFairnessOf(await this.store.fairness(pool.definition), config, states) : {};
+    const fairness = this.store.fairness && (config.rpm > 0 || (config.queueMax ?? 0) > 0 || states.some((s) => s.learned?.requests?.limit != null)) ? poolFairnessOf(await this.store.fairness(pool.definition), config, states) : {};
     return {
       ...fairness,
       provider: config.provider,

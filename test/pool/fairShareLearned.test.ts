@@ -51,6 +51,13 @@ describe.each(stores)('issue 22: fair share of a learned capacity (%s store)', (
     expect(await served(def, 'light', 5)).toBe(5);
   });
 
+  it('a pool stated only a token limit (as most answers state one) counts no user: no share, no cost', async () => {
+    const def = pool();
+    await store.record(def, 'f0', { kind: 'success', tokens: 0, limits: { sinceMs: 0, tokens: { limit: 1_000_000 } } });
+    expect((await store.pick(def, { user: 'ann' })).ok).toBe(true);
+    expect((await store.fairness!(def)).users).toEqual([]);
+  });
+
   it('a waiter behind another is told when its own slot of the learned window frees', async () => {
     const def = pool();
     await learn(store, def, 'f0', 2);

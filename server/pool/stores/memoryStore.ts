@@ -154,9 +154,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     return true;
   }
 
-  /** Whether an account of the pool learned limits (pick.lua reads the same from its meta hash). */
-  function anyLearned(v: View): boolean {
-    return v.accountOfKey.some((account) => account.learned !== null);
+  /** Whether an account of the pool was stated a requests limit (pick.lua reads the same from its meta hash). */
+  function anyRequestsLimit(v: View): boolean {
+    return v.accountOfKey.some((account) => account.learned?.requests?.limit != null);
   }
 
   /** The requests limit in force for the account: configured, or corrected / stated by its provider. */
@@ -213,8 +213,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
     const weight = ask?.weight ?? 1;
     const queueMax = ask?.queueMax ?? 0;
     const waitMs = Math.max(0, Math.floor(ask?.waitMs ?? 0));
-    // As pick.lua: fair share needs a requests limit, configured or learned by an account.
-    const fairOn = user !== '' && (pool.rpm > 0 || anyLearned(v));
+    // As pick.lua: fair share needs a requests limit, configured or stated to an account.
+    const fairOn = user !== '' && (pool.rpm > 0 || anyRequestsLimit(v));
     const scarce = fairOn && fs.scarceAt > now - 2 * pool.windowMs;
     let hold = false;
     let ahead = 0;
@@ -324,7 +324,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): CountingPoo
       return v.granted[chosen]!;
     }
     if (!anyEnabled) return NO_KEYS;
-    if (pool.rpm > 0 || pool.tpm > 0 || anyLearned(v)) fs.scarceAt = now;
+    if (pool.rpm > 0 || pool.tpm > 0 || anyRequestsLimit(v)) fs.scarceAt = now;
     if (fairOn) noteAsked(fs, user, weight, now);
     let wait = Infinity;
     for (let i = 0; i < n; i++) {

@@ -156,7 +156,7 @@ end
 local function loadMeta(meta, now)
   local fields = redis.call('HGETALL', meta)
   local disabled, cooling, reasons, learned = {}, {}, {}, {}
-  local anyLearned = false
+  local anyLearned, anyRequestsLimit = false, false
   local cursor, seq, lastUntil = 0, 0, now
   -- Issue 22 (fair.lua): 'q' while the wait queue may hold someone, 'fs' the last refusal for
   -- lack of capacity. Read here, with the rest, so a pick with an empty queue costs no extra call.
@@ -183,11 +183,13 @@ local function loadMeta(meta, now)
     elseif p == 'l:' then
       learned[string.sub(f, 3)] = v
       anyLearned = true
+      -- A stated requests limit (the first field, see parseLearned, is set: no leading '|').
+      if string.byte(v, 1) ~= 124 then anyRequestsLimit = true end
     elseif f == 'q' then
       queued = true
     elseif f == 'fs' then
       scarceAt = tonumber(v)
     end
   end
-  return { disabled = disabled, cooling = cooling, reasons = reasons, learned = learned, anyLearned = anyLearned, cursor = cursor, seq = seq, lastUntil = lastUntil, queued = queued, scarceAt = scarceAt }
+  return { disabled = disabled, cooling = cooling, reasons = reasons, learned = learned, anyLearned = anyLearned, anyRequestsLimit = anyRequestsLimit, cursor = cursor, seq = seq, lastUntil = lastUntil, queued = queued, scarceAt = scarceAt }
 end

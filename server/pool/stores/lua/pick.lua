@@ -87,8 +87,9 @@ local function rpmOf(a)
   local l = learnedOf(a)
   return l and effectiveLimit(rpm, l[1]) or rpm
 end
--- Fair share counts requests, so it needs a requests limit: configured, or learned by an account.
-local fairOn = user ~= '' and (rpm > 0 or anyLearned)
+-- Fair share counts requests, so it needs a requests limit: configured, or stated to an account
+-- (a pool with only a learned token limit, as most answers state one, has no share to compute).
+local fairOn = user ~= '' and (rpm > 0 or state.anyRequestsLimit)
 local scarce = fairOn and state.scarceAt > now - 2 * windowMs
 
 local requestCount, tokenSum, usableMemo = {}, {}, {}
@@ -290,7 +291,7 @@ if hold then
 end
 
 if not anyEnabled then return {-1} end
-if rpm > 0 or tpm > 0 or anyLearned then redis.call('HSET', meta, 'fs', fmt(now)) end
+if rpm > 0 or tpm > 0 or state.anyRequestsLimit then redis.call('HSET', meta, 'fs', fmt(now)) end
 if fairOn then redis.call('HSET', fairKey, 'w:' .. user, weight, 'a:' .. user, fmt(now)) end
 
 -- Busy: the soonest moment any enabled key's account frees up.
